@@ -1,0 +1,47 @@
+"""Test-wide JAX settings: 4 fake CPU devices and the persistent compilation cache.
+
+Set here (not at import of the package) so that library code has no import-time side
+effects. Four devices make sharding bugs show up on a laptop (STYLE.md, "Tests").
+"""
+
+import os
+import pathlib
+
+import jax
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_compilation_cache_dir", os.environ.get(
+    "RELIGHT_JAX_CACHE_DIR", str(_REPO / ".jax_cache")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """TFDS data_dir holding a freshly built `vidit/synthetic_tiny` (rendered, seconds)."""
+  import tensorflow_datasets as tfds
+
+  from relight_jax.datasets import vidit  # noqa: F401  registers the builder
+
+  data_dir = tmp_path_factory.mktemp("tfds")
+  tfds.builder("vidit/synthetic_tiny", data_dir=str(data_dir)).download_and_prepare()
+  return str(data_dir)
+
+
+def load_config(name, arg="smoke", **overrides):
+  """Loads configs/<name>.py with a config string, then applies dotted overrides."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location(name, _REPO / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg)
+  with config.unlocked():
+    for dotted, value in overrides.items():
+      section, key = dotted.split(".")
+      config[section][key] = value
+  return config

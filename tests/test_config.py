@@ -1,0 +1,65 @@
+"""Config strings, presets and config files."""
+
+import pytest
+from conftest import load_config
+
+from relight_jax import config_utils
+
+MODELS = ("envmap", "envmap_scene", "illumination_predictor")
+
+
+def test_parse_arg_types_and_presets():
+  args = config_utils.parse_arg("preset=paper,gan=True,data=synthetic,steps=7")
+  assert args == config_utils.ConfigArgs(preset="paper", gan=True, data="synthetic", steps=7)
+  assert config_utils.parse_arg("smoke,bf16") == config_utils.ConfigArgs(preset="smoke", bf16=True)
+  assert config_utils.parse_arg(None) == config_utils.ConfigArgs()
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("colour=1", "unknown config argument 'colour'"),
+    ("preset=huge", "unknown preset 'huge'"),
+    ("gan=maybe", "expected a boolean"),
+    ("steps=ten", "expected an integer"),
+    ("wat", "neither key=value"),
+])
+def test_parse_arg_errors_name_the_problem(arg, message):
+  with pytest.raises(ValueError, match=message):
+    config_utils.parse_arg(arg)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_config_builds_each_preset(name):
+  for preset in config_utils.PRESETS:
+    config = load_config(name, preset)
+    assert config.model.name == name
+  paper = load_config(name, "preset=paper,bf16,gan=True")
+  assert (paper.data.image_size, paper.model.width) == (256, 1.0)
+  assert paper.model.dtype == "bfloat16" and paper.train.gan and paper.loss.gan_weight > 0
+  assert load_config(name, "data=synthetic_tiny").data.name == "vidit/synthetic_tiny"
+
+
+def test_config_is_locked_against_typos():
+  config = load_config("envmap")
+  with pytest.raises(AttributeError):
+    config.train.learnig_rate = 1.0
+
+
+def test_loss_section_rejects_unknown_weight():
+  with pytest.raises(ValueError, match="unknown loss weight 'envmap_wieght'"):
+    config_utils.loss_section("l1", envmap_wieght=1.0)
+
+
+def test_save_and_load_config_round_trip(tmp_path):
+  config = load_config("envmap", "smoke")
+  config_utils.save_config(config, tmp_path / "config.json")
+  loaded = config_utils.load_config(tmp_path / "config.json")
+  assert loaded.to_dict() == config.to_dict()
+  assert isinstance(loaded.model.predictor_hidden, tuple)
+
+
+def test_load_config_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="training workdir"):
+    config_utils.load_config(tmp_path / "missing.json")
+  (tmp_path / "bad.json").write_text("{not json")
+  with pytest.raises(ValueError, match="not valid JSON"):
+    config_utils.load_config(tmp_path / "bad.json")
