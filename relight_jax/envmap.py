@@ -1,0 +1,179 @@
+"""Generated ground-truth environment maps from a light's (temperature, direction) (report §3.4).
+
+VIDIT has no environment maps, so the report generated "ground-truth" 16x32 lat-long
+envmaps from the known light: the colour from the colour temperature (colour-science),
+the brightness a Gaussian bump with σ = 10% of the map height centred on the horizon at
+the light's azimuth. The envmap models learn to predict these in their latent
+(`models/latent.py`); `objectives.py` compares them with Le (eq. 2).
+
+Conventions (the direction convention is `lights.py`'s, the one for the whole project):
+  * Colour: CCT -> CIE xy on the Planckian locus (`CCT_to_xy`, method "Kang 2002"; the
+    default "CIE Illuminant D Series" is defined only from 4000 K and VIDIT goes down
+    to 2500 K) -> XYZ with Y = 1 -> sRGB (gamma-encoded, like the images), negatives
+    clipped, divided by the largest channel: only chromaticity changes with temperature.
+  * Column: the map's horizontal axis is azimuth, column = azimuth / 360 deg * width
+    (N at column 0, E at 8, S at 16, W at 24 for 32 columns), wrapping around.
+  * Row: the bump is centred on the horizon, halfway down the map ((height - 1) / 2 in
+    row indices: between rows 7 and 8 of 16).
+  * Brightness: exp(-r² / (2σ²)), σ = 0.1 * height = 1.6 px, r the wrapped pixel distance.
+    The original code used exp(-r / (2σ²)) (r, not r²): a wider, non-Gaussian blob.
+  * RGB form [16, 32, 3] = colour * brightness; HSV form [2 + 16*32] = (hue in turns
+    [0, 1), saturation, the 512 row-major values = brightness * max channel).
+
+Maps are cached per (temperature, direction): the input pipeline asks for every triplet.
+"""
+
+import colorsys
+import functools
+import os
+import tempfile
+
+import colour
+import numpy as np
+from PIL import Image
+
+from relight_jax import lights
+
+ENVMAP_HEIGHT = 16
+ENVMAP_WIDTH = 32
+# Report §3.4: σ equal to 10% of the environment map height.
+SIGMA_FRACTION_OF_HEIGHT = 0.1
+
+
+@functools.cache
+def _light_rgb(temperature_k: float) -> tuple[float, float, float]:
+  xy = colour.temperature.CCT_to_xy(float(temperature_k), method="Kang 2002")
+  rgb = np.clip(colour.XYZ_to_sRGB(colour.xy_to_XYZ(xy)), 0.0, None)
+  return tuple(float(c) for c in rgb / rgb.max())
+
+
+def light_rgb(temperature_k: float) -> np.ndarray:
+  """sRGB colour of a light of a colour temperature, largest channel 1.
+
+  Args:
+    temperature_k: colour temperature in kelvin, in [1667, 25000] (Kang 2002's range).
+
+  Returns:
+    np.float32 [3].
+  """
+  if not 1667 <= float(temperature_k) <= 25000:
+    raise ValueError(f"colour temperature {temperature_k!r} K is outside [1667, 25000] K")
+  return np.asarray(_light_rgb(float(temperature_k)), np.float32)
+
+
+def brightness(direction_index: int, height: int = ENVMAP_HEIGHT,
+               width: int = ENVMAP_WIDTH) -> np.ndarray:
+  """Gaussian brightness bump of a light direction (report §3.4), float64 [height, width].
+
+  Args:
+    direction_index: 0..7 (N, NE, ..., NW; `lights.DIRECTIONS`).
+    height, width: map size.
+  """
+  if not 0 <= int(direction_index) < lights.NUM_DIRECTIONS:
+    raise ValueError(f"direction index {direction_index!r} is not in "
+                     f"0..{lights.NUM_DIRECTIONS - 1} ({lights.DIRECTIONS})")
+  sigma = SIGMA_FRACTION_OF_HEIGHT * height
+  column = float(lights.azimuth_deg(direction_index)) / 360.0 * width
+  row = (height - 1) / 2.0
+  dx = np.abs(np.arange(width) - column)
+  dx = np.minimum(dx, width - dx)  # The map wraps around horizontally (azimuth).
+  dy = np.arange(height) - row
+  return np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2.0 * sigma**2))
+
+
+@functools.cache
+def _envmaps(temperature_k: float, direction_index: int) -> tuple[np.ndarray, np.ndarray]:
+  rgb_colour = light_rgb(temperature_k).astype(np.float64)
+  bump = brightness(direction_index)
+  rgb = (bump[..., None] * rgb_colour).astype(np.float32)  # [16, 32, 3]
+  hue, saturation, value = colorsys.rgb_to_hsv(*rgb_colour)
+  hsv = np.concatenate([[hue, saturation], (bump * value).reshape(-1)]).astype(np.float32)
+  rgb.flags.writeable = False  # Cached: callers must not modify the shared arrays.
+  hsv.flags.writeable = False
+  return rgb, hsv
+
+
+def envmap_rgb(temperature_k: float, direction_index: int) -> np.ndarray:
+  """Ground-truth RGB envmap of a light, np.float32 [16, 32, 3] (read-only, cached).
+
+  Args:
+    temperature_k: colour temperature in kelvin (e.g. one of lights.TEMPERATURES_K).
+    direction_index: 0..7 in lights.DIRECTIONS order.
+  """
+  return _envmaps(float(temperature_k), int(direction_index))[0]
+
+
+def envmap_hsv(temperature_k: float, direction_index: int) -> np.ndarray:
+  """Ground-truth HSV envmap vector of a light, np.float32 [514] (read-only, cached).
+
+  (hue in turns [0, 1), saturation, 16 * 32 row-major values) as the "Envmap + scene"
+  model predicts it (report §3.4).
+  """
+  return _envmaps(float(temperature_k), int(direction_index))[1]
+
+
+def batch_envmaps(temperatures, directions) -> tuple[np.ndarray, np.ndarray]:
+  """Envmaps of a batch of lights.
+
+  Args:
+    temperatures: [B] colour temperatures in kelvin.
+    directions: [B] direction indices 0..7.
+
+  Returns:
+    (rgb np.float32 [B, 16, 32, 3], hsv np.float32 [B, 514]).
+  """
+  temperatures = np.asarray(temperatures).reshape(-1)
+  directions = np.asarray(directions).reshape(-1)
+  if temperatures.shape != directions.shape:
+    raise ValueError(f"batch_envmaps: {temperatures.shape[0]} temperatures but "
+                     f"{directions.shape[0]} directions")
+  pairs = [_envmaps(float(t), int(d)) for t, d in zip(temperatures, directions, strict=True)]
+  if not pairs:
+    return (np.zeros((0, ENVMAP_HEIGHT, ENVMAP_WIDTH, 3), np.float32),
+            np.zeros((0, 2 + ENVMAP_HEIGHT * ENVMAP_WIDTH), np.float32))
+  return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def envmap_sheet(scale: int = 4, gap: int = 2) -> np.ndarray:
+  """The 40 envmaps in one uint8 image: rows = temperatures, columns = directions (N first).
+
+  Args:
+    scale: nearest-neighbour upscaling of each 16x32 map.
+    gap: grey pixels between maps.
+
+  Returns:
+    np.uint8 [5 * (16 * scale + gap) + gap, 8 * (32 * scale + gap) + gap, 3].
+  """
+  cell_h, cell_w = ENVMAP_HEIGHT * scale, ENVMAP_WIDTH * scale
+  sheet = np.full((lights.NUM_TEMPERATURES * (cell_h + gap) + gap,
+                   lights.NUM_DIRECTIONS * (cell_w + gap) + gap, 3), 128, np.uint8)
+  for t, temperature in enumerate(lights.TEMPERATURES_K):
+    for d in range(lights.NUM_DIRECTIONS):
+      cell = np.kron(envmap_rgb(temperature, d), np.ones((scale, scale, 1)))
+      top, left = gap + t * (cell_h + gap), gap + d * (cell_w + gap)
+      sheet[top:top + cell_h, left:left + cell_w] = np.round(255 * np.clip(cell, 0, 1))
+  return sheet
+
+
+def write_envmap_sheet(path: str, scale: int = 4) -> str:
+  """Writes envmap_sheet() as a PNG, atomically (temp file in the same folder + rename).
+
+  Args:
+    path: output .png path; its folder is created if missing.
+    scale: upscaling of each map.
+
+  Returns:
+    The path written.
+  """
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp_path = tempfile.mkstemp(suffix=".png", dir=folder)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      Image.fromarray(envmap_sheet(scale)).save(f, format="PNG")
+    os.replace(tmp_path, path)
+  except BaseException:
+    if os.path.exists(tmp_path):
+      os.remove(tmp_path)
+    raise
+  return path

@@ -1,0 +1,170 @@
+"""Per-model training objectives: the report's losses composed for each variant (report §3.4).
+
+  envmap                  Lr (reconstruction, ℓ1 in the report) + Le (eq. 2) on the
+                          predicted envmaps of I and T (and G when it was encoded).
+  envmap_scene            LPIPS reconstruction + cosine hue + MSE saturation + Le on the
+                          512 envmap values, on I and T (and G when encoded).
+  illumination_predictor  ℓ2 reconstruction + Lc + Ld averaged over I, T and G (the
+                          original code's average; G must be encoded).
+
+The reconstruction term is picked by `loss.reconstruction` ('l1' | 'l2' | 'lpips') so
+ablations need no code. `NEEDS_GROUND_TRUTH_LATENT` tells the train step whether to
+pass G to the model: encoding it cost the original ~19% of its forward pass for models
+whose losses never read its latent.
+"""
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import ml_collections
+
+from relight_jax import lights, losses
+
+# Whether a model's loss reads the ground truth's latent (then the train step must call
+# the model with ground_truth=G). Envmap models supervise I's and T's envmaps only (the
+# original's GroundtruthEnvmapSwapNet encoded just I and T).
+NEEDS_GROUND_TRUTH_LATENT = {
+    "envmap": False,
+    "envmap_scene": False,
+    "illumination_predictor": True,
+}
+
+_ROLES = ("input", "target", "ground_truth")
+
+
+def _encoded_roles(outputs):
+  """The roles (input, target, ground_truth) whose latents are in the model outputs."""
+  return [role for role in _ROLES if f"{role}_light" in outputs]
+
+
+def _reconstruction(outputs, batch, loss_config, lpips_fn):
+  name = loss_config.reconstruction
+  relit, ground_truth = outputs["relit"], batch["ground_truth"]
+  if name == "l1":
+    return losses.l1(relit, ground_truth)
+  if name == "l2":
+    return losses.l2(relit, ground_truth)
+  if name == "lpips":
+    if lpips_fn is None:
+      return losses.lpips_loss(relit, ground_truth, loss_config.lpips_net)
+    return jnp.mean(lpips_fn(relit, ground_truth))
+  raise ValueError(f"loss.reconstruction={name!r} is not one of 'l1', 'l2', 'lpips'")
+
+
+def _envmap_terms(outputs, batch, loss_config):
+  roles = _encoded_roles(outputs)
+  envmap = sum(losses.log_l2(outputs[f"{role}_envmap"], batch[f"{role}_envmap"])
+               for role in roles) / len(roles)
+  return {"envmap": (loss_config.envmap_weight, envmap)}
+
+
+def _envmap_scene_terms(outputs, batch, loss_config):
+  roles = _encoded_roles(outputs)
+  per_role = [losses.hsv_envmap_losses(outputs[f"{role}_envmap_hsv"],
+                                       batch[f"{role}_envmap_hsv"]) for role in roles]
+  mean = lambda key: sum(terms[key] for terms in per_role) / len(roles)
+  return {
+      "hue": (loss_config.hue_weight, mean("hue")),
+      "saturation": (loss_config.saturation_weight, mean("saturation")),
+      "value": (loss_config.value_weight, mean("value")),
+  }
+
+
+def _illumination_predictor_terms(outputs, batch, loss_config):
+  roles = _encoded_roles(outputs)
+  if "ground_truth" not in roles:
+    raise ValueError("illumination_predictor's loss averages Lc and Ld over I, T and G: "
+                     "call the model with ground_truth (NEEDS_GROUND_TRUTH_LATENT)")
+  # Direction indices -> azimuth in degrees through the project's single convention.
+  azimuths = jnp.asarray(lights.DIRECTION_AZIMUTHS_DEG, jnp.float32)
+  temperature = direction = 0.0
+  for role in roles:
+    prediction = outputs[f"{role}_prediction"]  # [b, 2] = (direction deg, temperature K)
+    direction += losses.direction_loss(azimuths[batch[f"{role}_direction"]], prediction[:, 0])
+    temperature += losses.temperature_loss(batch[f"{role}_temperature"], prediction[:, 1])
+  return {
+      "temperature": (loss_config.temperature_weight, temperature / len(roles)),
+      "direction": (loss_config.direction_weight, direction / len(roles)),
+  }
+
+
+# model.name -> the model's latent loss terms {name: (weight, value)}.
+LATENT_TERMS: dict[str, Callable] = {
+    "envmap": _envmap_terms,
+    "envmap_scene": _envmap_scene_terms,
+    "illumination_predictor": _illumination_predictor_terms,
+}
+
+
+def compute_losses(model_name: str, outputs: dict, batch: dict,
+                   loss_config: ml_collections.ConfigDict, *,
+                   lpips_fn: Callable | None = None,
+                   discriminator_fake_logits=None):
+  """Composes a model's training loss (report §3.4); pure and jit-able.
+
+  Args:
+    model_name: a key of LATENT_TERMS ('envmap' | 'envmap_scene' |
+      'illumination_predictor').
+    outputs: the Relighter's output dict ("relit" and the role-prefixed latents).
+    batch: the input pipeline's batch (ground_truth, *_envmap, *_envmap_hsv,
+      *_temperature, *_direction).
+    loss_config: the config's `loss` section (reconstruction, reconstruction_weight,
+      envmap_weight, hue_weight, saturation_weight, value_weight, temperature_weight,
+      direction_weight, lpips_net, gan_weight).
+    lpips_fn: optional per-example LPIPS (images in [0, 1] -> [b]); defaults to
+      `losses.lpips_distance` with `loss.lpips_net`.
+    discriminator_fake_logits: the discriminator's logits on the relit images when a GAN
+      is trained; adds gan_weight * LSGAN generator loss.
+
+  Returns:
+    (total_loss scalar, dict of the unweighted terms and "total").
+  """
+  if model_name not in LATENT_TERMS:
+    raise ValueError(f"model name {model_name!r} is not one of {sorted(LATENT_TERMS)}")
+  terms = {"reconstruction": (loss_config.reconstruction_weight,
+                              _reconstruction(outputs, batch, loss_config, lpips_fn))}
+  terms.update(LATENT_TERMS[model_name](outputs, batch, loss_config))
+  if discriminator_fake_logits is not None:
+    terms["generator_gan"] = (loss_config.gan_weight,
+                              losses.lsgan_generator_loss(discriminator_fake_logits))
+  total = sum(weight * value for weight, value in terms.values())
+  values = {name: value for name, (_, value) in terms.items()}
+  values["total"] = total
+  return total, values
+
+
+def discriminator_loss(real_logits, fake_logits):
+  """LSGAN discriminator loss on the PatchGAN logits of G (real) and Ĝ (fake)."""
+  return losses.lsgan_discriminator_loss(real_logits, fake_logits)
+
+
+def generator_gan_loss(fake_logits):
+  """LSGAN generator term on the PatchGAN logits of Ĝ (weighted by loss.gan_weight)."""
+  return losses.lsgan_generator_loss(fake_logits)
+
+
+def default_loss_config(model_name: str) -> ml_collections.ConfigDict:
+  """The `loss` section for a model as in the report (configs copy it).
+
+  Args:
+    model_name: a key of LATENT_TERMS.
+
+  Returns:
+    ConfigDict with every key compute_losses reads.
+  """
+  if model_name not in LATENT_TERMS:
+    raise ValueError(f"model name {model_name!r} is not one of {sorted(LATENT_TERMS)}")
+  config = ml_collections.ConfigDict()
+  # Report §3.4: ℓ1 for Envmap, LPIPS for Envmap + scene, ℓ2 for IlluminationPredicter.
+  config.reconstruction = {"envmap": "l1", "envmap_scene": "lpips",
+                           "illumination_predictor": "l2"}[model_name]
+  config.reconstruction_weight = 1.0
+  config.envmap_weight = 1.0  # Le on RGB envmaps (envmap).
+  config.hue_weight = 1.0  # envmap_scene: cosine hue.
+  config.saturation_weight = 1.0  # envmap_scene: MSE saturation.
+  config.value_weight = 1.0  # envmap_scene: Le on the envmap values.
+  config.temperature_weight = 1.0  # illumination_predictor: Lc.
+  config.direction_weight = 1.0  # illumination_predictor: Ld.
+  config.lpips_net = "alex"  # 'alex' | 'vgg'.
+  config.gan_weight = 0.0  # Generator adversarial term when a discriminator is used.
+  return config
