@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): throughput and timing scripts run as `python -m bench.<name>`."""
