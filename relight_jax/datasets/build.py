@@ -1,0 +1,89 @@
+r"""Builds a `vidit` dataset config with the TFDS Python API (no apache_beam needed).
+
+The `tfds build` command line imports apache_beam even for `--help`, so this thin CLI
+calls `builder.download_and_prepare` instead and reports how long it took:
+
+  python -m relight_jax.datasets.build vidit/synthetic_small --data_dir=data/tfds
+  python -m relight_jax.datasets.build vidit/full_256 --data_dir=data/tfds \
+      --manual_dir=data/manual/vidit
+
+Builder configs are listed in `relight_jax/datasets/vidit/README.md`.
+"""
+
+import os
+import time
+
+import tensorflow_datasets as tfds
+from absl import app, flags, logging
+
+from relight_jax.datasets import vidit
+from relight_jax.datasets.vidit import configs
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines this CLI's flags (not at import: preview.py and demos import `build`)."""
+  flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir to build into.")
+  flags.DEFINE_string("manual_dir", None, "Folder holding real VIDIT files or zips "
+                      "(default: <data_dir>/downloads/manual).")
+  flags.DEFINE_integer("render_workers", None,
+                       "Processes rendering synthetic scenes (default: all cores).")
+  flags.DEFINE_bool("overwrite", False, "Rebuild even if the dataset is already built.")
+
+
+def build(config: str, data_dir: str, manual_dir: str | None = None,
+          render_workers: int | None = None, overwrite: bool = False) -> dict:
+  """Builds `vidit/<config>` into `data_dir`.
+
+  Args:
+    config: builder config name.
+    data_dir: TFDS data dir.
+    manual_dir: real VIDIT folder (real configs only).
+    render_workers: synthetic rendering processes (None: all cores).
+    overwrite: rebuild even if the dataset is already prepared.
+
+  Returns:
+    {"seconds": wall time, "images": images stored, "images_per_second": rate,
+     "path": the built dataset's folder, "reused": True if it was already built}.
+  """
+  builder = vidit.Vidit(config=config, data_dir=data_dir, render_workers=render_workers)
+  reused = builder.is_prepared() and not overwrite
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=manual_dir,
+      download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
+                     else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
+  if overwrite and builder.is_prepared():
+    # REUSE_CACHE_IF_EXISTS rebuilds into an .incomplete folder and replaces this one.
+    logging.info("Rebuilding %s", builder.data_dir)
+  start = time.perf_counter()
+  builder.download_and_prepare(download_config=download_config)
+  seconds = time.perf_counter() - start
+  records = sum(split.num_examples for split in builder.info.splits.values())
+  # Pair records hold two input images each (input, guide) plus the ground truth.
+  images = records * (3 if builder.builder_config.source == "pairs" else 1)
+  return {"seconds": seconds, "images": images, "images_per_second": images / seconds,
+          "path": os.fspath(builder.data_dir), "reused": reused}
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise app.UsageError("usage: python -m relight_jax.datasets.build vidit/<config> "
+                         "--data_dir=DIR [--manual_dir=DIR]")
+  try:
+    config = configs.parse_dataset_name(argv[1])
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
+  result = build(config, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.render_workers,
+                 FLAGS.overwrite)
+  if result["reused"]:
+    print(f"vidit/{config}: already built at {result['path']} ({result['images']} images); "
+          "pass --overwrite to rebuild")
+  else:
+    print(f"vidit/{config}: {result['images']} images in {result['seconds']:.1f} s "
+          f"({result['images_per_second']:.1f} images/s) -> {result['path']}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

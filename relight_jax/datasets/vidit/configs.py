@@ -1,0 +1,108 @@
+"""Builder configs of the `vidit` dataset: synthetic sizes, real releases, resolutions.
+
+Three kinds of config (`ViditConfig.source`):
+
+* "synthetic": rendered offline from `relight_jax.render.synthetic.SPECS`
+  (`synthetic_tiny`, `synthetic_small`, `synthetic`, the default), splits by location.
+* "lights": a real release's 40-illumination scenes read from `manual_dir`
+  (`full_*`, `ntire21_track2_*`, `aim20_track3_*`), splits by scene number.
+* "pairs": a real release's fixed evaluation pairs (`*_pairs_*`).
+
+Real configs exist at 256 px (the report's resolution, §3.1), 512 and, for the 1024 px
+releases, 1024. `vidit_dataset_builder.Vidit` reads these; the dataset README lists them.
+"""
+
+import dataclasses
+
+import tensorflow_datasets as tfds
+
+from relight_jax.datasets.vidit import real_layouts
+from relight_jax.render import synthetic
+
+SOURCES = ("synthetic", "lights", "pairs")
+REAL_RESOLUTIONS = (256, 512, 1024)
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class ViditConfig(tfds.core.BuilderConfig):
+  """A `vidit` builder config.
+
+  Attributes:
+    source: "synthetic", "lights" or "pairs" (see module docstring).
+    image_size: side in pixels of the stored images.
+    synthetic_spec: key of `synthetic.SPECS` (synthetic configs only).
+    layout: key of `real_layouts.LAYOUTS` (real configs only).
+  """
+  source: str = "synthetic"
+  image_size: int = 256
+  synthetic_spec: str | None = None
+  layout: str | None = None
+
+  def __post_init__(self):
+    if self.source not in SOURCES:
+      raise ValueError(f"vidit config {self.name!r}: source {self.source!r} is not one of "
+                       f"{SOURCES}")
+    if self.source == "synthetic" and self.synthetic_spec not in synthetic.SPECS:
+      raise ValueError(f"vidit config {self.name!r}: synthetic_spec {self.synthetic_spec!r} "
+                       f"is not one of {sorted(synthetic.SPECS)}")
+    if self.source != "synthetic" and self.layout not in real_layouts.LAYOUTS:
+      raise ValueError(f"vidit config {self.name!r}: layout {self.layout!r} is not one of "
+                       f"{sorted(real_layouts.LAYOUTS)}")
+    if self.image_size < 1:
+      raise ValueError(f"vidit config {self.name!r}: image_size must be positive")
+
+
+def _synthetic_configs():
+  configs = []
+  for name, spec in synthetic.SPECS.items():
+    splits = ", ".join(f"{split}: {count} locations" for split, count in spec.split_locations)
+    configs.append(ViditConfig(
+        name=name, source="synthetic", synthetic_spec=name, image_size=spec.image_size,
+        description=(f"Synthetic VIDIT-like scenes rendered with Mitsuba 3 at "
+                     f"{spec.image_size} px, {spec.scenes_per_location} scenes per location "
+                     f"({splits}); 40 illuminations per scene, depth and normals.")))
+  return configs
+
+
+def _real_configs():
+  configs = []
+  for layout in real_layouts.LAYOUTS.values():
+    for resolution in REAL_RESOLUTIONS:
+      if resolution > layout.nominal_size:
+        continue  # Upsampling a 512 px release to 1024 adds nothing.
+      configs.append(ViditConfig(
+          name=f"{layout.name}_{resolution}", source="lights", layout=layout.name,
+          image_size=resolution,
+          description=(f"{layout.title}: 40-illumination scenes (ImageNNN_TTTT_D.png) "
+                       f"resized to {resolution} px; splits by scene number 000-299 / "
+                       "300-344 / 345-389 (those present).")))
+      if layout.name != "full":  # The full release has no fixed evaluation pairs.
+        configs.append(ViditConfig(
+            name=f"{layout.name}_pairs_{resolution}", source="pairs", layout=layout.name,
+            image_size=resolution,
+            description=(f"{layout.title}: fixed evaluation pairs (input/, guide/, ground "
+                         f"truth PairNNN.png) resized to {resolution} px.")))
+  return configs
+
+
+CONFIGS = {config.name: config for config in _synthetic_configs() + _real_configs()}
+DEFAULT_CONFIG = "synthetic"
+
+
+def parse_dataset_name(name: str) -> str:
+  """Checks a `vidit/<config>` command-line argument and returns the config name.
+
+  Args:
+    name: e.g. "vidit/synthetic_small".
+
+  Returns:
+    the config name.
+
+  Raises:
+    ValueError: not of the form vidit/<config> with a known config.
+  """
+  dataset, _, config = name.partition("/")
+  if dataset != "vidit" or config not in CONFIGS:
+    raise ValueError(f"expected vidit/<config> with <config> one of {sorted(CONFIGS)}, got "
+                     f"{name!r}")
+  return config

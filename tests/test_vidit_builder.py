@@ -1,0 +1,139 @@
+"""The `vidit` builder on the tiny synthetic config, the build CLI's function and preview.
+
+One tiny build (built once per module into a temporary data dir, through
+`relight_jax.datasets.build.build`, the build CLI's function) is checked against the
+renderer's own `split_scenes` / `render_scene` and `relight_jax.lights`' index arithmetic.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow_datasets as tfds
+
+from relight_jax import lights
+from relight_jax.datasets import build, preview
+from relight_jax.datasets import vidit as vidit_package
+from relight_jax.datasets.vidit import configs
+from relight_jax.render import synthetic
+
+_SPEC = synthetic.SPECS["synthetic_tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+  data_dir = tmp_path_factory.mktemp("tfds")
+  result = build.build("synthetic_tiny", os.fspath(data_dir), render_workers=1)
+  sources = {split: tfds.data_source("vidit/synthetic_tiny", split=split,
+                                     data_dir=os.fspath(data_dir))
+             for split, _ in _SPEC.split_locations}
+  return data_dir, result, sources
+
+
+def test_registration_and_configs():
+  assert tfds.builder_cls("vidit") is vidit_package.Vidit
+  names = [config.name for config in vidit_package.Vidit.BUILDER_CONFIGS]
+  assert set(synthetic.SPECS) <= set(names)
+  assert vidit_package.Vidit.DEFAULT_BUILDER_CONFIG_NAME == "synthetic"
+  for name in ("full_256", "full_512", "full_1024", "ntire21_track2_256",
+               "ntire21_track2_pairs_1024", "aim20_track3_512", "aim20_track3_pairs_256"):
+    assert name in names
+  assert "aim20_track3_1024" not in names  # AIM 2020 images are 512 px.
+  assert configs.parse_dataset_name("vidit/full_512") == "full_512"
+  with pytest.raises(ValueError, match="one of"):
+    configs.parse_dataset_name("vidit/full_300")
+  with pytest.raises(ValueError, match="layout"):
+    configs.ViditConfig(name="x", source="lights", layout="nope")
+
+
+def test_build_result_and_reuse(tiny_build):
+  data_dir, result, _ = tiny_build
+  num_scenes = sum(count for _, count in _SPEC.split_locations) * _SPEC.scenes_per_location
+  assert result["images"] == num_scenes * lights.NUM_LIGHTS
+  assert result["images_per_second"] > 0 and not result["reused"]
+  again = build.build("synthetic_tiny", os.fspath(data_dir), render_workers=1)
+  assert again["reused"] and again["images"] == result["images"]
+
+
+def test_records_are_scene_major_with_the_renderer_labels(tiny_build):
+  _, _, sources = tiny_build
+  assert set(sources) == {split for split, _ in _SPEC.split_locations}
+  locations_per_split = []
+  for split, source in sources.items():
+    refs = synthetic.split_scenes(_SPEC, split)
+    assert len(source) == len(refs) * lights.NUM_LIGHTS
+    for record_index in range(len(source)):
+      record = source[record_index]
+      position, light = lights.split_record_index(record_index)
+      ref = refs[int(position)]
+      assert int(record["scene"]) == ref.scene and int(record["location"]) == ref.location
+      assert int(record["light"]) == light
+      assert int(record["color_temperature"]) == lights.temperature_of(light)
+      assert int(record["direction"]) == lights.direction_of(light)
+      assert record["image"].shape == (_SPEC.image_size,) * 2 + (3,)
+      assert bool(record["has_depth"]) and bool(record["has_normals"])
+    locations_per_split.append({ref.location for ref in refs})
+  # Splits are by location: no location in two splits.
+  assert sum(map(len, locations_per_split)) == len(set().union(*locations_per_split))
+
+
+def test_pixels_depth_normals_match_an_independent_render(tiny_build):
+  _, _, sources = tiny_build
+  ref = synthetic.split_scenes(_SPEC, "validation")[1]
+  rendered = synthetic.render_scene(_SPEC, ref)
+  for light in (0, 13, 39):
+    record = sources["validation"][int(lights.record_index(1, light))]
+    np.testing.assert_array_equal(record["image"], rendered.images[light])
+    np.testing.assert_allclose(record["depth"].astype(np.float32), rendered.depth,
+                               rtol=1e-3, atol=1e-3)
+    decoded_normals = record["normals"].astype(np.float32) / 127.5 - 1.0
+    np.testing.assert_allclose(decoded_normals, rendered.normals, atol=1 / 127.5 + 1e-6)
+  name = f"synthetic/synthetic_tiny/scene{ref.scene:05d}_6500_NW"
+  assert sources["validation"][int(lights.record_index(1, 39))]["filename"] == name.encode()
+
+
+def test_contact_sheet_layout(tiny_build, tmp_path):
+  _, _, sources = tiny_build
+  ref = synthetic.split_scenes(_SPEC, "train")[1]
+  records = preview.load_scene(sources["train"], ref.scene)
+  sheet = preview.contact_sheet(records, "title")
+  size = _SPEC.image_size
+  scale = -(-96 // size)
+  tile = size * scale
+  assert sheet.size == (56 + 8 * tile, 36 + 5 * tile)
+  # Row 3 (5500 K), column 6 (W) is light 3 * 8 + 6, upscaled by nearest neighbour.
+  crop = np.asarray(sheet.crop((56 + 6 * tile, 36 + 3 * tile, 56 + 7 * tile, 36 + 4 * tile)))
+  expected = np.repeat(np.repeat(records[30]["image"], scale, 0), scale, 1)
+  np.testing.assert_array_equal(crop, expected)
+  with pytest.raises(ValueError, match="not in this split"):
+    preview.load_scene(sources["train"], 999)
+  output = tmp_path / "sheet.png"
+  preview.write_png_atomic(sheet, os.fspath(output))
+  assert PIL.Image.open(output).size == sheet.size
+  assert os.listdir(tmp_path) == ["sheet.png"]  # No temporary file left behind.
+
+
+def test_preview_cli(tiny_build, tmp_path):
+  data_dir, _, _ = tiny_build
+  scene = synthetic.split_scenes(_SPEC, "test")[0].scene
+  output = tmp_path / "cli.png"
+  command = [sys.executable, "-m", "relight_jax.datasets.preview", "vidit/synthetic_tiny",
+             f"--data_dir={data_dir}", "--split=test", f"--output={output}"]
+  done = subprocess.run(command + [f"--scene={scene}"], capture_output=True, text=True,
+                        check=False)
+  assert done.returncode == 0, done.stderr
+  sheet = np.asarray(PIL.Image.open(output))
+  assert sheet.shape[1] > 8 * _SPEC.image_size
+  # The first tile (2500 K, N) is the scene's light-0 record (position 0 of "test").
+  scale = -(-96 // _SPEC.image_size)  # preview upscales tiles to >= 96 px.
+  tile = _SPEC.image_size * scale
+  first_tile = sheet[36:36 + tile:scale, 56:56 + tile:scale]
+  np.testing.assert_array_equal(first_tile, sources_image(data_dir, "test", 0))
+
+
+def sources_image(data_dir, split, record_index):
+  source = tfds.data_source("vidit/synthetic_tiny", split=split, data_dir=os.fspath(data_dir))
+  return source[record_index]["image"]
