@@ -26,7 +26,8 @@ import numpy as np
 
 TEMPERATURES_K = (2500, 3500, 4500, 5500, 6500)
 DIRECTIONS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
-DIRECTION_AZIMUTHS_DEG = tuple(45.0 * k for k in range(len(DIRECTIONS)))
+DEGREES_PER_DIRECTION = 45.0
+DIRECTION_AZIMUTHS_DEG = tuple(DEGREES_PER_DIRECTION * k for k in range(len(DIRECTIONS)))
 NUM_TEMPERATURES = len(TEMPERATURES_K)
 NUM_DIRECTIONS = len(DIRECTIONS)
 NUM_LIGHTS = NUM_TEMPERATURES * NUM_DIRECTIONS  # 40
@@ -55,7 +56,7 @@ def direction_of(light):
 
 def azimuth_deg(direction_index):
   """Azimuth in degrees of a direction index (0 = N, clockwise, 45 deg steps)."""
-  return 45.0 * np.asarray(direction_index, dtype=np.float64)
+  return DEGREES_PER_DIRECTION * np.asarray(direction_index, dtype=np.float64)
 
 
 def temperature_index_of(temperature_k):

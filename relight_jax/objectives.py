@@ -18,7 +18,8 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import ml_collections
 
-from relight_jax import lights, losses
+from relight_jax import lights
+from relight_jax import losses
 
 # Whether a model's loss reads the ground truth's latent (then the train step must call
 # the model with ground_truth=G). Envmap models supervise I's and T's envmaps only (the
@@ -75,12 +76,13 @@ def _illumination_predictor_terms(outputs, batch, loss_config):
   if "ground_truth" not in roles:
     raise ValueError("illumination_predictor's loss averages Lc and Ld over I, T and G: "
                      "call the model with ground_truth (NEEDS_GROUND_TRUTH_LATENT)")
-  # Direction indices -> azimuth in degrees through the project's single convention.
-  azimuths = jnp.asarray(lights.DIRECTION_AZIMUTHS_DEG, jnp.float32)
   temperature = direction = 0.0
   for role in roles:
     prediction = outputs[f"{role}_prediction"]  # [b, 2] = (direction deg, temperature K)
-    direction += losses.direction_loss(azimuths[batch[f"{role}_direction"]], prediction[:, 0])
+    # Direction index -> azimuth (lights.py's convention). Arithmetic, not a table lookup:
+    # in jax 0.10 gathering from a constant with a batch sharded on 'data' fails to trace.
+    azimuth = lights.DEGREES_PER_DIRECTION * batch[f"{role}_direction"].astype(jnp.float32)
+    direction += losses.direction_loss(azimuth, prediction[:, 0])
     temperature += losses.temperature_loss(batch[f"{role}_temperature"], prediction[:, 1])
   return {
       "temperature": (loss_config.temperature_weight, temperature / len(roles)),

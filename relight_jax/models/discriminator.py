@@ -23,7 +23,10 @@ def _conv(features, strides, use_bias, dtype, name):
 
 
 class PatchDiscriminator(nn.Module):
-  """pix2pix PatchGAN: image [b, S, S, 3] -> patch logits [b, S/8 - 2, S/8 - 2, 1] (3 layers).
+  """pix2pix PatchGAN: image [b, S, S, C] -> patch logits [b, S/8 - 2, S/8 - 2, 1] (3 layers).
+
+  C is 3 for an unconditional discriminator; the trainer uses pix2pix's conditional form
+  and passes the input image next to the candidate (C = 6).
 
   Attributes:
     features: base width (64).
@@ -39,11 +42,12 @@ class PatchDiscriminator(nn.Module):
     """Returns float32 patch logits (real > 0.5 under LSGAN targets 1 / 0).
 
     Args:
-      image: float [batch, S, S, 3] in [0, 1].
+      image: float [batch, S, S, C] in [0, 1] (C = 3, or 6 for (input, candidate) pairs).
       train: BatchNorm mode.
     """
-    if image.ndim != 4 or image.shape[-1] != 3:
-      raise ValueError(f"PatchDiscriminator: image must be [batch, S, S, 3], got {image.shape}")
+    if image.ndim != 4 or image.shape[-1] not in (3, 6):
+      raise ValueError("PatchDiscriminator: image must be [batch, S, S, 3] or [batch, S, S, 6] "
+                       f"(input ++ candidate), got {image.shape}")
     x = _conv(self.features, 2, True, self.dtype, "conv0")(image.astype(self.dtype))
     x = nn.leaky_relu(x, 0.2)
     multiplier = 1

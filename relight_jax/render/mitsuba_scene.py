@@ -17,6 +17,8 @@ Also the auxiliary maps (AOVs): camera-space depth and normals.
 """
 
 import dataclasses
+import logging
+import sys
 
 import numpy as np
 
@@ -36,8 +38,21 @@ _WALL_HEIGHT = 9.0
 _WALL_TILE = 4.5
 
 
+def loading_would_abort_at_exit():
+  """True when importing Mitsuba now would crash this process at exit.
+
+  Mitsuba 3.9 imported *after* TensorFlow 2.21 aborts the interpreter at exit with
+  "free(): invalid pointer" (the other order is fine); checked on this project's stack.
+  """
+  return "tensorflow" in sys.modules and "mitsuba" not in sys.modules
+
+
 def _mitsuba():
   """Imports Mitsuba and selects the variant (at call time: no import-time side effects)."""
+  if loading_would_abort_at_exit():
+    logging.warning("Importing Mitsuba after TensorFlow: this process may abort at exit "
+                    "(free(): invalid pointer). Import mitsuba first, or render through "
+                    "render_split, which then renders in a subprocess.")
   import mitsuba as mi  # noqa: PLC0415  (heavy, and set_variant is global state)
   if mi.variant() != VARIANT:
     mi.set_variant(VARIANT)

@@ -151,12 +151,15 @@ def render_split(spec, split, workers=None, progress=True) -> Iterator[
   refs = split_scenes(spec, split)
   workers = (os.cpu_count() or 1) if workers is None else workers
   workers = max(1, min(workers, len(refs)))
+  # In-process rendering would load Mitsuba next to TensorFlow and abort at exit: use one
+  # spawned worker instead.
+  in_process = workers == 1 and not mitsuba_scene.loading_would_abort_at_exit()
   bar = None
   if progress:
     import tqdm  # noqa: PLC0415  (optional dependency of the progress bar only)
     bar = tqdm.tqdm(total=len(refs), desc=f"render {spec.name}/{split}", unit="scene")
   try:
-    if workers == 1:
+    if in_process:
       for ref in refs:
         yield _render_job((spec, ref, None))
         if bar is not None:
