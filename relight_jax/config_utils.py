@@ -25,7 +25,7 @@ class ConfigArgs:
   """The typed variants a config string can select."""
 
   preset: str = "cpu"      # one of PRESETS
-  gan: bool = False        # add the PatchGAN discriminator (report §3.5, "Make the relit image realistic")
+  gan: bool = False        # add the PatchGAN discriminator (report §3.5, "realistic" GAN)
   data: str = ""           # TFDS config of `vidit` (empty: the preset's own)
   bf16: bool = False       # bfloat16 compute, float32 master weights
   steps: int = 0           # override train.num_steps (0: the preset's own)
@@ -100,8 +100,8 @@ def base_config():
   config.data.train_split = "train"
   config.data.eval_split = "validation"
   config.data.image_size = 64                 # pixels per side fed to the model (resized if needed)
-  # Pairing rule of the training stream and of Eval (report §3.1): I and T from different
-  # scenes and lit from different directions. Comma-separated names of input_pipeline.RULES.
+  # Pairing rule of the training stream (report §3.1: I and T from different scenes, lit
+  # from different directions). Comma-separated names of input_pipeline.RULES.
   config.data.pairing = "different_scene,different_direction"
   # Decode every image of a split once into memory when it fits in this many MiB; the
   # stream then only composes triplets (bench/input_pipeline.py measures the gain).
@@ -124,6 +124,8 @@ def base_config():
   config.train.eval_batches = 4               # batches of that periodic evaluation
 
   config.eval = ml_collections.ConfigDict()
+  # Rule of Eval; Eval[c_I = c_T] and Eval[d_I = d_T] derive from it (input_pipeline).
+  config.eval.pairing = "different_scene,different_direction"
   config.eval.num_pairs = 10_000              # fixed seeded Eval list (report: 10,000)
   config.eval.batch_size = 32
   config.eval.seed = 1234                     # seed of the fixed evaluation lists

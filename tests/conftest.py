@@ -7,7 +7,10 @@ effects. Four devices make sharding bugs show up on a laptop (STYLE.md, "Tests")
 import os
 import pathlib
 
-import jax
+# Mitsuba must be imported before TensorFlow, or the process aborts at exit
+# (see relight_jax/render/mitsuba_scene.py); test modules import both.
+import mitsuba  # noqa: F401  isort: skip
+import jax  # noqa: E402  isort: skip
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 

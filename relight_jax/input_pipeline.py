@@ -1,0 +1,304 @@
+"""Triplets (I, T, G) composed by index over a 40-illumination `vidit` split.
+
+Images are stored once, scene-major (record = scene * 40 + light, see `lights.py`); a
+triplet is a pair of records (I, T) plus G = image(scene(I), light(T)) (report §3.1).
+
+* Pairing rules are small vectorised predicates on (scene_I, light_I, scene_T, light_T),
+  composable by name: the report's rule is "different_scene,different_direction".
+* Training samples pairs from the full combinatorial set (no epochs): example k of the
+  stream is drawn from a generator seeded by (seed, k), so the stream is a pure function
+  of the index. grain's iterator state (the next index) is therefore an exact resume
+  point, saved in the checkpoint. Each host reads its own slice of every global batch.
+* Evaluation uses fixed seeded lists of pairs: Eval and the subsets Eval[c_I = c_T] and
+  Eval[d_I = d_T] (report §3.5).
+
+Batches are dicts of numpy arrays, float32 [0, 1] NHWC images, with the lights' labels
+and ground-truth envmaps of I, T and G (the batch contract of `objectives.py`).
+"""
+
+import dataclasses
+import logging
+import threading
+
+import grain
+import numpy as np
+import PIL.Image
+
+from relight_jax import envmap
+from relight_jax import lights
+
+ROLES = ("input", "target", "ground_truth")
+
+# Predicates on arrays of scene positions and light indices of I (si, li) and T (st, lt).
+RULES = {
+    "different_scene": lambda si, li, st, lt: si != st,
+    "same_scene": lambda si, li, st, lt: si == st,
+    "different_direction": (
+        lambda si, li, st, lt: lights.direction_of(li) != lights.direction_of(lt)),
+    "same_direction": lambda si, li, st, lt: lights.direction_of(li) == lights.direction_of(lt),
+    "different_temperature": (
+        lambda si, li, st, lt: lights.split_light_index(li)[0] != lights.split_light_index(lt)[0]),
+    "same_temperature": (
+        lambda si, li, st, lt: lights.split_light_index(li)[0] == lights.split_light_index(lt)[0]),
+    "different_light": lambda si, li, st, lt: li != lt,
+}
+
+
+def parse_rule(spec):
+  """Returns the rule names of a comma-separated spec, checking each exists."""
+  names = tuple(name.strip() for name in spec.split(",") if name.strip())
+  for name in names:
+    if name not in RULES:
+      raise ValueError(f"unknown pairing rule {name!r} in {spec!r}; valid: {sorted(RULES)}")
+  return names
+
+
+def rule_mask(names, si, li, st, lt):
+  """Boolean mask of the pairs satisfying every rule in `names` (all arrays)."""
+  mask = np.ones(np.broadcast(si, li, st, lt).shape, dtype=bool)
+  for name in names:
+    mask &= RULES[name](si, li, st, lt)
+  return mask
+
+
+def eval_subsets(pairing):
+  """The report's evaluation sets as rule lists, derived from the training rule.
+
+  Eval follows the training pairing rule. Eval[c_I = c_T] adds equal temperatures.
+  Eval[d_I = d_T] needs equal directions, so it drops the rule's direction constraints.
+
+  Args:
+    pairing: the config's pairing spec, e.g. "different_scene,different_direction".
+
+  Returns:
+    Dict from subset name to a tuple of rule names.
+  """
+  base = parse_rule(pairing)
+  without_direction = tuple(name for name in base if not name.endswith("_direction"))
+  return {
+      "eval": base,
+      "eval_same_temperature": tuple(
+          name for name in base if not name.endswith("_temperature")) + ("same_temperature",),
+      "eval_same_direction": without_direction + ("same_direction",),
+  }
+
+
+class SceneImages:
+  """Random access to the images of one split, addressed by (scene position, light).
+
+  Decodes through `tfds.data_source` (array_record, no TensorFlow). When the decoded
+  split fits in `cache_mib`, every image is decoded once into one uint8 array.
+  """
+
+  def __init__(self, name, split, data_dir, image_size, cache_mib=0):
+    # Importing the package registers the `vidit` builder with TFDS.
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    from relight_jax.datasets import vidit  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+
+    self.name, self.split, self.image_size = name, split, image_size
+    try:
+      self._source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as error:  # TFDS raises several types for a missing dataset.
+      raise FileNotFoundError(
+          f"cannot open {name!r} split {split!r} in data_dir {data_dir!r}: {error}\n"
+          f"Build it first: python -m relight_jax.datasets.build {name} --data_dir={data_dir}"
+      ) from error
+    count = len(self._source)
+    if count == 0 or count % lights.NUM_LIGHTS:
+      raise ValueError(
+          f"{name} split {split!r} has {count} records; expected a positive multiple of "
+          f"{lights.NUM_LIGHTS} (every scene under all 40 illuminations, scene-major)")
+    self.num_scenes = count // lights.NUM_LIGHTS
+    self._lock = threading.Lock()
+    self._cache = None
+    bytes_needed = count * image_size * image_size * 3
+    if bytes_needed <= cache_mib * 2**20:
+      logging.info("Decoding %d images of %s/%s into memory (%.0f MiB)", count, name, split,
+                   bytes_needed / 2**20)
+      self._cache = np.stack([self._decode(record) for record in range(count)])
+
+  def _decode(self, record):
+    image = np.asarray(self._source[int(record)]["image"])
+    if image.shape[:2] != (self.image_size, self.image_size):
+      image = np.asarray(PIL.Image.fromarray(image).resize(
+          (self.image_size, self.image_size), PIL.Image.Resampling.BOX if
+          image.shape[0] > self.image_size else PIL.Image.Resampling.BICUBIC))
+    return image[..., :3]
+
+  def image(self, scene, light):
+    """uint8 [size, size, 3] image of scene position `scene` under illumination `light`."""
+    record = int(lights.record_index(scene, light))
+    if self._cache is not None:
+      return self._cache[record]
+    return self._decode(record)
+
+
+def _labels(prefix, light):
+  temperature_index, direction = lights.split_light_index(light)
+  temperature = np.float32(lights.TEMPERATURES_K[int(temperature_index)])
+  rgb = envmap.envmap_rgb(int(temperature), int(direction))
+  hsv = envmap.envmap_hsv(int(temperature), int(direction))
+  return {
+      f"{prefix}_temperature": temperature,
+      f"{prefix}_direction": np.int32(direction),
+      f"{prefix}_envmap": rgb,
+      f"{prefix}_envmap_hsv": hsv,
+  }
+
+
+def compose_triplet(images, pair):
+  """One example: I = (scene_I, light_I), T = (scene_T, light_T), G = (scene_I, light_T).
+
+  Args:
+    images: a `SceneImages`.
+    pair: (scene_I, light_I, scene_T, light_T) integers.
+
+  Returns:
+    Dict of numpy arrays following the batch contract of `objectives.py`.
+  """
+  scene_input, light_input, scene_target, light_target = (int(value) for value in pair)
+  example = {
+      "input_image": images.image(scene_input, light_input),
+      "target_image": images.image(scene_target, light_target),
+      "ground_truth": images.image(scene_input, light_target),
+      "input_scene": np.int32(scene_input),
+      "target_scene": np.int32(scene_target),
+  }
+  for role, light in zip(ROLES, (light_input, light_target, light_target), strict=True):
+    example.update(_labels(role, light))
+  return example
+
+
+def to_float(batch):
+  """Converts the uint8 images of a batch to float32 in [0, 1] (other keys unchanged)."""
+  converted = dict(batch)
+  for key in ("input_image", "target_image", "ground_truth"):
+    converted[key] = batch[key].astype(np.float32) / np.float32(255.0)
+  return converted
+
+
+def sample_pair(num_scenes, rule_names, seed, index):
+  """Pair number `index` of the training stream: a pure function of (seed, index).
+
+  Rejection-samples uniformly from all (I, T) pairs satisfying the rules.
+  """
+  rng = np.random.default_rng((seed, index))
+  num_records = num_scenes * lights.NUM_LIGHTS
+  for _ in range(1000):
+    records = rng.integers(0, num_records, size=(64, 2))
+    si, li = lights.split_record_index(records[:, 0])
+    st, lt = lights.split_record_index(records[:, 1])
+    ok = np.flatnonzero(rule_mask(rule_names, si, li, st, lt))
+    if ok.size:
+      k = ok[0]
+      return si[k], li[k], st[k], lt[k]
+  raise ValueError(f"no pair satisfies the rules {rule_names} on {num_scenes} scenes")
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSlice:
+  """Which part of every global batch this process reads (multi-host data parallelism)."""
+
+  process_index: int = 0
+  process_count: int = 1
+
+  def local_batch(self, global_batch):
+    if global_batch % self.process_count:
+      raise ValueError(f"global batch {global_batch} is not divisible by the "
+                       f"{self.process_count} processes")
+    return global_batch // self.process_count
+
+
+def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
+                  read_threads=2, prefetch=4):
+  """The infinite, seeded, resumable training stream of uint8 batches for this host.
+
+  Args:
+    images: `SceneImages` of the training split.
+    rule_names: pairing rules (see `parse_rule`).
+    seed: stream seed.
+    global_batch: examples per step over all hosts.
+    host: this process's slice.
+    read_threads: grain threads composing examples.
+    prefetch: grain prefetch buffer.
+
+  Returns:
+    A `grain.IterDataset` of batches; `iter(...)` has `get_state`/`set_state`.
+  """
+  local = host.local_batch(global_batch)
+  num_scenes = images.num_scenes
+
+  def global_index(i):
+    # Host p takes examples [p * local, (p + 1) * local) of every global batch.
+    return (i // local) * global_batch + host.process_index * local + i % local
+
+  dataset = (
+      grain.MapDataset.range(2**62)
+      .map(global_index)
+      .map(lambda k: compose_triplet(images, sample_pair(num_scenes, rule_names, seed, k)))
+      .batch(local, drop_remainder=True))
+  return dataset.to_iter_dataset(
+      grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch))
+
+
+def eval_pairs(num_scenes, rule_names, num_pairs, seed):
+  """Fixed, seeded list of evaluation pairs satisfying `rule_names`.
+
+  All valid pairs when there are at most `num_pairs`, else `num_pairs` distinct ones
+  drawn without replacement, in a seeded random order.
+
+  Returns:
+    int64 array [num, 4] of (scene_I, light_I, scene_T, light_T).
+  """
+  rng = np.random.default_rng(seed)
+  num_records = num_scenes * lights.NUM_LIGHTS
+  total = num_records * num_records
+  if total <= 20_000_000:
+    flat = np.arange(total, dtype=np.int64)
+    valid = flat[rule_mask(rule_names, *lights.split_record_index(flat // num_records),
+                           *lights.split_record_index(flat % num_records))]
+    if valid.size > num_pairs:
+      valid = rng.choice(valid, size=num_pairs, replace=False)
+    else:
+      valid = rng.permutation(valid)
+  else:
+    chosen = []
+    seen = set()
+    while len(chosen) < num_pairs:
+      flat = rng.integers(0, total, size=4 * num_pairs)
+      keep = rule_mask(rule_names, *lights.split_record_index(flat // num_records),
+                       *lights.split_record_index(flat % num_records))
+      for value in flat[keep]:
+        if value not in seen:
+          seen.add(value)
+          chosen.append(value)
+    valid = np.asarray(chosen[:num_pairs], dtype=np.int64)
+  if valid.size == 0:
+    raise ValueError(f"no evaluation pair satisfies {rule_names} on {num_scenes} scenes")
+  si, li = lights.split_record_index(valid // num_records)
+  st, lt = lights.split_record_index(valid % num_records)
+  return np.stack([si, li, st, lt], axis=1)
+
+
+def eval_batches(images, pairs, global_batch, host=HostSlice()):
+  """Yields this host's part of fixed-size eval batches over `pairs`, padded at the end.
+
+  Every batch has `global_batch / process_count` examples and a float32 "mask" (1 for
+  real examples, 0 for padding), so jitted shapes never change.
+  """
+  local = host.local_batch(global_batch)
+  num_batches = -(-len(pairs) // global_batch)
+  for batch_index in range(num_batches):
+    start = batch_index * global_batch + host.process_index * local
+    indices = np.arange(start, start + local)
+    mask = (indices < len(pairs)).astype(np.float32)
+    batch = stack_examples(images, pairs[np.minimum(indices, len(pairs) - 1)])
+    batch["mask"] = mask
+    yield batch
+
+
+def stack_examples(images, pairs):
+  """A host batch (dict of stacked numpy arrays) of the triplets of `pairs` [N, 4]."""
+  examples = [compose_triplet(images, pair) for pair in pairs]
+  return {key: np.stack([example[key] for example in examples]) for key in examples[0]}

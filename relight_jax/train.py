@@ -1,0 +1,311 @@
+"""Training: one jitted, data-parallel train step and the loop around it.
+
+`train_step` is a pure module-level function jitted once over a one-axis `data` mesh
+(state replicated, batch sharded, state buffers donated). GAN configs alternate a
+PatchGAN discriminator update (LSGAN, its own Adam) with the relighter's update in the
+same step. The loop resumes from the latest orbax checkpoint (state + data-stream
+position), writes TensorBoard scalars/images through clu, prints a progress line with
+steps/s and ETA, evaluates periodically, and stops on a non-finite loss without saving
+it, so the last good checkpoint stays the latest.
+"""
+
+import functools
+import logging
+import pathlib
+import queue
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from clu import metric_writers
+from clu import periodic_actions
+
+from relight_jax import checkpointing
+from relight_jax import config_utils
+from relight_jax import evaluate
+from relight_jax import input_pipeline
+from relight_jax import losses
+from relight_jax import objectives
+from relight_jax import parallel
+from relight_jax import state as state_lib
+from relight_jax import visualize
+
+
+def _discriminator_input(input_image, candidate):
+  # pix2pix's conditional PatchGAN judges (input, candidate) pairs.
+  return jnp.concatenate([input_image, candidate], axis=-1)
+
+
+def _apply_discriminator(discriminator, params, images):
+  variables = {"params": params, "batch_stats": discriminator.batch_stats}
+  logits, updates = discriminator.apply_fn(variables, images, train=True, mutable=["batch_stats"])
+  return logits, updates["batch_stats"]
+
+
+def train_step(train_state, batch, *, config, lpips_fn=None):
+  """One optimisation step on a global batch.
+
+  Args:
+    train_state: `state.TrainState` (replicated).
+    batch: dict following the batch contract of `objectives.py`, images uint8 or float.
+    config: experiment config (static).
+    lpips_fn: optional LPIPS callable; by default `objectives` uses losses.lpips_loss.
+
+  Returns:
+    (new train state, dict of scalar metrics).
+  """
+  batch = evaluate.float_images(batch)
+  model_name = config.model.name
+  needs_ground_truth = objectives.NEEDS_GROUND_TRUTH_LATENT[model_name]
+  discriminator = train_state.discriminator if config.train.gan else None
+
+  def loss_fn(params):
+    outputs, updates = train_state.apply_fn(
+        {"params": params, "batch_stats": train_state.batch_stats},
+        batch["input_image"], batch["target_image"],
+        ground_truth=batch["ground_truth"] if needs_ground_truth else None,
+        train=True, mutable=["batch_stats"])
+    total, terms = objectives.compute_losses(
+        model_name, outputs, batch, config.loss, lpips_fn=lpips_fn)
+    discriminator_stats = None
+    if discriminator is not None:
+      fake_logits, discriminator_stats = _apply_discriminator(
+          discriminator, discriminator.params,
+          _discriminator_input(batch["input_image"], outputs["relit"]))
+      adversarial = losses.lsgan_generator_loss(fake_logits)
+      terms["generator_adversarial"] = adversarial
+      total = total + config.loss.gan_weight * adversarial
+    return total, (terms, updates["batch_stats"], outputs["relit"], discriminator_stats)
+
+  (total, (terms, batch_stats, relit, _)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(train_state.params)
+  metrics = dict(terms, loss=total, grad_norm=optax.tree.norm(grads))
+  new_discriminator = train_state.discriminator
+  if discriminator is not None:
+    fake = jax.lax.stop_gradient(relit)
+
+    def discriminator_loss_fn(params):
+      real_logits, stats = _apply_discriminator(
+          discriminator, params, _discriminator_input(batch["input_image"], batch["ground_truth"]))
+      fake_logits, _ = _apply_discriminator(
+          discriminator.replace(batch_stats=stats), params,
+          _discriminator_input(batch["input_image"], fake))
+      return losses.lsgan_discriminator_loss(real_logits, fake_logits), stats
+
+    (discriminator_loss, stats), discriminator_grads = jax.value_and_grad(
+        discriminator_loss_fn, has_aux=True)(discriminator.params)
+    new_discriminator = discriminator.apply_gradients(
+        grads=discriminator_grads).replace(batch_stats=stats)
+    metrics["discriminator"] = discriminator_loss
+  new_state = train_state.apply_gradients(
+      grads=grads, batch_stats=batch_stats, discriminator=new_discriminator)
+  return new_state, metrics
+
+
+class _Prefetcher:
+  """Background thread: next host batch -> device batch, with the stream state after it."""
+
+  def __init__(self, iterator, put_batch, depth):
+    self._iterator, self._put_batch = iterator, put_batch
+    self._queue = queue.Queue(maxsize=max(depth, 1))
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+    self._thread.start()
+
+  def _put(self, item):
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return
+      except queue.Full:
+        continue
+
+  def _run(self):
+    try:
+      while not self._stop.is_set():
+        host_batch = next(self._iterator)
+        data_state = self._iterator.get_state()
+        self._put((host_batch, self._put_batch(host_batch), data_state, None))
+    except Exception as error:  # pylint: disable=broad-except  # re-raised in the consumer
+      self._put((None, None, None, error))
+
+  def close(self):
+    """Stops the thread (a thread left blocked at interpreter exit can crash it)."""
+    self._stop.set()
+    self._thread.join(timeout=10)
+
+  def next(self):
+    host_batch, device_batch, data_state, error = self._queue.get()
+    if error is not None:
+      raise error
+    return host_batch, device_batch, data_state
+
+
+def _prepare_workdir(config, workdir):
+  """Writes config.json, refusing to resume a workdir trained with another model."""
+  path = workdir / checkpointing.CONFIG_FILE
+  if path.exists():
+    previous = config_utils.load_config(path)
+    if previous.model.to_dict() != config.model.to_dict():
+      raise ValueError(
+          f"{workdir} holds a run of another model ({previous.model.name}, width "
+          f"{previous.model.width}); use a new --workdir or the same model config")
+  if jax.process_index() == 0:
+    config_utils.save_config(config, path)
+
+
+def _write_pictures(writer, step, host_batch, outputs, count=4):
+  relit = np.asarray(jax.device_get(outputs["relit"]))
+  batch = input_pipeline.to_float(host_batch)
+  images = {"relighting": visualize.triplet_grid(batch, relit, count)[None]}
+  for role in ("input", "target"):
+    key = f"{role}_envmap"
+    if key in outputs:
+      predicted = np.asarray(jax.device_get(outputs[key]), np.float32)
+      images[f"envmap/{role}"] = visualize.envmap_grid(predicted, batch[key], count)[None]
+  writer.write_images(step, images)
+
+
+def train_and_evaluate(config, workdir):
+  """Trains `config` in `workdir` (resuming if possible), then runs the full evaluation.
+
+  Returns:
+    (final `TrainState`, evaluation results, Markdown table).
+  """
+  train_state = train(config, workdir)
+  results, table = evaluate.run(config, workdir, state_lib.variables_of(train_state),
+                                parallel.create_placement())
+  return train_state, results, table
+
+
+def train(config, workdir):
+  """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+  Args:
+    config: experiment config (see configs/).
+    workdir: where checkpoints, TensorBoard events and evaluation results go.
+
+  Returns:
+    The final `TrainState`.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _prepare_workdir(config, workdir)
+  placement = parallel.create_placement()
+  host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
+  data = config.data
+  train_images = input_pipeline.SceneImages(
+      data.name, data.train_split, data.data_dir, data.image_size, data.cache_mib)
+  eval_images = input_pipeline.SceneImages(
+      data.name, data.eval_split, data.data_dir, data.image_size, data.cache_mib)
+  rules = input_pipeline.parse_rule(data.pairing)
+  iterator = iter(input_pipeline.train_dataset(
+      train_images, rules, seed=config.seed, global_batch=config.train.batch_size, host=host))
+
+  manager = checkpointing.create_manager(
+      workdir, max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save)
+  train_state, data_state = checkpointing.restore(manager, config, placement.replicated)
+  if train_state is None:
+    train_state = jax.jit(functools.partial(state_lib.create_train_state, config),
+                          out_shardings=placement.replicated)(state_lib.init_key(config.seed))
+  else:
+    iterator.set_state(data_state)
+    logging.info("Resumed from step %d", int(train_state.step))
+  start_step = int(jax.device_get(train_state.step))
+  num_steps = config.train.num_steps
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+  if start_step == 0:
+    logging.info("Parameters: %d relighter", state_lib.parameter_count(train_state.params))
+    writer.write_hparams({key: value for key, value in _flatten(config.to_dict()).items()})
+
+  step_fn = jax.jit(
+      functools.partial(train_step, config=config),
+      in_shardings=(placement.replicated, placement.batch),
+      out_shardings=(placement.replicated, placement.replicated), donate_argnums=0)
+  predict_fn = jax.jit(functools.partial(evaluate.predict, config=config))
+  eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
+  eval_pairs = input_pipeline.eval_pairs(eval_images.num_scenes,
+                                         input_pipeline.parse_rule(config.eval.pairing),
+                                         config.train.eval_batches * config.eval.batch_size,
+                                         config.eval.seed)
+  report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
+  prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
+  pending, last_log = [], (start_step, time.time())
+  last_saved = manager.latest_step()
+
+  try:
+    for step in range(start_step + 1, num_steps + 1):
+      host_batch, device_batch, data_state = prefetcher.next()
+      train_state, metrics = step_fn(train_state, device_batch)
+      pending.append(metrics)
+      report_progress(step)
+      is_last = step == num_steps
+      save_now = step % config.train.checkpoint_every == 0 or is_last
+      if step % config.train.log_every == 0 or save_now:
+        # Metrics are fetched every log_every steps only: no host sync inside the loop.
+        fetched = jax.device_get(pending)
+        pending = []
+        averaged = {key: float(np.mean([item[key] for item in fetched])) for key in fetched[0]}
+        if not all(np.isfinite(value) for value in averaged.values()):
+          raise FloatingPointError(
+              f"non-finite training loss at step {step} ({averaged}); the last good checkpoint "
+              f"(step {last_saved}) in {workdir / checkpointing.CHECKPOINT_DIR} is kept. Lower "
+              f"--config.train.learning_rate or try model.dtype=float32.")
+        writer.write_scalars(step, {f"train/{key}": value for key, value in averaged.items()})
+        elapsed = time.time() - last_log[1]
+        rate = (step - last_log[0]) / max(elapsed, 1e-9)
+        last_log = (step, time.time())
+        logging.info("step %d/%d loss %.4f  %.2f steps/s  %.1f pairs/s  ETA %s", step, num_steps,
+                     averaged["loss"], rate, rate * config.train.batch_size,
+                     _format_eta((num_steps - step) / max(rate, 1e-9)))
+      if step % config.train.image_every == 0 or is_last:
+        variables = state_lib.variables_of(train_state)
+        _write_pictures(writer, step, host_batch, predict_fn(variables, device_batch))
+      if step % config.train.eval_every == 0 or is_last:
+        summary, _ = evaluate.evaluate_pairs(
+            state_lib.variables_of(train_state), eval_images, eval_pairs, config=config,
+            step_fn=eval_step_fn, put_batch=placement.put_batch,
+            max_batches=config.train.eval_batches)
+        writer.write_scalars(step, {f"eval/{key}": value for key, value in summary.items()
+                                    if key != "num_pairs"})
+        logging.info("step %d eval (%d pairs): score %.3f  mse %.4f  identity mse %.4f",
+                     step, summary["num_pairs"], summary["score"], summary["mse"],
+                     summary["identity/mse"])
+      if save_now:
+        checkpointing.save(manager, step, train_state, data_state)
+        last_saved = step
+  finally:
+    prefetcher.close()
+    manager.wait_until_finished()
+    manager.close()
+    writer.flush()
+  return train_state
+
+
+def _format_eta(seconds):
+  seconds = int(seconds)
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _flatten(tree, prefix=""):
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + "."))
+    else:
+      flat[name] = str(value) if isinstance(value, (tuple, list)) else value
+  return flat
+
+
+def model_summary(config):
+  """Human-readable parameter overview of a config's relighter (for logs and notebooks)."""
+  from clu import parameter_overview  # pylint: disable=g-import-not-at-top
+  shapes = jax.eval_shape(functools.partial(state_lib.init_variables, config),
+                          state_lib.init_key(0))
+  return parameter_overview.get_parameter_overview(shapes["params"])

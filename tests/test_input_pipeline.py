@@ -1,0 +1,147 @@
+"""Triplet composition, pairing rules, evaluation lists, determinism and resume."""
+
+import numpy as np
+import pytest
+
+from relight_jax import envmap
+from relight_jax import input_pipeline
+from relight_jax import lights
+
+
+class CodedImages:
+  """Stand-in for SceneImages whose pixels encode (scene, light): R = scene, G = light."""
+
+  def __init__(self, num_scenes, size=4):
+    self.num_scenes, self.size = num_scenes, size
+
+  def image(self, scene, light):
+    image = np.zeros((self.size, self.size, 3), np.uint8)
+    image[..., 0], image[..., 1] = scene, light
+    return image
+
+
+def _decode(image):
+  return int(image[0, 0, 0]), int(image[0, 0, 1])
+
+
+def test_triplet_ground_truth_is_input_scene_under_target_light():
+  example = input_pipeline.compose_triplet(CodedImages(5), (1, 17, 3, 30))
+  assert _decode(example["input_image"]) == (1, 17)
+  assert _decode(example["target_image"]) == (3, 30)
+  assert _decode(example["ground_truth"]) == (1, 30)
+  assert example["ground_truth_temperature"] == example["target_temperature"] == 5500
+  assert example["ground_truth_direction"] == example["target_direction"] == 30 % 8
+  assert example["input_direction"] == 17 % 8 and example["input_temperature"] == 4500
+  np.testing.assert_array_equal(example["target_envmap"], envmap.envmap_rgb(5500, 30 % 8))
+  assert example["input_envmap"].shape == (16, 32, 3)
+  assert example["input_envmap_hsv"].shape == (2 + 16 * 32,)
+
+
+def test_rules_and_eval_subsets():
+  subsets = input_pipeline.eval_subsets("different_scene,different_direction")
+  assert subsets["eval"] == ("different_scene", "different_direction")
+  assert subsets["eval_same_temperature"] == (
+      "different_scene", "different_direction", "same_temperature")
+  assert subsets["eval_same_direction"] == ("different_scene", "same_direction")
+  with pytest.raises(ValueError, match="unknown pairing rule 'diferent_scene'"):
+    input_pipeline.parse_rule("diferent_scene")
+
+
+@pytest.mark.parametrize("subset", ["eval", "eval_same_temperature", "eval_same_direction"])
+def test_eval_pairs_fixed_distinct_and_satisfy_their_subset(subset):
+  rules = input_pipeline.eval_subsets("different_scene,different_direction")[subset]
+  pairs = input_pipeline.eval_pairs(6, rules, 500, seed=3)
+  again = input_pipeline.eval_pairs(6, rules, 500, seed=3)
+  np.testing.assert_array_equal(pairs, again)
+  assert len(pairs) == 500 and len({tuple(p) for p in pairs}) == 500
+  si, li, st, lt = pairs.T
+  assert np.all(si != st)
+  direction_i, direction_t = li % 8, lt % 8
+  temperature_i, temperature_t = li // 8, lt // 8
+  if subset == "eval_same_direction":
+    assert np.all(direction_i == direction_t)
+  else:
+    assert np.all(direction_i != direction_t)
+  if subset == "eval_same_temperature":
+    assert np.all(temperature_i == temperature_t)
+  assert not np.array_equal(pairs, input_pipeline.eval_pairs(6, rules, 500, seed=4))
+
+
+def test_eval_pairs_takes_all_when_few():
+  # 2 scenes, same scene forbidden, same direction: 2 * 40 * 5 valid pairs.
+  pairs = input_pipeline.eval_pairs(2, ("different_scene", "same_direction"), 10**6, seed=0)
+  assert len(pairs) == 2 * 40 * 5
+
+
+def _take(iterator, count):
+  return [next(iterator) for _ in range(count)]
+
+
+def test_training_stream_deterministic_rules_and_exact_resume():
+  images = CodedImages(7)
+  rules = input_pipeline.parse_rule("different_scene,different_direction")
+  make = lambda: iter(input_pipeline.train_dataset(images, rules, seed=5, global_batch=8))
+  first = make()
+  head = _take(first, 3)
+  state = first.get_state()
+  tail = _take(first, 2)
+  resumed = make()
+  resumed.set_state(state)
+  for expected, actual in zip(tail, _take(resumed, 2), strict=True):
+    for key in expected:
+      np.testing.assert_array_equal(expected[key], actual[key])
+  again = _take(make(), 3)
+  for expected, actual in zip(head, again, strict=True):
+    np.testing.assert_array_equal(expected["input_image"], actual["input_image"])
+  for batch in head + tail:
+    assert batch["input_image"].shape == (8, 4, 4, 3)
+    scene_i, light_i = batch["input_image"][:, 0, 0, 0], batch["input_image"][:, 0, 0, 1]
+    scene_t, light_t = batch["target_image"][:, 0, 0, 0], batch["target_image"][:, 0, 0, 1]
+    assert np.all(scene_i != scene_t) and np.all(light_i % 8 != light_t % 8)
+    np.testing.assert_array_equal(batch["ground_truth"][:, 0, 0, 0], scene_i)
+    np.testing.assert_array_equal(batch["ground_truth"][:, 0, 0, 1], light_t)
+
+
+def test_hosts_read_disjoint_slices_of_the_same_global_batch():
+  images = CodedImages(7)
+  rules = ("different_scene",)
+  whole = next(iter(input_pipeline.train_dataset(images, rules, seed=1, global_batch=8)))
+  parts = [next(iter(input_pipeline.train_dataset(
+      images, rules, seed=1, global_batch=8, host=input_pipeline.HostSlice(p, 2))))
+           for p in range(2)]
+  np.testing.assert_array_equal(
+      np.concatenate([part["input_image"] for part in parts]), whole["input_image"])
+  with pytest.raises(ValueError, match="not divisible"):
+    input_pipeline.HostSlice(0, 3).local_batch(8)
+
+
+def test_eval_batches_pad_with_mask():
+  pairs = input_pipeline.eval_pairs(3, ("different_scene",), 10, seed=0)
+  batches = list(input_pipeline.eval_batches(CodedImages(3), pairs, 4))
+  assert [b["input_image"].shape[0] for b in batches] == [4, 4, 4]
+  np.testing.assert_array_equal(np.concatenate([b["mask"] for b in batches]),
+                                [1] * 10 + [0] * 2)
+
+
+def test_tiny_dataset_records_match_pixels_and_metadata(tiny_data_dir):
+  import tensorflow_datasets as tfds
+
+  images = input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir,
+                                      image_size=32, cache_mib=64)
+  source = tfds.data_source("vidit/synthetic_tiny", split="train", data_dir=tiny_data_dir)
+  assert images.num_scenes * 40 == len(source)
+  scenes = {int(source[lights.record_index(s, 0)]["scene"]) for s in range(images.num_scenes)}
+  assert len(scenes) == images.num_scenes
+  for scene, light in ((0, 0), (0, 39), (images.num_scenes - 1, 21)):
+    record = source[int(lights.record_index(scene, light))]
+    assert int(record["light"]) == light
+    assert int(record["color_temperature"]) == lights.temperature_of(light)
+    assert int(record["direction"]) == lights.direction_of(light)
+    stored = np.asarray(record["image"])
+    if stored.shape[0] == 32:
+      np.testing.assert_array_equal(images.image(scene, light), stored)
+  # Through pixels: G of a triplet equals the record of (scene(I), light(T)).
+  example = input_pipeline.compose_triplet(images, (0, 3, images.num_scenes - 1, 12))
+  np.testing.assert_array_equal(example["ground_truth"], images.image(0, 12))
+  assert not np.array_equal(example["ground_truth"], example["input_image"])
+  assert not np.array_equal(example["ground_truth"], example["target_image"])

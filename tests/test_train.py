@@ -1,0 +1,179 @@
+"""Training and evaluation end to end on the tiny synthetic dataset."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import load_config
+
+from relight_jax import checkpointing
+from relight_jax import input_pipeline
+from relight_jax import parallel
+from relight_jax import state as state_lib
+from relight_jax import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config(name, data_dir, arg="smoke", **overrides):
+  return load_config(name, arg, **{"data.data_dir": data_dir, **overrides})
+
+
+@pytest.mark.parametrize("name", ["envmap", "envmap_scene", "illumination_predictor"])
+def test_smoke_trains_and_evaluates(name, tiny_data_dir, tmp_path):
+  config = _config(name, tiny_data_dir)
+  final_state, results, table = train.train_and_evaluate(config, tmp_path)
+  assert int(final_state.step) == config.train.num_steps
+  for subset in ("eval", "eval_same_temperature", "eval_same_direction"):
+    summary = results[subset]
+    assert summary["num_pairs"] == config.eval.num_pairs
+    for key in ("mse", "psnr", "ssim", "score", "identity/mse"):
+      assert np.isfinite(summary[key]), (subset, key)
+    assert (tmp_path / "eval" / f"sheet_{subset}.png").exists()
+  # Identity mapping on Eval[d_I = d_T] is far better than on Eval (same shadows).
+  assert results["eval_same_direction"]["identity/mse"] < results["eval"]["identity/mse"]
+  saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+  assert saved["eval"]["mse"] == pytest.approx(results["eval"]["mse"])
+  assert "| MSE |" in table and "Eval[d_I = d_T]" in table
+  assert (tmp_path / "eval" / "table.md").read_text() == table
+
+
+def test_gan_variant_trains(tiny_data_dir, tmp_path):
+  config = _config("envmap", tiny_data_dir, "smoke,gan=True",
+                   **{"train.num_steps": 2, "train.eval_every": 100})
+  final_state = train.train(config, tmp_path)
+  assert int(final_state.step) == 2 and int(final_state.discriminator.step) == 2
+  assert state_lib.parameter_count(final_state.discriminator.params) > 0
+
+
+def _batch(config, data_dir, seed=0):
+  images = input_pipeline.SceneImages(config.data.name, "train", data_dir,
+                                      config.data.image_size, 64)
+  rules = input_pipeline.parse_rule(config.data.pairing)
+  return next(iter(input_pipeline.train_dataset(
+      images, rules, seed=seed, global_batch=config.train.batch_size)))
+
+
+def test_four_devices_match_one_device(tiny_data_dir):
+  config = _config("envmap", tiny_data_dir)
+  host_batch = _batch(config, tiny_data_dir)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:4]):
+    placement = parallel.create_placement(devices)
+    assert placement.mesh.size == len(devices)
+    train_state = jax.jit(lambda key: state_lib.create_train_state(config, key),
+                          out_shardings=placement.replicated)(state_lib.init_key(0))
+    step = jax.jit(lambda s, b: train.train_step(s, b, config=config),
+                   in_shardings=(placement.replicated, placement.batch),
+                   out_shardings=(placement.replicated, placement.replicated))
+    new_state, metrics = step(train_state, placement.put_batch(host_batch))
+    results.append(jax.device_get((metrics, new_state.batch_stats)))
+  (metrics_1, stats_1), (metrics_4, stats_4) = results
+  # Every loss term and the gradient norm agree: BatchNorm sees the global batch on 4
+  # devices exactly as on 1. (Parameters after one Adam step are not compared: Adam's
+  # first update is ~lr * sign(g), which turns 1e-7 noise on near-zero gradients into
+  # lr-sized differences.)
+  assert set(metrics_1) == set(metrics_4) and "grad_norm" in metrics_1
+  for key in metrics_1:
+    # The gradient norm sums millions of squares all-reduced in another order: 5e-5
+    # relative seen. Per-device BatchNorm statistics would differ at the percent level.
+    tolerance = 2e-4 if key == "grad_norm" else 1e-5
+    np.testing.assert_allclose(metrics_1[key], metrics_4[key], rtol=tolerance, err_msg=key)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                         stats_1, stats_4)
+
+
+def test_checkpoint_restores_on_a_different_device_count(tiny_data_dir, tmp_path):
+  config = _config("envmap", tiny_data_dir, **{"train.num_steps": 3, "train.eval_every": 100})
+  final_state = train.train(config, tmp_path)  # saved from a 4-device mesh
+  one_device = parallel.create_placement(jax.devices()[:1])
+  manager = checkpointing.create_manager(tmp_path, async_save=False)
+  restored, data_state = checkpointing.restore(manager, config, one_device.replicated)
+  manager.close()
+  assert int(restored.step) == 3 and "next_index" in json.dumps(data_state)
+  assert restored.params is not None
+  jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(final_state.params),
+                         jax.device_get(restored.params))
+  assert len(jax.tree_util.tree_leaves(restored.params)[0].sharding.device_set) == 1
+
+
+def _main_command(workdir, data_dir, steps):
+  return [sys.executable, "-m", "relight_jax.main", "--config=configs/envmap.py:smoke",
+          f"--workdir={workdir}", "--mode=train", f"--config.data.data_dir={data_dir}",
+          f"--config.train.num_steps={steps}", "--config.train.checkpoint_every=2",
+          "--config.train.log_every=1", "--config.train.eval_every=1000",
+          "--config.train.image_every=1000"]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_result(tiny_data_dir, tmp_path):
+  steps = 8
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="1", PYTHONUNBUFFERED="1")
+  reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+  subprocess.run(_main_command(reference, tiny_data_dir, steps), cwd=REPO, env=env, check=True,
+                 capture_output=True)
+  process = subprocess.Popen(_main_command(interrupted, tiny_data_dir, steps), cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = interrupted / checkpointing.CHECKPOINT_DIR
+  deadline = time.time() + 240
+  while time.time() < deadline and not (checkpoints / "4").exists():
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert (checkpoints / "4").exists(), "the run never reached its second checkpoint"
+  assert not (checkpoints / str(steps)).exists(), "killed too late to test a resume"
+  subprocess.run(_main_command(interrupted, tiny_data_dir, steps), cwd=REPO, env=env,
+                 check=True, capture_output=True)
+  config = _config("envmap", tiny_data_dir)
+  placement = parallel.create_placement(jax.devices()[:1])
+  finals = []
+  for workdir in (reference, interrupted):
+    manager = checkpointing.create_manager(workdir, async_save=False)
+    assert manager.latest_step() == steps
+    finals.append(jax.device_get(checkpointing.restore(manager, config, placement.replicated)[0]))
+    manager.close()
+  jax.tree_util.tree_map(np.testing.assert_array_equal, finals[0].params, finals[1].params)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, finals[0].batch_stats,
+                         finals[1].batch_stats)
+
+
+def test_tensorboard_events_hold_scalars_and_images(tiny_data_dir, tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  config = _config("envmap", tiny_data_dir, **{"train.num_steps": 3, "train.eval_every": 3})
+  train.train(config, tmp_path)
+  accumulator = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+  accumulator.Reload()
+  tags = set(accumulator.Tags()["tensors"])
+  for tag in ("train/loss", "train/reconstruction", "eval/score", "relighting",
+              "envmap/input"):
+    assert tag in tags, (tag, sorted(tags))
+  from tensorboard.util import tensor_util
+  image_event = accumulator.Tensors("relighting")[-1]
+  width, height = (int(v) for v in tensor_util.make_ndarray(image_event.tensor_proto)[:2])
+  assert width == 4 * config.data.image_size and height > 0
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data_dir, tmp_path):
+  config = _config("envmap", tiny_data_dir, **{
+      "train.learning_rate": float("nan"), "train.log_every": 1, "train.checkpoint_every": 1,
+      "train.eval_every": 100, "train.image_every": 100})
+  with pytest.raises(FloatingPointError, match="non-finite training loss at step 2"):
+    train.train(config, tmp_path)
+  manager = checkpointing.create_manager(tmp_path, async_save=False)
+  assert manager.latest_step() == 1
+  manager.close()
+
+
+def test_refuses_to_resume_another_model(tiny_data_dir, tmp_path):
+  config = _config("envmap", tiny_data_dir, **{"train.num_steps": 1, "train.eval_every": 100})
+  train.train(config, tmp_path)
+  other = _config("illumination_predictor", tiny_data_dir)
+  with pytest.raises(ValueError, match="holds a run of another model"):
+    train.train(other, tmp_path)
