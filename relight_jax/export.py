@@ -1,0 +1,169 @@
+"""Serialise a trained relighter with `jax.export`, and load it without the model code.
+
+  python -m relight_jax.export --workdir=runs/envmap --output=relighter.bin
+
+writes the inference function relit = f(input_image, target_image), each
+[batch, S, S, 3] float32 in [0, 1], with the trained variables closed over as constants,
+as a serialised `jax.export.Exported` (StableHLO). The batch dimension is symbolic, so one
+file serves any batch size; the resolution S is the training resolution (fixed: the
+working-resolution override of relight.py needs the workdir). It is lowered for CPU and
+CUDA by default, so a file made on a laptop runs on a Colab GPU and the other way round.
+
+`load_exported(path)` needs only jax and numpy: it does not import the project's model
+code (relight_jax.models), which lets a notebook or a server run a model whose code has
+since changed.
+"""
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import sys
+import tempfile
+
+import jax
+import numpy as np
+
+PLATFORMS = ("cpu", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedRelighter:
+  """A deserialised relighter: call it like the in-process inference function.
+
+  Attributes:
+    exported: the `jax.export.Exported`.
+    image_size: its fixed resolution S.
+  """
+
+  exported: jax.export.Exported
+
+  @property
+  def image_size(self):
+    return int(self.exported.in_avals[0].shape[1])
+
+  def __call__(self, input_image, target_image):
+    """relit [B, S, S, 3] from input_image and target_image [B, S, S, 3] float32."""
+    return self.exported.call(np.asarray(input_image, np.float32),
+                              np.asarray(target_image, np.float32))
+
+
+def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
+  """Exports relight_fn(input_image, target_image) with a symbolic batch dimension.
+
+  Args:
+    relight_fn: a JAX-traceable function of two [B, S, S, 3] float32 arrays returning
+      [B, S, S, 3] (relight.make_relight_fn: the variables are closed over, so they
+      become constants of the exported module).
+    image_size: S.
+    platforms: lowering platforms.
+
+  Returns:
+    A `jax.export.Exported`.
+  """
+  (batch,) = jax.export.symbolic_shape("batch")
+  spec = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), np.float32)
+  return jax.export.export(jax.jit(relight_fn), platforms=platforms)(spec, spec)
+
+
+def save_exported(exported, path):
+  """Writes `exported.serialize()` to `path` atomically (temp file + os.replace)."""
+  path = pathlib.Path(path)
+  descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                           suffix=".tmp")
+  try:
+    with os.fdopen(descriptor, "wb") as stream:
+      stream.write(exported.serialize())
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+  except BaseException:
+    os.unlink(temporary)
+    raise
+
+
+def load_exported(path):
+  """Loads a file written by `save_exported` (no model code needed).
+
+  Args:
+    path: the .bin file.
+
+  Returns:
+    An `ExportedRelighter`.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: the file is not a serialised relighter.
+  """
+  path = pathlib.Path(path)
+  try:
+    data = path.read_bytes()
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: no such file; expected a file written by "
+                            "python -m relight_jax.export") from None
+  try:
+    exported = jax.export.deserialize(bytearray(data))
+  except Exception:  # flatbuffers raises assorted errors on foreign bytes
+    raise ValueError(f"{path}: not a serialised jax.export relighter; expected a file "
+                     "written by python -m relight_jax.export") from None
+  shapes = [tuple(aval.shape) for aval in exported.in_avals]
+  if len(shapes) != 2 or any(len(shape) != 4 or shape[3] != 3 for shape in shapes):
+    raise ValueError(f"{path}: exported function takes {shapes}; expected two "
+                     "[batch, S, S, 3] images")
+  return ExportedRelighter(exported)
+
+
+def export_workdir(workdir, output, *, step=None, platforms=PLATFORMS):
+  """Exports the model trained in `workdir` to the file `output`.
+
+  Args:
+    workdir: a training workdir.
+    output: destination file.
+    step: checkpoint step; default the latest.
+    platforms: lowering platforms.
+
+  Returns:
+    The `jax.export.Exported` written.
+  """
+  # Imported here, not at the top, so that `load_exported` never imports the model code.
+  from relight_jax import checkpointing
+  from relight_jax import relight
+  from relight_jax.models import registry
+
+  config, variables, _ = checkpointing.load_inference_variables(workdir, step)
+  # Host copies: the constants of the exported module, whatever devices restored them.
+  variables = jax.device_get(variables)
+  model = registry.create_model(config.model)
+  exported = export_relight_fn(relight.make_relight_fn(model, variables),
+                               config.data.image_size, platforms=platforms)
+  save_exported(exported, output)
+  return exported
+
+
+def main(argv=None):
+  """Command-line entry point; returns the exit status."""
+  parser = argparse.ArgumentParser(
+      prog="python -m relight_jax.export",
+      description="Serialise a trained relighter with jax.export.")
+  parser.add_argument("--workdir", required=True, help="training workdir")
+  parser.add_argument("--output", required=True, help="file to write, e.g. relighter.bin")
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step")
+  parser.add_argument("--platforms", default=",".join(PLATFORMS),
+                      help="comma-separated lowering platforms")
+  args = parser.parse_args(argv)
+  output = pathlib.Path(args.output)
+  if not output.parent.is_dir():
+    print(f"export: error: folder {output.parent} does not exist", file=sys.stderr)
+    return 1
+  try:
+    exported = export_workdir(args.workdir, output, step=args.step,
+                              platforms=tuple(args.platforms.split(",")))
+  except (FileNotFoundError, ValueError) as error:
+    print(f"export: error: {error}", file=sys.stderr)
+    return 1
+  print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, platforms "
+        f"{exported.platforms}, input {exported.in_avals[0].str_short()})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

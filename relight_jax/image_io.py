@@ -1,0 +1,272 @@
+"""Safe loading and saving of user images for inference (issue 6).
+
+`relight.py`, `export.py` and the notebooks take the user's own photos: paths, PIL images
+or arrays of any size, mode and orientation. This module turns each into one canonical
+form, float32 [height, width, 3] sRGB in [0, 1], and refuses everything else with an
+`ImageError` that names the file and says what was expected. It also writes results
+atomically (a temporary file in the same folder, then `os.replace`) and never over an
+input.
+
+Conventions:
+  * EXIF orientation is honoured (`PIL.ImageOps.exif_transpose`): phone photos come out
+    the way they are displayed.
+  * Grayscale (1, L, I;16, I, F) is repeated to three channels; palette images are
+    expanded; CMYK / YCbCr / LAB / HSV are converted to RGB by PIL.
+  * Alpha (RGBA, LA, PA, palette transparency) is composited on black: rgb * alpha. For
+    opaque images this is the same as dropping alpha (what the VIDIT loader does with
+    its RGBA files); for transparent pixels, whose RGB values are undefined (often
+    garbage), it gives "no light" rather than random colours.
+  * 16-bit grayscale PNG/TIFF (PIL modes I;16*, and I for 16-bit PNGs) is scaled by
+    1/65535, not truncated to 8 bits. PIL itself reads 16-bit *RGB* PNGs as 8-bit RGB.
+  * Size limits: at most `MAX_PIXELS` (100 MP) and at least `MIN_SIDE` (8) pixels per
+    side. The pixel count is checked from the header before decoding, so a
+    decompression bomb is refused without being decompressed.
+"""
+
+import os
+import pathlib
+import tempfile
+import warnings
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+from PIL import UnidentifiedImageError
+
+MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo still passes
+MIN_SIDE = 8              # the smallest side a relighting result means anything at
+
+_EXPECTED = "an RGB, grayscale, palette or RGBA image (PNG, JPEG, TIFF, WebP, ...)"
+
+
+class ImageError(ValueError):
+  """A user image that cannot be loaded or saved; the message names the file."""
+
+
+def _describe(source, name):
+  """Name used in error messages: the path, the caller's name, or the type."""
+  if name is not None:
+    return str(name)
+  if isinstance(source, (str, os.PathLike)):
+    return os.fspath(source)
+  filename = getattr(source, "filename", "") if isinstance(source, Image.Image) else ""
+  return filename or f"<{type(source).__name__}>"
+
+
+def _check_size(width, height, label, max_pixels, min_side):
+  if width * height > max_pixels:
+    raise ImageError(
+        f"{label}: {width}x{height} pixels ({width * height / 1e6:.1f} MP) is more than the "
+        f"{max_pixels / 1e6:.0f} MP limit; expected a photo of at most {max_pixels:,} pixels")
+  if min(width, height) < min_side:
+    raise ImageError(
+        f"{label}: {width}x{height} pixels is too small; expected at least {min_side} pixels "
+        "per side")
+
+
+def _pil_to_array(image, label):
+  """Decodes an opened PIL image into float32 [height, width, 3] in [0, 1]."""
+  mode = image.mode
+  if mode.startswith("I;16") or mode == "I":
+    # 16-bit grayscale (PNG and TIFF decode to I;16* or I): scale, do not truncate.
+    gray = np.asarray(image, dtype=np.float64)
+    rgb = np.repeat(np.clip(gray / 65535.0, 0.0, 1.0)[..., None], 3, axis=-1)
+    return rgb.astype(np.float32)
+  if mode == "F":
+    gray = np.asarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(gray)):
+      raise ImageError(f"{label}: floating-point image holds NaN or infinite values")
+    return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=-1)
+  has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+      mode == "P" and "transparency" in image.info)
+  try:
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+  except (ValueError, OSError) as error:
+    raise ImageError(f"{label}: cannot convert PIL mode {mode!r} to RGB ({error}); "
+                     f"expected {_EXPECTED}") from None
+  array = np.asarray(converted, dtype=np.float32) / 255.0  # [height, width, 3 or 4]
+  if has_alpha:
+    # Composite on black (module docstring): rgb * alpha.
+    array = array[..., :3] * array[..., 3:4]
+  return np.ascontiguousarray(array[..., :3])
+
+
+def _load_pil(image, label, max_pixels, min_side):
+  _check_size(image.width, image.height, label, max_pixels, min_side)
+  try:
+    image.load()
+    # EXIF orientation 5-8 swaps width and height, so check the size only before (the
+    # pixel count is the same) and orient after decoding.
+    image = ImageOps.exif_transpose(image)
+  except (OSError, ValueError, SyntaxError) as error:
+    raise ImageError(f"{label}: the image data is damaged or truncated ({error}); "
+                     f"expected {_EXPECTED}") from None
+  return _pil_to_array(image, label)
+
+
+def _array_to_float(array, label):
+  """Validates a user array and returns float32 [height, width, 3] in [0, 1]."""
+  array = np.asarray(array)
+  if array.ndim == 3 and array.shape[-1] == 1:
+    array = array[..., 0]
+  if array.ndim == 2:
+    array = np.repeat(array[..., None], 3, axis=-1)
+  if array.ndim != 3 or array.shape[-1] not in (3, 4):
+    raise ImageError(f"{label}: array of shape {array.shape}; expected [height, width], "
+                     "[height, width, 1], [height, width, 3] or [height, width, 4]")
+  if array.dtype == np.uint8:
+    array = array.astype(np.float32) / 255.0
+  elif array.dtype == np.uint16:
+    array = array.astype(np.float32) / 65535.0
+  elif np.issubdtype(array.dtype, np.floating):
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+      raise ImageError(f"{label}: array holds NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    # A small tolerance for rounding in the caller's own processing.
+    if low < -1e-3 or high > 1.0 + 1e-3:
+      raise ImageError(f"{label}: float array with values in [{low:.3g}, {high:.3g}]; "
+                       "expected values in [0, 1] (divide 8-bit data by 255)")
+    array = np.clip(array, 0.0, 1.0)
+  else:
+    raise ImageError(f"{label}: array of dtype {array.dtype}; expected uint8, uint16 or "
+                     "float in [0, 1]")
+  if array.shape[-1] == 4:
+    array = array[..., :3] * array[..., 3:4]  # composite on black, as for files
+  return np.ascontiguousarray(array)
+
+
+def load_image(source, *, name=None, max_pixels=MAX_PIXELS, min_side=MIN_SIDE):
+  """Loads a user image as float32 sRGB in [0, 1].
+
+  Args:
+    source: a path (str or os.PathLike), a PIL image, or an array ([H, W], [H, W, 1],
+      [H, W, 3] or [H, W, 4]; uint8, uint16 or float in [0, 1]).
+    name: how to call the image in error messages (default: its path or type).
+    max_pixels: refuse images with more pixels than this.
+    min_side: refuse images with a side shorter than this.
+
+  Returns:
+    float32 array [height, width, 3] in [0, 1], EXIF orientation applied, alpha
+    composited on black.
+
+  Raises:
+    ImageError: unreadable path, not an image, damaged data, decompression bomb, size
+      outside the limits, or an array of the wrong shape, dtype or range.
+  """
+  label = _describe(source, name)
+  if isinstance(source, (str, os.PathLike)):
+    path = pathlib.Path(source)
+    if path.is_dir():
+      raise ImageError(f"{label}: is a folder; expected an image file")
+    try:
+      with warnings.catch_warnings():
+        # PIL warns above its own 89 MP default; we enforce MAX_PIXELS ourselves below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+          return _load_pil(image, label, max_pixels, min_side)
+    except Image.DecompressionBombError as error:
+      raise ImageError(f"{label}: refused as a decompression bomb ({error}); expected a "
+                       f"photo of at most {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+      raise ImageError(f"{label}: not an image file PIL can read; expected {_EXPECTED}"
+                       ) from None
+    except FileNotFoundError:
+      raise ImageError(f"{label}: no such file; expected a path to an image") from None
+    except PermissionError:
+      raise ImageError(f"{label}: permission denied; expected a readable image file"
+                       ) from None
+    except OSError as error:
+      raise ImageError(f"{label}: cannot read ({error}); expected {_EXPECTED}") from None
+  if isinstance(source, Image.Image):
+    return _load_pil(source, label, max_pixels, min_side)
+  if isinstance(source, (bytes, bytearray, str)) or not hasattr(source, "__array__"):
+    raise ImageError(f"{label}: expected a path, a PIL image or an array")
+  array = _array_to_float(source, label)
+  _check_size(array.shape[1], array.shape[0], label, max_pixels, min_side)
+  return array
+
+
+def to_uint8(image):
+  """Rounds float [..., 3] in [0, 1] to uint8 (values outside [0, 1] are clipped)."""
+  return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def has_image_extension(path):
+  """Whether PIL knows the extension of `path` (e.g. .png, .jpg, .tif)."""
+  return pathlib.Path(path).suffix.lower() in Image.registered_extensions()
+
+
+def same_file(path, other):
+  """Whether two paths name the same file (symlinks and hard links resolved)."""
+  try:
+    return os.path.samefile(path, other)
+  except OSError:
+    return os.path.realpath(path) == os.path.realpath(other)
+
+
+def check_output_path(path, *, protected=(), overwrite=True):
+  """Checks that `path` can receive an image; returns its PIL format name.
+
+  Args:
+    path: destination, e.g. 'out/relit.png'.
+    protected: paths that must never be written (the inputs of the run).
+    overwrite: if False, refuse an existing file.
+
+  Returns:
+    The PIL format of the extension, e.g. 'PNG'.
+
+  Raises:
+    ImageError: `path` is one of `protected`, exists while `overwrite` is False, has no
+      known image extension, or its folder does not exist.
+  """
+  path = pathlib.Path(path)
+  for other in protected:
+    if same_file(path, other):
+      raise ImageError(f"{path}: refusing to overwrite an input image")
+  if path.exists() and not overwrite:
+    raise ImageError(f"{path}: already exists; pass overwrite to replace it")
+  extension = path.suffix.lower()
+  image_format = Image.registered_extensions().get(extension)
+  if image_format is None or image_format not in Image.SAVE:
+    raise ImageError(f"{path}: unknown image extension {extension!r}; expected e.g. .png "
+                     "or .jpg")
+  if not path.parent.is_dir():
+    raise ImageError(f"{path}: folder {path.parent} does not exist")
+  return image_format
+
+
+def save_image(path, image, *, protected=(), overwrite=True):
+  """Writes an image atomically; the format comes from the file extension.
+
+  The image is encoded into a temporary file in the destination folder, which then
+  replaces `path` in one `os.replace`: a failure (disk full, bad extension, interrupt)
+  leaves no partial file and any previous file intact.
+
+  Args:
+    path: destination, e.g. 'out/relit.png'. Its folder must exist.
+    image: float [height, width, 3] in [0, 1] or uint8 [height, width, 3].
+    protected: paths that must never be written (the inputs of the run).
+    overwrite: if False, refuse to replace an existing file.
+
+  Raises:
+    ImageError: as `check_output_path`, or an image of the wrong shape.
+  """
+  path = pathlib.Path(path)
+  image_format = check_output_path(path, protected=protected, overwrite=overwrite)
+  array = np.asarray(image)
+  if array.dtype != np.uint8:
+    array = to_uint8(array)
+  if array.ndim != 3 or array.shape[-1] != 3:
+    raise ImageError(f"{path}: image of shape {array.shape}; expected [height, width, 3]")
+  descriptor, temporary = tempfile.mkstemp(
+      dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(descriptor, "wb") as stream:
+      Image.fromarray(array, "RGB").save(stream, format=image_format)
+    # mkstemp creates the file 0600; give the result the usual permissions of an image.
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+  except BaseException:
+    os.unlink(temporary)
+    raise

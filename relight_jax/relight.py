@@ -1,0 +1,331 @@
+"""Relight your own photos with a trained model: Python API and command line (issue 6).
+
+Python:
+  from relight_jax import relight
+  relighter = relight.load_relighter("runs/envmap")          # or load_exported_relighter
+  relit = relight.relight(relighter, "photo.jpg", "target.png")  # float32 [H, W, 3]
+
+Command line (one pair, or a folder of inputs x one or more targets):
+  python -m relight_jax.relight --workdir=runs/envmap --input=a.jpg --target=b.jpg \
+      --output=out.png
+  python -m relight_jax.relight --exported=relighter.bin --input=photos/ \
+      --target=t1.png --target=t2.png --output=relit/ [--size=128]
+
+The network runs at a working resolution S (its training `data.image_size`, or `size`):
+the input and the target are reduced to S x S (box filter; non-square photos are
+squashed, see guided_upsample.py), the network relights, and the change is brought back
+to the input's full resolution and aspect ratio by `guided_upsample` (the default) or
+by a plain bicubic upscale (`upsample='bicubic'`, the baseline). Only the target's
+illumination matters, so the target is used at S x S only.
+
+Images go through `image_io` (EXIF orientation, modes, size limits, clear errors);
+outputs are written atomically and never over an input. The command exits with status 1
+and a one-line message on bad input.
+"""
+
+import argparse
+import dataclasses
+import functools
+import os
+import pathlib
+import sys
+from collections.abc import Callable
+
+import jax
+import numpy as np
+import tqdm
+from PIL import Image
+
+from relight_jax import checkpointing
+from relight_jax import export
+from relight_jax import guided_upsample as guided_upsample_lib
+from relight_jax import image_io
+from relight_jax.models import registry
+
+
+class RelightError(ValueError):
+  """Bad arguments to the relighting API or command line (message names the value)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Relighter:
+  """A trained relighting network at its working resolution.
+
+  Attributes:
+    relight_fn: (input_image [B, S, S, 3], target_image [B, S, S, 3]) -> relit
+      [B, S, S, 3], float32 in [0, 1].
+    image_size: the default working resolution S (the training resolution).
+    size_multiple: working resolutions must be multiples of this (the encoder's total
+      downsampling); 0 when only `image_size` works (an exported function).
+    description: where it came from, for logs.
+  """
+
+  relight_fn: Callable
+  image_size: int
+  size_multiple: int
+  description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Relit:
+  """One relighting at full resolution, with the working-resolution images behind it."""
+
+  relit: np.ndarray         # [H, W, 3], the result at the input's resolution
+  input_image: np.ndarray   # [H, W, 3], the input as loaded
+  input_low: np.ndarray     # [S, S, 3], what the network saw
+  target_low: np.ndarray    # [S, S, 3]
+  relit_low: np.ndarray     # [S, S, 3], the network's output
+
+
+def make_relight_fn(model, variables):
+  """The inference function of a Linen relighter with its variables closed over.
+
+  Args:
+    model: a module of `models.registry` (called as model.apply(variables, input_image,
+      target_image, train=False) -> {'relit': ...}).
+    variables: {'params': ..., 'batch_stats': ...}.
+
+  Returns:
+    relight_fn(input_image, target_image) -> relit, each [B, S, S, 3]; jitted, traced
+    once per shape.
+  """
+  @jax.jit
+  def apply(variables, input_image, target_image):
+    return model.apply(variables, input_image, target_image, train=False)["relit"]
+
+  return functools.partial(apply, variables)
+
+
+def encoder_downsampling(model_config):
+  """Total downsampling factor of the encoder (DESIGN.md: one stride-2 conv + `depth`)."""
+  return 2 ** (model_config.depth + 1)
+
+
+def relighter_from_model(model, variables, model_config, image_size, description=""):
+  """A `Relighter` from a model and its variables (tests, notebooks, `load_relighter`)."""
+  return Relighter(make_relight_fn(model, variables), int(image_size),
+                   encoder_downsampling(model_config), description)
+
+
+def load_relighter(workdir, *, step=None):
+  """Loads the model trained in `workdir` (config.json + latest or given checkpoint).
+
+  Args:
+    workdir: a training workdir.
+    step: a checkpoint step; default the latest.
+
+  Returns:
+    A `Relighter` on the present devices, at the training resolution.
+
+  Raises:
+    FileNotFoundError: no config or no checkpoint in `workdir`.
+  """
+  config, variables, step = checkpointing.load_inference_variables(workdir, step)
+  model = registry.create_model(config.model)
+  return relighter_from_model(model, variables, config.model, config.data.image_size,
+                              f"{workdir} step {step} ({config.model.name})")
+
+
+def load_exported_relighter(path):
+  """A `Relighter` from a file written by `python -m relight_jax.export` (fixed size)."""
+  exported = export.load_exported(path)
+  return Relighter(exported, exported.image_size, 0, f"{path} (exported)")
+
+
+def _working_size(relighter, size):
+  if size is None or size == relighter.image_size:
+    return relighter.image_size
+  if relighter.size_multiple == 0:
+    raise RelightError(f"size={size}: this relighter only runs at its exported size "
+                       f"{relighter.image_size}")
+  if size < relighter.size_multiple or size % relighter.size_multiple:
+    raise RelightError(f"size={size}: expected a positive multiple of "
+                       f"{relighter.size_multiple} (the encoder's downsampling)")
+  return int(size)
+
+
+UPSAMPLERS = ("guided", "bicubic")
+
+
+def relight_detailed(relighter, input_image, target_image, *, size=None, upsample="guided"):
+  """Relights `input_image` under the illumination of `target_image`, at full resolution.
+
+  Args:
+    relighter: a `Relighter`.
+    input_image: path, PIL image or array (see image_io.load_image), any size.
+    target_image: path, PIL image or array whose illumination to transfer.
+    size: working resolution (default the relighter's training resolution).
+    upsample: 'guided' (guided_upsample.py) or 'bicubic' (the baseline).
+
+  Returns:
+    A `Relit` with the full-resolution result and the working-resolution images.
+
+  Raises:
+    image_io.ImageError: an image cannot be loaded.
+    RelightError: bad `size` or `upsample`.
+  """
+  if upsample not in UPSAMPLERS:
+    raise RelightError(f"upsample={upsample!r}: expected one of {UPSAMPLERS}")
+  size = _working_size(relighter, size)
+  input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
+  target_low = _at_size(
+      image_io.load_image(target_image, name=_name(target_image, "target")), size)
+  height, width = input_full.shape[:2]
+  input_low = _at_size(input_full, size)
+  relit_low = np.asarray(jax.device_get(
+      relighter.relight_fn(input_low[None], target_low[None])))[0]  # [S, S, 3]
+  if upsample == "guided":
+    relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
+  else:
+    relit = guided_upsample_lib.bicubic_upsample(relit_low, height, width)
+  return Relit(relit, input_full, input_low, target_low, relit_low)
+
+
+def relight(relighter, input_image, target_image, *, size=None, upsample="guided"):
+  """Like `relight_detailed`, returning only the relit image float32 [H, W, 3] in [0, 1]."""
+  return relight_detailed(relighter, input_image, target_image, size=size,
+                          upsample=upsample).relit
+
+
+def _name(image, role):
+  """Error-message name of an image: None lets image_io use the path or PIL filename."""
+  return None if isinstance(image, (str, os.PathLike, Image.Image)) else role
+
+
+def _at_size(image, size):
+  """[H, W, 3] -> [size, size, 3] with the box filter (a copy when already that size)."""
+  return np.clip(guided_upsample_lib.resize(image, size, size, "area"), 0.0, 1.0)
+
+
+def _image_files(folder):
+  return sorted(path for path in folder.iterdir()
+                if path.is_file() and image_io.has_image_extension(path)
+                and not path.name.startswith("."))
+
+
+def _expand(paths, role):
+  """Files of a list of files and folders; RelightError on a missing path or empty folder."""
+  files = []
+  for path in map(pathlib.Path, paths):
+    if path.is_dir():
+      found = _image_files(path)
+      if not found:
+        raise RelightError(f"{role} folder {path} holds no image files")
+      files.extend(found)
+    elif path.exists():
+      files.append(path)
+    else:
+      raise RelightError(f"{role} {path}: no such file or folder")
+  return files
+
+
+def plan_outputs(input_paths, target_paths, output, *, batch):
+  """The (input, target, output) triplets of a CLI run.
+
+  Args:
+    input_paths: input files.
+    target_paths: target files.
+    output: the output file (single pair) or folder (batch).
+    batch: whether to name outputs '<input>__<target>.png' inside the folder `output`.
+
+  Returns:
+    A list of (input_path, target_path, output_path).
+  """
+  output = pathlib.Path(output)
+  if not batch:
+    return [(input_paths[0], target_paths[0], output)]
+  plan = []
+  for input_path in input_paths:
+    for target_path in target_paths:
+      plan.append((input_path, target_path,
+                   output / f"{input_path.stem}__{target_path.stem}.png"))
+  names = [item[2] for item in plan]
+  if len(set(names)) != len(names):
+    raise RelightError("two input/target pairs map to the same output name; rename the "
+                       "files so that their stems differ")
+  return plan
+
+
+def _parse_args(argv):
+  parser = argparse.ArgumentParser(
+      prog="python -m relight_jax.relight",
+      description="Relight photos with a trained relight_jax model.")
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument("--workdir", help="training workdir (config.json + checkpoints)")
+  source.add_argument("--exported", help="file written by python -m relight_jax.export")
+  parser.add_argument("--input", required=True, help="input image or folder of images")
+  parser.add_argument("--target", required=True, action="append",
+                      help="target image or folder (repeat for several)")
+  parser.add_argument("--output", required=True,
+                      help="output image (one pair) or folder (several)")
+  parser.add_argument("--size", type=int, default=None,
+                      help="working resolution (default: the training resolution)")
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step")
+  parser.add_argument("--upsample", choices=UPSAMPLERS, default="guided")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace existing outputs (never an input)")
+  return parser.parse_args(argv)
+
+
+def _fail(message):
+  print(f"relight: error: {message}", file=sys.stderr)
+  return 1
+
+
+def main(argv=None):
+  """Command-line entry point; returns the exit status."""
+  args = _parse_args(argv)
+  try:
+    input_paths = _expand([args.input], "input")
+    target_paths = _expand(args.target, "target")
+    batch = pathlib.Path(args.input).is_dir() or len(target_paths) > 1
+    output = pathlib.Path(args.output)
+    if batch:
+      if output.exists() and not output.is_dir():
+        raise RelightError(f"output {output}: several outputs need a folder, not a file")
+      output.mkdir(parents=True, exist_ok=True)
+    plan = plan_outputs(input_paths, target_paths, output, batch=batch)
+    protected = input_paths + target_paths
+    for _, _, output_path in plan:
+      if any(image_io.same_file(output_path, other) for other in protected):
+        raise RelightError(f"output {output_path} is one of the inputs; refusing to "
+                           "overwrite it")
+      if output_path.exists() and not args.overwrite:
+        raise RelightError(f"output {output_path} exists; pass --overwrite to replace it")
+      image_io.check_output_path(output_path)
+    # Load the images first: a bad one fails before the model is loaded (in batch mode
+    # a bad input is reported and skipped below, the others still run).
+    targets = {path: image_io.load_image(path) for path in target_paths}
+    current_input, input_image = None, None
+    if not batch:
+      current_input, input_image = input_paths[0], image_io.load_image(input_paths[0])
+    if args.workdir is not None:
+      relighter = load_relighter(args.workdir, step=args.step)
+    else:
+      relighter = load_exported_relighter(args.exported)
+    size = _working_size(relighter, args.size)
+    # Only the target's illumination matters: reduce each target once.
+    targets = {path: _at_size(image, size) for path, image in targets.items()}
+  except (RelightError, image_io.ImageError, FileNotFoundError, ValueError) as error:
+    return _fail(error)
+  failures = 0
+  for input_path, target_path, output_path in tqdm.tqdm(
+      plan, desc="relight", unit="image", disable=not batch):
+    try:
+      if input_path != current_input:
+        current_input = input_path
+        input_image = image_io.load_image(input_path)
+      relit = relight(relighter, input_image, targets[target_path], size=size,
+                      upsample=args.upsample)
+      image_io.save_image(output_path, relit, protected=protected)
+    except (image_io.ImageError, RelightError) as error:
+      failures += 1
+      current_input = None
+      tqdm.tqdm.write(f"relight: error: {error}", file=sys.stderr)
+  if failures:
+    return _fail(f"{failures} of {len(plan)} outputs failed (see above)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

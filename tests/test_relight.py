@@ -1,0 +1,238 @@
+"""Tests of relight_jax/guided_upsample.py and relight_jax/relight.py (API and CLI)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import colour
+import jax
+import numpy as np
+import pytest
+from conftest import load_config
+from PIL import Image
+
+from relight_jax import checkpointing
+from relight_jax import config_utils
+from relight_jax import guided_upsample as gu
+from relight_jax import image_io
+from relight_jax import relight
+from relight_jax import state as state_lib
+from relight_jax.models import registry
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _photo(height, width, seed=0):
+  """A textured uint8 'photo': smooth shading times fine random texture."""
+  rng = np.random.default_rng(seed)
+  rows, cols = np.mgrid[0:height, 0:width] / max(height, width)
+  shading = 0.3 + 0.6 * np.stack([rows, cols, 1 - rows], axis=-1)
+  texture = 0.7 + 0.3 * rng.random((height, width, 3))
+  return np.round(shading * texture * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- guided upsampling
+
+
+def test_box_filter_matches_brute_force():
+  image = np.random.default_rng(0).random((9, 13, 2)).astype(np.float32)
+  radius = 2
+  expected = np.zeros_like(image)
+  for row in range(9):
+    for col in range(13):
+      window = image[max(row - radius, 0):row + radius + 1,
+                     max(col - radius, 0):col + radius + 1]
+      expected[row, col] = window.mean(axis=(0, 1))
+  np.testing.assert_allclose(gu.box_filter(image, radius), expected, atol=1e-6)
+
+
+def test_srgb_curves_match_colour_science():
+  values = np.linspace(0, 1, 101, dtype=np.float32)
+  np.testing.assert_allclose(gu.srgb_to_linear(values), colour.models.eotf_sRGB(values),
+                             atol=1e-6)
+  np.testing.assert_allclose(gu.linear_to_srgb(values),
+                             colour.models.eotf_inverse_sRGB(values), atol=1e-6)
+
+
+def test_no_change_at_low_resolution_leaves_the_photo_unchanged():
+  photo = _photo(60, 90) / np.float32(255)
+  low = gu.resize(photo, 16, 16)
+  relit = gu.guided_upsample(photo, low, low)
+  assert relit.shape == (60, 90, 3)
+  np.testing.assert_allclose(relit, photo, atol=1e-5)
+
+
+def test_a_global_change_is_transferred_with_full_resolution_detail():
+  photo = _photo(128, 192) / np.float32(255)
+  gain = np.array([0.9, 0.6, 0.3], np.float32)  # dimmer and warmer, in linear light
+
+  def change(image):
+    return gu.linear_to_srgb(gu.srgb_to_linear(image) * gain)
+
+  low = gu.resize(photo, 32, 32)
+  ideal = change(photo)
+  guided = gu.guided_upsample(photo, low, change(low))
+  bicubic = gu.bicubic_upsample(change(low), 128, 192)
+  guided_error = np.abs(guided - ideal).mean()
+  assert guided_error < 0.01, guided_error
+  assert np.abs(bicubic - ideal).mean() > 3 * guided_error
+
+
+# ---------------------------------------------------------------- a tiny trained-looking model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  """A smoke-size envmap model, its variables, and a workdir holding them as a checkpoint."""
+  config = load_config("envmap", "smoke")
+  train_state = jax.jit(lambda rng: state_lib.create_train_state(config, rng))(
+      jax.random.key(3))
+  workdir = tmp_path_factory.mktemp("workdir")
+  config_utils.save_config(config, workdir / checkpointing.CONFIG_FILE)
+  manager = checkpointing.create_manager(workdir, async_save=False)
+  checkpointing.save(manager, 7, train_state, {"position": 0})
+  manager.wait_until_finished()
+  manager.close()
+  model = registry.create_model(config.model)
+  variables = jax.device_get(state_lib.variables_of(train_state))
+  relighter = relight.relighter_from_model(model, variables, config.model,
+                                           config.data.image_size)
+  return config, model, variables, relighter, workdir
+
+
+def test_relight_any_size_matches_the_model_at_working_resolution(setup):
+  config, model, variables, relighter, _ = setup
+  size = config.data.image_size  # 32
+  photo = _photo(64, 64)
+  target = _photo(50, 30, seed=1)
+  result = relight.relight_detailed(relighter, photo, target)
+  assert result.relit.shape == (64, 64, 3) and result.relit.dtype == np.float32
+  assert 0.0 <= result.relit.min() and result.relit.max() <= 1.0
+  # The network sees the 2x2 block means of the photo (independent reference).
+  block_means = (photo / 255.0).reshape(size, 2, size, 2, 3).mean(axis=(1, 3))
+  np.testing.assert_allclose(result.input_low, block_means, atol=1e-5)
+  direct = jax.jit(lambda input_image, target_image: model.apply(
+      variables, input_image, target_image, train=False)["relit"])(
+          result.input_low[None], result.target_low[None])[0]
+  np.testing.assert_allclose(result.relit_low, direct, atol=1e-5)
+  # Deterministic, and paths / PIL images / arrays all give the same result.
+  again = relight.relight(relighter, Image.fromarray(photo), Image.fromarray(target))
+  np.testing.assert_array_equal(again, result.relit)
+
+
+def test_non_square_input_size_override_and_bicubic(setup):
+  _, _, _, relighter, _ = setup
+  photo = _photo(40, 72)
+  target = _photo(32, 32, seed=2)
+  result = relight.relight_detailed(relighter, photo, target, size=48)
+  assert result.relit.shape == (40, 72, 3) and result.relit_low.shape == (48, 48, 3)
+  bicubic = relight.relight(relighter, photo, target, size=48, upsample="bicubic")
+  np.testing.assert_allclose(bicubic, gu.bicubic_upsample(result.relit_low, 40, 72),
+                             atol=1e-6)
+  with pytest.raises(relight.RelightError, match="size=24: expected a positive multiple of 16"):
+    relight.relight(relighter, photo, target, size=24)
+  with pytest.raises(relight.RelightError, match="upsample='nearest'"):
+    relight.relight(relighter, photo, target, upsample="nearest")
+  with pytest.raises(image_io.ImageError, match="target: array of shape"):
+    relight.relight(relighter, photo, np.zeros((32, 32, 2), np.uint8))
+
+
+def test_load_relighter_restores_the_checkpoint(setup):
+  _, _, _, relighter, workdir = setup
+  loaded = relight.load_relighter(workdir)
+  assert loaded.image_size == 32 and loaded.size_multiple == 16
+  assert "step 7" in loaded.description
+  photo, target = _photo(48, 40), _photo(32, 32, seed=4)
+  np.testing.assert_allclose(relight.relight(loaded, photo, target),
+                             relight.relight(relighter, photo, target), atol=1e-5)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_single_pair_and_batch(setup, tmp_path, capsys):
+  _, _, _, relighter, workdir = setup
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  for index, shape in enumerate([(40, 56), (64, 48)]):
+    Image.fromarray(_photo(*shape, seed=index)).save(photos / f"photo{index}.png")
+  (photos / "notes.txt").write_text("not an image, and not an image extension: skipped")
+  targets = [tmp_path / "t_warm.png", tmp_path / "t_cold.jpg"]
+  for index, target in enumerate(targets):
+    Image.fromarray(_photo(32, 32, seed=10 + index)).save(target)
+
+  output = tmp_path / "single.png"
+  status = relight.main([f"--workdir={workdir}", f"--input={photos / 'photo0.png'}",
+                         f"--target={targets[0]}", f"--output={output}"])
+  assert status == 0
+  written = np.asarray(Image.open(output))
+  expected = image_io.to_uint8(relight.relight(relighter, photos / "photo0.png", targets[0]))
+  assert written.shape == (40, 56, 3)
+  assert np.abs(written.astype(int) - expected).max() <= 1
+
+  status = relight.main([f"--workdir={workdir}", f"--input={photos}",
+                         f"--target={targets[0]}", f"--target={targets[1]}",
+                         f"--output={tmp_path / 'batch'}", "--size=64"])
+  assert status == 0
+  names = sorted(os.listdir(tmp_path / "batch"))
+  assert names == ["photo0__t_cold.png", "photo0__t_warm.png",
+                   "photo1__t_cold.png", "photo1__t_warm.png"]
+  assert Image.open(tmp_path / "batch" / "photo1__t_cold.png").size == (48, 64)
+  assert "4/4" in capsys.readouterr().err  # the tqdm progress bar
+
+
+def test_cli_refuses_bad_input_with_one_line_and_status_1(setup, tmp_path, capsys):
+  _, _, _, _, workdir = setup
+  photo = tmp_path / "photo.png"
+  Image.fromarray(_photo(40, 40)).save(photo)
+  original = photo.read_bytes()
+  fake = tmp_path / "fake.jpg"
+  fake.write_text("not a JPEG")
+  (tmp_path / "taken.png").write_bytes(original)
+  out = f"--output={tmp_path / 'o.png'}"
+  cases = [  # (input, target, further arguments, expected message)
+      (photo, photo, [f"--output={photo}"], "is one of the inputs; refusing to overwrite it"),
+      (photo, photo, [f"--output={tmp_path / 'taken.png'}"], "exists; pass --overwrite"),
+      (photo, photo, [out, "--size=20"], "size=20: expected a positive multiple of 16"),
+      (photo, fake, [out], "fake.jpg: not an image file"),
+      (fake, photo, [out], "fake.jpg: not an image file"),
+      (photo, tmp_path / "none.png", [out], "none.png: no such file"),
+      (photo, photo, [f"--output={tmp_path / 'o.xyz'}"], "unknown image extension '.xyz'"),
+      (photo, photo, [f"--workdir={tmp_path}", out], "no config at"),
+  ]
+  for input_path, target_path, extra, message in cases:
+    source = [] if any(arg.startswith("--workdir") for arg in extra) else [
+        f"--workdir={workdir}"]
+    status = relight.main(source + [f"--input={input_path}", f"--target={target_path}"]
+                          + extra)
+    error = capsys.readouterr().err.strip()
+    assert status == 1, extra
+    assert error.startswith("relight: error:") and message in error, error
+    assert len(error.splitlines()) == 1, error
+  assert photo.read_bytes() == original and not (tmp_path / "o.png").exists()
+
+  # Batch mode: a bad input is reported and skipped, the others are written, status 1.
+  folder = tmp_path / "folder"
+  folder.mkdir()
+  (folder / "good.png").write_bytes(original)
+  (folder / "broken.png").write_text("not a PNG")
+  status = relight.main([f"--workdir={workdir}", f"--input={folder}", f"--target={photo}",
+                         f"--target={tmp_path / 'taken.png'}", f"--output={tmp_path / 'out'}"])
+  error = capsys.readouterr().err
+  assert status == 1
+  assert "broken.png: not an image file" in error and "2 of 4 outputs failed" in error
+  assert sorted(os.listdir(tmp_path / "out")) == ["good__photo.png", "good__taken.png"]
+
+
+def test_cli_subprocess_exit_status(tmp_path):
+  (tmp_path / "fake.png").write_text("text")
+  completed = subprocess.run(
+      [sys.executable, "-m", "relight_jax.relight", f"--workdir={tmp_path}",
+       f"--input={tmp_path / 'fake.png'}", f"--target={tmp_path / 'fake.png'}",
+       f"--output={tmp_path / 'out.png'}"],
+      capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+  assert completed.returncode == 1
+  assert completed.stderr.strip().splitlines()[-1] == (
+      f"relight: error: {tmp_path / 'fake.png'}: not an image file PIL can read; expected "
+      "an RGB, grayscale, palette or RGBA image (PNG, JPEG, TIFF, WebP, ...)")
