@@ -178,12 +178,15 @@ def to_float(batch):
   return converted
 
 
-def sample_pair(num_scenes, rule_names, seed, index):
+def sample_pair(num_scenes, rule_names, seed, index, extra_rule_names=(), extra_fraction=0.0):
   """Pair number `index` of the training stream: a pure function of (seed, index).
 
-  Rejection-samples uniformly from all (I, T) pairs satisfying the rules.
+  Rejection-samples uniformly from all (I, T) pairs satisfying `rule_names`, or, with
+  probability `extra_fraction`, `extra_rule_names` (a mixture of two pairings).
   """
   rng = np.random.default_rng((seed, index))
+  if extra_fraction and rng.random() < extra_fraction:
+    rule_names = extra_rule_names
   num_records = num_scenes * lights.NUM_LIGHTS
   for _ in range(1000):
     records = rng.integers(0, num_records, size=(64, 2))
@@ -211,12 +214,14 @@ class HostSlice:
 
 
 def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
-                  read_threads=2, prefetch=4):
+                  extra_rule_names=(), extra_fraction=0.0, read_threads=2, prefetch=4):
   """The infinite, seeded, resumable training stream of uint8 batches for this host.
 
   Args:
     images: `SceneImages` of the training split.
     rule_names: pairing rules (see `parse_rule`).
+    extra_rule_names: rules of a second pairing drawn with probability `extra_fraction`.
+    extra_fraction: probability of drawing a pair from `extra_rule_names`.
     seed: stream seed.
     global_batch: examples per step over all hosts.
     host: this process's slice.
@@ -236,7 +241,8 @@ def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
   dataset = (
       grain.MapDataset.range(2**62)
       .map(global_index)
-      .map(lambda k: compose_triplet(images, sample_pair(num_scenes, rule_names, seed, k)))
+      .map(lambda k: compose_triplet(images, sample_pair(
+          num_scenes, rule_names, seed, k, extra_rule_names, extra_fraction)))
       .batch(local, drop_remainder=True))
   return dataset.to_iter_dataset(
       grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch))

@@ -203,7 +203,9 @@ def train(config, workdir):
       data.name, data.eval_split, data.data_dir, data.image_size, data.cache_mib)
   rules = input_pipeline.parse_rule(data.pairing)
   iterator = iter(input_pipeline.train_dataset(
-      train_images, rules, seed=config.seed, global_batch=config.train.batch_size, host=host))
+      train_images, rules, seed=config.seed, global_batch=config.train.batch_size, host=host,
+      extra_rule_names=input_pipeline.parse_rule(data.extra_pairing),
+      extra_fraction=data.extra_fraction))
 
   manager = checkpointing.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save)

@@ -145,3 +145,15 @@ def test_tiny_dataset_records_match_pixels_and_metadata(tiny_data_dir):
   np.testing.assert_array_equal(example["ground_truth"], images.image(0, 12))
   assert not np.array_equal(example["ground_truth"], example["input_image"])
   assert not np.array_equal(example["ground_truth"], example["target_image"])
+
+
+def test_pairing_mixture_draws_both_rules_in_proportion():
+  base = input_pipeline.parse_rule("different_scene,different_direction")
+  extra = input_pipeline.parse_rule("different_scene,same_direction")
+  pairs = np.array([input_pipeline.sample_pair(6, base, 0, k, extra, 0.5) for k in range(600)])
+  si, li, st, lt = pairs.T
+  same = li % 8 == lt % 8
+  assert np.all(si != st)
+  assert 0.4 < same.mean() < 0.6
+  only_base = np.array([input_pipeline.sample_pair(6, base, 0, k) for k in range(200)])
+  assert np.all(only_base[:, 1] % 8 != only_base[:, 3] % 8)

@@ -16,7 +16,8 @@ Heads (registry in `models/registry.py`):
 """
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
 import dm_pix
 import flax.linen as nn

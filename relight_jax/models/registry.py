@@ -11,7 +11,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from relight_jax.models import discriminator, latent, relighter, unet
+from relight_jax.models import discriminator
+from relight_jax.models import latent
+from relight_jax.models import relighter
+from relight_jax.models import unet
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -68,7 +71,17 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
       bottleneck_convs=model_config.bottleneck_convs,
       disabled_skips=tuple(model_config.disabled_skips),
       target_skips=tuple(model_config.target_skips),
+      residual=_output_is_residual(model_config),
       dtype=dtype)
+
+
+OUTPUTS = ("direct", "residual")
+
+
+def _output_is_residual(model_config):
+  if model_config.output not in OUTPUTS:
+    raise ValueError(f"model.output={model_config.output!r} is not one of {OUTPUTS}")
+  return model_config.output == "residual"
 
 
 def create_discriminator(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -110,6 +123,7 @@ def default_model_config(name: str = "envmap") -> ml_collections.ConfigDict:
   config.light_channels = 3  # illumination_predictor: light latent channels.
   config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
+  config.output = "direct"  # 'direct' (report) | 'residual' (logit change of I, our addition).
   config.discriminator_features = 64  # PatchGAN base width (pix2pix ndf).
   config.discriminator_layers = 3  # PatchGAN stride-2 layers (70x70 receptive field).
   return config

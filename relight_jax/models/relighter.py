@@ -48,6 +48,7 @@ class Relighter(nn.Module):
     bottleneck_convs: number of bottleneck convs (3).
     disabled_skips: skip link indices (0 = shallowest) not used by the decoder.
     target_skips: skip link indices taken from the target image instead of the input.
+    residual: decode a change of the input's logits instead of the image (our addition).
     dtype: computation dtype (parameters are float32).
   """
   latent_head: nn.Module
@@ -56,6 +57,7 @@ class Relighter(nn.Module):
   bottleneck_convs: int = 3
   disabled_skips: Sequence[int] = ()
   target_skips: Sequence[int] = ()
+  residual: bool = False
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -73,7 +75,8 @@ class Relighter(nn.Module):
     self.encoder = unet.Encoder(self.width, self.depth, self.bottleneck_convs,
                                 dtype=self.dtype)
     self.decoder = unet.Decoder(self.width, self.depth, self.bottleneck_convs,
-                                disabled_skips=tuple(self.disabled_skips), dtype=self.dtype)
+                                disabled_skips=tuple(self.disabled_skips),
+                                residual=self.residual, dtype=self.dtype)
 
   def encode(self, image, *, train: bool):
     """Encodes one image into its latents (report §3.5's latent distances use these).
@@ -133,5 +136,6 @@ class Relighter(nn.Module):
         outputs.get("input_scene"), outputs["target_light"], latent.shape[1:3], train=train)
     decoder_skips = [part(skip, 1 if k in self.target_skips else 0)
                      for k, skip in enumerate(skips)]
-    outputs["relit"] = self.decoder(swapped, decoder_skips, train=train)  # [b, S, S, 3]
+    outputs["relit"] = self.decoder(swapped, decoder_skips, train=train,
+                                    base_image=input_image)  # [b, S, S, 3]
     return outputs

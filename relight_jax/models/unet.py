@@ -185,10 +185,11 @@ class Decoder(nn.Module):
   depth: int = 3
   bottleneck_convs: int = 3
   disabled_skips: Sequence[int] = ()
+  residual: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, latent, skips, *, train: bool):
+  def __call__(self, latent, skips, *, train: bool, base_image=None):
     """Decodes a latent.
 
     Args:
@@ -196,6 +197,7 @@ class Decoder(nn.Module):
       skips: the encoder's skip list, shallowest first; entries at disabled indices are
         ignored (they may be None).
       train: BatchNorm mode.
+      base_image: with `residual`, the image whose logits the output is added to.
 
     Returns:
       float32 [batch, 2^(depth+1) s, 2^(depth+1) s, 3] in [0, 1].
@@ -224,6 +226,17 @@ class Decoder(nn.Module):
       x = ConvBlock(out_channels, dtype=self.dtype, name=f"stage{i}_up")(
           upsample2x(x), train=train)
     x = _concat_skip(x, skips.pop())  # skip 0: [b, S, S, 32 + 32]
+    # Residual output (our addition, not in the report): relit = sigmoid(logit(I) + delta)
+    # with delta's conv zero-initialised, so training starts from the identity mapping and
+    # only learns the change of light. The paper's direct output is the default.
     x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                param_dtype=jnp.float32, name="output")(x)
-    return nn.sigmoid(x.astype(jnp.float32))  # [b, S, S, 3]
+                param_dtype=jnp.float32, name="output",
+                kernel_init=nn.initializers.zeros if self.residual else
+                nn.linear.default_kernel_init)(x)
+    x = x.astype(jnp.float32)
+    if self.residual:
+      if base_image is None:
+        raise ValueError("Decoder(residual=True) needs base_image")
+      base = jnp.clip(base_image.astype(jnp.float32), 1e-3, 1.0 - 1e-3)
+      x = x + jnp.log(base) - jnp.log1p(-base)
+    return nn.sigmoid(x)  # [b, S, S, 3]
