@@ -9,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from relight_jax import envmap, objectives
-from relight_jax.models import registry, unet
+from relight_jax import envmap
+from relight_jax import objectives
+from relight_jax.models import registry
+from relight_jax.models import unet
 
 VARIANTS = tuple(registry.MODELS)
 
@@ -240,3 +242,10 @@ def test_predictor_loss_requires_ground_truth_latent():
   with pytest.raises(ValueError, match="ground_truth"):
     objectives.compute_losses("illumination_predictor", outputs, _batch(),
                               objectives.default_loss_config("illumination_predictor"))
+
+
+def test_two_tap_upsample_equals_bilinear_resize():
+  """bench's faster upsample2x must stay the report's bilinear x2 (half-pixel centres)."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 7, 3))
+  expected = jax.image.resize(x, (2, 10, 14, 3), method="bilinear")
+  np.testing.assert_allclose(unet.upsample2x(x), expected, atol=1e-6)
