@@ -1,0 +1,112 @@
+"""Inference latency per pair (batch 1 by default) at 256 and 1024 px.
+
+Times the jitted inference function of `relight_jax.relight.make_relight_fn` (I and T
+encoded in one batched encoder call, BatchNorm with running statistics, no ground
+truth) on float32 images already on the device, with randomly initialised weights of
+the paper-size model. Compile time and XLA's FLOPs are reported separately. With
+`--torch_python=...` the original PyTorch model's eval-mode forward (I and T encoded,
+no G) is timed interleaved at the same size.
+
+  python -m bench.inference                              # envmap, 256 + 1024 px
+  python -m bench.inference --models=envmap,envmap_scene,illumination_predictor \\
+      --torch_python=/tmp/torchvenv/bin/python
+"""
+
+import argparse
+import functools
+import statistics
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+
+from bench import common
+from bench import train_step as train_step_bench
+
+
+def _parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+  parser.add_argument("--models", default="envmap")
+  parser.add_argument("--sizes", default="256,1024")
+  parser.add_argument("--batch", type=int, default=1)
+  parser.add_argument("--width", type=float, default=1.0)
+  parser.add_argument("--dtype", default="float32")
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--warmup", type=int, default=1)
+  parser.add_argument("--rounds", type=int, default=1)
+  parser.add_argument("--cache_dir", default="")
+  parser.add_argument("--torch_python", default="")
+  parser.add_argument("--torch_threads", type=int, default=2)
+  parser.add_argument("--torch_sizes", default="256",
+                      help="sizes at which the PyTorch original is also timed")
+  return parser.parse_args(argv)
+
+
+def measure(model_name, size, args, torch_worker=None):
+  """One row: compile time, latency per pair, FLOPs (and the original's latency)."""
+  from relight_jax import relight  # pylint: disable=g-import-not-at-top
+  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
+  from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  config = common.load_config(model_name, image_size=size, width=args.width, dtype=args.dtype)
+  variables = jax.jit(functools.partial(state_lib.init_variables, config))(jax.random.key(0))
+  relight_fn = relight.make_relight_fn(registry.create_model(config.model), variables)
+  key_input, key_target = jax.random.split(jax.random.key(1))
+  shape = (args.batch, size, size, 3)
+  input_image = jax.random.uniform(key_input, shape, jnp.float32)
+  target_image = jax.random.uniform(key_target, shape, jnp.float32)
+  jitted = relight_fn.func
+  start = time.perf_counter()
+  compiled = jitted.lower(variables, input_image, target_image).compile()
+  compile_s = time.perf_counter() - start
+  flops = common.flops_of(compiled)
+
+  def run():
+    jax.block_until_ready(compiled(variables, input_image, target_image))
+
+  jax_times, torch_times = [], []
+  for round_index in range(args.rounds):
+    warmup = args.warmup if round_index == 0 else 0
+    jax_times += common.timed(run, args.steps, warmup)[0]
+    if torch_worker is not None and str(size) in args.torch_sizes.split(","):
+      torch_times += torch_worker.time(model_name, args.batch, size, args.steps, warmup,
+                                       mode="infer")["times"]
+  median = statistics.median(jax_times)
+  row = {"model": model_name, "size": size, "batch": args.batch, "compile_s": compile_s,
+         "latency": common.summarize(jax_times), "s_per_pair": median / args.batch,
+         "gflops": None if flops is None else flops / 1e9,
+         "gflops_per_s": None if flops is None else flops / 1e9 / median,
+         "peak_rss_mib": common.peak_rss_mib()}
+  if torch_times:
+    torch_median = statistics.median(torch_times)
+    row.update(torch_latency=common.summarize(torch_times),
+               torch_s_per_pair=torch_median / args.batch, ratio_vs_torch=torch_median / median)
+  return row
+
+
+def main(argv=None):
+  args = _parse_args(argv)
+  common.setup_compilation_cache(args.cache_dir or tempfile.mkdtemp(prefix="bench_jax_cache_"))
+  worker = None
+  if args.torch_python:
+    worker = train_step_bench.TorchWorker(args.torch_python, args.torch_threads)
+  rows = []
+  try:
+    for model_name in args.models.split(","):
+      for size in (int(s) for s in args.sizes.split(",")):
+        rows.append(measure(model_name, size, args, worker))
+        print("ROW", rows[-1], flush=True)
+  finally:
+    if worker is not None:
+      worker.close()
+  columns = [("model", "model", None), ("size", "px", None), ("batch", "batch", None),
+             ("compile_s", "compile s", "{:.1f}"), ("s_per_pair", "s/pair", "{:.3f}"),
+             ("gflops", "GFLOP", "{:.0f}"), ("gflops_per_s", "GFLOP/s", "{:.0f}"),
+             ("torch_s_per_pair", "torch s/pair", "{:.3f}"),
+             ("ratio_vs_torch", "speed-up", "{:.2f}"),
+             ("peak_rss_mib", "peak RSS MiB", "{:.0f}")]
+  common.emit("inference", rows, columns, {"args": vars(args)})
+
+
+if __name__ == "__main__":
+  main()
