@@ -13,7 +13,9 @@ import pytest
 import vidit_fakes as fakes
 
 from relight_jax import lights
-from relight_jax.datasets.vidit import images, real_layouts, safe_pickle
+from relight_jax.datasets.vidit import images
+from relight_jax.datasets.vidit import real_layouts
+from relight_jax.datasets.vidit import safe_pickle
 
 
 def _check_scene_records(source, scenes):

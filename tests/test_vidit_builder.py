@@ -15,7 +15,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from relight_jax import lights
-from relight_jax.datasets import build, preview
+from relight_jax.datasets import build
+from relight_jax.datasets import preview
 from relight_jax.datasets import vidit as vidit_package
 from relight_jax.datasets.vidit import configs
 from relight_jax.render import synthetic

@@ -14,7 +14,9 @@ import os
 import time
 
 import tensorflow_datasets as tfds
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 
 from relight_jax.datasets import vidit
 from relight_jax.datasets.vidit import configs

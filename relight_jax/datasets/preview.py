@@ -18,7 +18,8 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import tensorflow_datasets as tfds
-from absl import app, flags
+from absl import app
+from absl import flags
 
 from relight_jax import lights
 from relight_jax.datasets import vidit  # noqa: F401  (registers the builder)

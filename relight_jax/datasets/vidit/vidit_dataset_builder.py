@@ -19,7 +19,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from relight_jax import lights
-from relight_jax.datasets.vidit import configs, images, manual_tree, real_layouts, safe_pickle
+from relight_jax.datasets.vidit import configs
+from relight_jax.datasets.vidit import images
+from relight_jax.datasets.vidit import manual_tree
+from relight_jax.datasets.vidit import real_layouts
+from relight_jax.datasets.vidit import safe_pickle
 from relight_jax.render import synthetic
 
 _ZLIB = tfds.features.Encoding.ZLIB
