@@ -173,28 +173,14 @@ def emit(name, rows, columns, extra=None):
     print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
 
 
-def _upsample_axis(x, axis):
-  """Bilinear x2 along one axis with half-pixel centres and edge clamping."""
-  size = x.shape[axis]
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  previous = jnp.concatenate([jax.lax.slice_in_dim(x, 0, 1, axis=axis),
-                              jax.lax.slice_in_dim(x, 0, size - 1, axis=axis)], axis=axis)
-  following = jnp.concatenate([jax.lax.slice_in_dim(x, 1, size, axis=axis),
-                               jax.lax.slice_in_dim(x, size - 1, size, axis=axis)], axis=axis)
-  even = 0.75 * x + 0.25 * previous
-  odd = 0.75 * x + 0.25 * following
-  shape = list(x.shape)
-  shape[axis] *= 2
-  return jnp.stack([even, odd], axis=axis + 1).reshape(shape)
-
-
-def fast_upsample2x(x):
-  """Bilinear x2 of NHWC x, equal to `jax.image.resize(..., 'bilinear')` (to ~1e-6).
+def resize_upsample2x(x):
+  """Bilinear x2 of NHWC x through `jax.image.resize`, the model's upsampling before the
+  two-tap `relight_jax.models.unet.upsample2x` replaced it (kept to measure the gain).
 
   `jax.image.resize` builds dense [out, in] interpolation matrices and contracts them
   with einsum: O(in) multiply-adds per output pixel (25.8 GFLOP for the fwd + bwd of
-  one [4, 128, 128, 128] -> 256 px upsampling). A x2 bilinear needs 2 taps per axis;
-  this is the patch proposed for `relight_jax/models/unet.upsample2x` (BENCHMARKS.md).
+  one [4, 128, 128, 128] -> 256 px upsampling) where a x2 bilinear needs 2 taps per axis.
   """
-  return _upsample_axis(_upsample_axis(x, 1), 2)
+  import jax  # pylint: disable=g-import-not-at-top
+  batch, height, width, channels = x.shape
+  return jax.image.resize(x, (batch, 2 * height, 2 * width, channels), method="bilinear")

@@ -109,11 +109,12 @@ class TorchWorker:
 
 # Variants timed side by side in one process (interleaved step by step):
 #   default        the code as it is;
-#   fast_upsample  relight_jax.models.unet.upsample2x replaced by common.fast_upsample2x
+#   resize_upsample  relight_jax.models.unet.upsample2x replaced by common.resize_upsample2x
+#                    (jax.image.resize: the model before the two-tap upsample; BENCHMARKS.md)
 #                  while tracing (the proposed patch, measured before it lands);
 #   bf16           model.dtype = 'bfloat16' (float32 master weights);
 #   no_donate      the state buffers are not donated.
-VARIANTS = ("default", "fast_upsample", "bf16", "no_donate")
+VARIANTS = ("default", "resize_upsample", "bf16", "no_donate")
 
 
 @contextlib.contextmanager
@@ -121,7 +122,7 @@ def _patched_upsample(enabled):
   from relight_jax.models import unet  # pylint: disable=g-import-not-at-top
   original = unet.upsample2x
   if enabled:
-    unet.upsample2x = common.fast_upsample2x
+    unet.upsample2x = common.resize_upsample2x
   try:
     yield
   finally:
@@ -148,7 +149,7 @@ class _Variant:
     self.params = state_lib.parameter_count(self.state.params)
     self.batch = placement.put_batch(common.synthetic_batch(batch_size, size))
     self.cache_entries = _count_files(args.cache_dir)
-    with _patched_upsample(name == "fast_upsample"):
+    with _patched_upsample(name == "resize_upsample"):
       start = time.perf_counter()
       lowered = build_step(config, placement, donate).lower(self.state, self.batch)
       self.lower_s = time.perf_counter() - start
