@@ -85,13 +85,16 @@ def triplet_grid(batch, relit, count=4):
 def envmap_grid(predicted, ground_truth, count=4, scale=4):
   """Predicted (top) over ground-truth (bottom) envmaps, side by side for `count` examples.
 
-  Envmaps are linear light; each pair is scaled by the ground truth's maximum for display.
+  Envmaps are linear light; each map is scaled by its own maximum for display, so the
+  position and colour of a prediction show even while its scale is still far off (the
+  Le loss in TensorBoard tells the scale).
   """
   count = min(count, len(predicted))
   columns = []
   for i in range(count):
-    peak = max(float(np.max(ground_truth[i])), 1e-6)
-    pair = np.concatenate([predicted[i], ground_truth[i]], axis=0) / peak
+    scaled = [envmap / max(float(np.max(envmap)), 1e-6)
+              for envmap in (predicted[i], ground_truth[i])]
+    pair = np.concatenate(scaled, axis=0)
     pair = np.kron(pair, np.ones((scale, scale, 1)))
     columns.append(np.pad(to_uint8(pair), ((0, 0), (0, 2), (0, 0)), constant_values=255))
   return np.concatenate(columns, axis=1)
