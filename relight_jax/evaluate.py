@@ -296,7 +296,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_multi_string("workdir", [], "Training workdirs whose eval/metrics.json to combine.")
+  flags.DEFINE_multi_string("workdir", None, "Workdirs whose eval/metrics.json to combine.")
   flags.DEFINE_string("output", "", "Where to write the combined Markdown table.")
   flags.mark_flag_as_required("workdir")
   app.run(main)
