@@ -263,6 +263,7 @@ def run_workdir(config, workdir, step=None):
   """Evaluates the latest (or `step`) checkpoint of `workdir`; see `run`."""
   from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
   from relight_jax import parallel  # pylint: disable=g-import-not-at-top
+  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
   placement = parallel.create_placement()
   manager = checkpointing.create_manager(workdir, async_save=False)
   try:
@@ -271,8 +272,7 @@ def run_workdir(config, workdir, step=None):
     manager.close()
   if train_state is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
-  return run(config, workdir, {"params": train_state.params,
-                               "batch_stats": train_state.batch_stats}, placement)
+  return run(config, workdir, state_lib.variables_of(train_state), placement)
 
 
 FLAGS = flags.FLAGS

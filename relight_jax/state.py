@@ -39,17 +39,16 @@ def make_optimizer(learning_rate, warmup_steps, b1, b2):
   return optax.adam(schedule, b1=b1, b2=b2)
 
 
-def dummy_batch(config, batch_size=1):
-  """Zero images of the config's size, for parameter initialisation and shape tracing."""
+def dummy_image(config, batch_size=1):
+  """Zero images [batch, size, size, 3] of the config's size, for initialisation."""
   size = config.data.image_size
-  image = jnp.zeros((batch_size, size, size, 3), jnp.float32)
-  return image
+  return jnp.zeros((batch_size, size, size, 3), jnp.float32)
 
 
 def init_variables(config, rng):
   """Initialises the relighter's variables ({'params', 'batch_stats'})."""
   model = registry.create_model(config.model)
-  image = dummy_batch(config)
+  image = dummy_image(config)
   # Initialise with the ground truth encoded too, so every parameter a loss may use exists.
   ground_truth = image if objectives.NEEDS_GROUND_TRUTH_LATENT[config.model.name] else None
   return model.init({"params": rng}, image, image, ground_truth=ground_truth, train=False)

@@ -303,11 +303,3 @@ def _flatten(tree, prefix=""):
     else:
       flat[name] = str(value) if isinstance(value, (tuple, list)) else value
   return flat
-
-
-def model_summary(config):
-  """Human-readable parameter overview of a config's relighter (for logs and notebooks)."""
-  from clu import parameter_overview  # pylint: disable=g-import-not-at-top
-  shapes = jax.eval_shape(functools.partial(state_lib.init_variables, config),
-                          state_lib.init_key(0))
-  return parameter_overview.get_parameter_overview(shapes["params"])
