@@ -29,11 +29,12 @@ import argparse
 import json
 import statistics
 import sys
-import time
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from bench import common
 
 # Parameter counts and forward FLOPs per sample at 256 px of the original, as quoted in
 # issue 7 (measured there on the original code).
@@ -304,19 +305,6 @@ class Trainer:
     return relit
 
 
-def time_steps(fn, steps, warmup):
-  """(wall seconds, process CPU seconds) of each of `steps` calls after `warmup`."""
-  for _ in range(warmup):
-    fn()
-  walls, cpus = [], []
-  for _ in range(steps):
-    start, start_cpu = time.perf_counter(), time.process_time()
-    fn()
-    walls.append(time.perf_counter() - start)
-    cpus.append(time.process_time() - start_cpu)
-  return walls, cpus
-
-
 def check():
   """Parameter counts and forward FLOPs vs the issue's figures."""
   rows = []
@@ -345,7 +333,7 @@ def serve():
       trainers[key] = Trainer(*key)
     trainer = trainers[key]
     fn = trainer.step if request.get("mode", "train") == "train" else trainer.infer
-    times, cpu_times = time_steps(fn, request["steps"], request.get("warmup", 1))
+    times, cpu_times = common.timed(fn, request["steps"], request.get("warmup", 1))
     print(json.dumps({"times": times, "cpu_times": cpu_times}), flush=True)
 
 
@@ -377,7 +365,7 @@ def main(argv=None):
     for size in (int(s) for s in args.sizes.split(",")):
       for batch_size in (int(b) for b in args.batches.split(",")):
         trainer = Trainer(name, batch_size, size)
-        times, cpu_times = time_steps(trainer.step, args.steps, args.warmup)
+        times, cpu_times = common.timed(trainer.step, args.steps, args.warmup)
         median = statistics.median(times)
         rows.append({"model": name, "size": size, "batch": batch_size, "median_s": median,
                      "cpu_s": statistics.median(cpu_times), "pairs_per_s": batch_size / median,

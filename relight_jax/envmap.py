@@ -26,12 +26,11 @@ Maps are cached per (temperature, direction): the input pipeline asks for every 
 import colorsys
 import functools
 import os
-import tempfile
 
 import colour
 import numpy as np
-from PIL import Image
 
+from relight_jax import image_io
 from relight_jax import lights
 
 ENVMAP_HEIGHT = 16
@@ -165,15 +164,6 @@ def write_envmap_sheet(path: str, scale: int = 4) -> str:
   Returns:
     The path written.
   """
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp_path = tempfile.mkstemp(suffix=".png", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      Image.fromarray(envmap_sheet(scale)).save(f, format="PNG")
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  image_io.save_image(path, envmap_sheet(scale))
   return path

@@ -8,15 +8,14 @@ colour of the light's temperature.
 
 import functools
 import math
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
 from relight_jax import envmap
+from relight_jax import image_io
 from relight_jax import lights
 
 COLUMN_TITLES = ("input I", "target T", "ground truth G", "relit G_hat")
@@ -114,13 +113,5 @@ def save_png(path, image):
   """Writes a uint8 image to `path` atomically (temp file + rename); returns the path."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-  os.close(handle)
-  try:
-    PIL.Image.fromarray(to_uint8(image)).save(temporary, format="PNG")
-    os.replace(temporary, path)
-  except BaseException:
-    if os.path.exists(temporary):
-      os.remove(temporary)
-    raise
+  image_io.save_image(path, to_uint8(image))
   return path

@@ -48,3 +48,26 @@ def load_config(name, arg="smoke", **overrides):
       section, key = dotted.split(".")
       config[section][key] = value
   return config
+
+
+def checkpointed_workdir(path, step, seed=3):
+  """Writes a smoke-size envmap model as a training workdir (config + checkpoint at `step`).
+
+  Returns:
+    (config, train_state).
+  """
+  import jax
+
+  from relight_jax import checkpointing
+  from relight_jax import config_utils
+  from relight_jax import state as state_lib
+
+  config = load_config("envmap", "smoke")
+  train_state = jax.jit(lambda rng: state_lib.create_train_state(config, rng))(
+      jax.random.key(seed))
+  config_utils.save_config(config, path / checkpointing.CONFIG_FILE)
+  manager = checkpointing.create_manager(path, async_save=False)
+  checkpointing.save(manager, step, train_state, {"position": 0})
+  manager.wait_until_finished()
+  manager.close()
+  return config, train_state

@@ -9,10 +9,8 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import checkpointed_workdir
 
-from relight_jax import checkpointing
-from relight_jax import config_utils
 from relight_jax import export
 from relight_jax import relight
 from relight_jax import state as state_lib
@@ -38,15 +36,8 @@ print(relighter.image_size, repr(leaked))
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   """A workdir with a smoke-size envmap model's checkpoint, and its variables."""
-  config = load_config("envmap", "smoke")
-  train_state = jax.jit(lambda rng: state_lib.create_train_state(config, rng))(
-      jax.random.key(3))
   path = tmp_path_factory.mktemp("workdir")
-  config_utils.save_config(config, path / checkpointing.CONFIG_FILE)
-  manager = checkpointing.create_manager(path, async_save=False)
-  checkpointing.save(manager, 5, train_state, {"position": 0})
-  manager.wait_until_finished()
-  manager.close()
+  config, train_state = checkpointed_workdir(path, 5)
   return path, config, jax.device_get(state_lib.variables_of(train_state))
 
 

@@ -9,11 +9,9 @@ import colour
 import jax
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import checkpointed_workdir
 from PIL import Image
 
-from relight_jax import checkpointing
-from relight_jax import config_utils
 from relight_jax import guided_upsample as gu
 from relight_jax import image_io
 from relight_jax import relight
@@ -85,15 +83,8 @@ def test_a_global_change_is_transferred_with_full_resolution_detail():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
   """A smoke-size envmap model, its variables, and a workdir holding them as a checkpoint."""
-  config = load_config("envmap", "smoke")
-  train_state = jax.jit(lambda rng: state_lib.create_train_state(config, rng))(
-      jax.random.key(3))
   workdir = tmp_path_factory.mktemp("workdir")
-  config_utils.save_config(config, workdir / checkpointing.CONFIG_FILE)
-  manager = checkpointing.create_manager(workdir, async_save=False)
-  checkpointing.save(manager, 7, train_state, {"position": 0})
-  manager.wait_until_finished()
-  manager.close()
+  config, train_state = checkpointed_workdir(workdir, 7)
   model = registry.create_model(config.model)
   variables = jax.device_get(state_lib.variables_of(train_state))
   relighter = relight.relighter_from_model(model, variables, config.model,

@@ -12,7 +12,6 @@ records are located by the dataset's scene-major index arithmetic
 
 import math
 import os
-import tempfile
 
 import numpy as np
 import PIL.Image
@@ -21,6 +20,7 @@ import tensorflow_datasets as tfds
 from absl import app
 from absl import flags
 
+from relight_jax import image_io
 from relight_jax import lights
 from relight_jax.datasets import vidit  # noqa: F401  (registers the builder)
 from relight_jax.datasets.vidit import configs
@@ -99,17 +99,8 @@ def contact_sheet(records: list[dict], title: str) -> PIL.Image.Image:
 
 def write_png_atomic(image: PIL.Image.Image, path: str):
   """Writes `image` as PNG to `path` via a temporary file in the same folder + os.replace."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(suffix=".png.tmp", dir=folder)
-  try:
-    with os.fdopen(handle, "wb") as file:
-      image.save(file, format="PNG")
-    os.replace(temporary, path)
-  except BaseException:
-    if os.path.exists(temporary):
-      os.remove(temporary)
-    raise
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  image_io.save_image(path, np.asarray(image.convert("RGB")))
 
 
 def define_flags():
