@@ -86,6 +86,7 @@ def measure(model_name, size, args, torch_worker=None):
 
 def main(argv=None):
   args = _parse_args(argv)
+  common.tune_host_memory()
   common.setup_compilation_cache(args.cache_dir or tempfile.mkdtemp(prefix="bench_jax_cache_"))
   worker = None
   if args.torch_python:

@@ -20,6 +20,7 @@ the same machine load; the ratio column is JAX pairs/s over PyTorch pairs/s.
   python -m bench.train_step --full                          # 64/128/256 px x batch 1/4/8
   python -m bench.train_step --sizes=256 --batches=4,8 \\
       --torch_python=/tmp/torchvenv/bin/python               # the same-session ratio
+  python -m bench.train_step --sizes=256 --profile_dir=/tmp/prof  # where a step's time goes
   XLA_FLAGS=... python -m bench.train_step ...               # flag experiments
 """
 
@@ -37,6 +38,7 @@ import jax
 import numpy as np
 
 from bench import common
+from bench import step_profile
 
 
 def _parse_args(argv):
@@ -64,6 +66,9 @@ def _parse_args(argv):
                       help="python of a venv with torch: interleave the original's steps")
   parser.add_argument("--torch_threads", type=int, default=2)
   parser.add_argument("--json_out", default="", help="also append the JSON record here")
+  parser.add_argument("--profile_dir", default="",
+                      help="also profile one step of each row's first variant here and "
+                           "print where its time goes (bench/step_profile.py)")
   parser.add_argument("--conv_probe", action="store_true",
                       help="only time PROBE_CONVS (fwd + bwd), e.g. to screen XLA_FLAGS")
   return parser.parse_args(argv)
@@ -114,6 +119,8 @@ class TorchWorker:
 #                  while tracing (the proposed patch, measured before it lands);
 #   bf16           model.dtype = 'bfloat16' (float32 master weights);
 #   no_donate      the state buffers are not donated.
+# The host allocator setting is process-wide: compare it across runs with
+# RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
 VARIANTS = ("default", "resize_upsample", "bf16", "no_donate")
 
 
@@ -187,6 +194,17 @@ def measure(model, size, batch_size, args, placement, torch_worker=None):
       reply = torch_worker.time(model, batch_size, size, args.steps, warmup)
       torch_walls += reply["times"]
       torch_cpus += reply["cpu_times"]
+  profile = None
+  if args.profile_dir:
+    out_dir = pathlib.Path(args.profile_dir) / f"{model}_{size}px_b{batch_size}"
+    totals, longest, (variants[0].state, _) = step_profile.profile_step(
+        variants[0].compiled, (variants[0].state, variants[0].batch), out_dir)
+    profile = {"thunk_ms": totals, "longest": longest, "trace_dir": str(out_dir)}
+    print(f"PROFILE {model} {size}px b{batch_size} ({variants[0].name}), thunk ms: "
+          + ", ".join(f"{kind} {ms:.0f}" for kind, ms in sorted(totals.items(),
+                                                                 key=lambda kv: -kv[1])))
+    for ms, kind, op_name in longest:
+      print(f"  {ms:8.1f} ms  {kind:16s} {op_name}")
   rows = []
   for variant in variants:
     median = statistics.median(variant.walls)
@@ -203,6 +221,8 @@ def measure(model, size, batch_size, args, placement, torch_worker=None):
            "gflops_per_step": None if flops is None else flops / 1e9,
            "gflops_per_s": None if flops is None else flops / 1e9 / median,
            "peak_rss_mib": common.peak_rss_mib()}
+    if profile is not None and not rows:
+      row["profile"] = profile
     if rows:
       row["speedup_vs_first"] = rows[0]["step_s"] / median
       row["cpu_speedup_vs_first"] = rows[0]["cpu_s"] / cpu
@@ -262,6 +282,7 @@ def conv_probe(args):
 
 def main(argv=None):
   args = _parse_args(argv)
+  common.tune_host_memory()
   if args.conv_probe:
     conv_probe(args)
     return None

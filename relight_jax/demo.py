@@ -14,6 +14,8 @@ import time
 from absl import app
 from absl import flags
 
+from relight_jax import host_memory
+
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir for the synthetic data.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Workdir of the demo run.")
 _CONFIG = flags.DEFINE_string("config", "envmap.py:cpu",
@@ -52,6 +54,7 @@ def ensure_dataset(name, data_dir):
 
 def main(argv):
   del argv
+  host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   from relight_jax import train  # pylint: disable=g-import-not-at-top

@@ -39,6 +39,7 @@ from PIL import Image
 from relight_jax import checkpointing
 from relight_jax import export
 from relight_jax import guided_upsample as guided_upsample_lib
+from relight_jax import host_memory
 from relight_jax import image_io
 from relight_jax.models import registry
 
@@ -275,6 +276,7 @@ def _fail(message):
 def main(argv=None):
   """Command-line entry point; returns the exit status."""
   args = _parse_args(argv)
+  host_memory.tune()
   try:
     input_paths = _expand([args.input], "input")
     target_paths = _expand(args.target, "target")
