@@ -1,0 +1,25 @@
+"""bench/step_profile.py sorts a step's convolutions into forward, input- and kernel-gradient."""
+
+import jax
+import jax.numpy as jnp
+
+from bench import step_profile
+
+
+def test_profile_step_separates_forward_and_both_gradients(tmp_path):
+  def loss(image, kernel):
+    out = jax.lax.conv_general_dilated(image, kernel, (1, 1), ((1, 1), (1, 1)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jnp.sum(out ** 2)
+
+  image = jax.random.normal(jax.random.key(0), (2, 32, 32, 8))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 8, 8))
+  compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(image, kernel).compile()
+  totals, longest, (value, (image_grad, kernel_grad)) = step_profile.profile_step(
+      compiled, (image, kernel), tmp_path / "trace")
+  assert {"conv forward", "conv input-grad", "conv kernel-grad"} <= set(totals), totals
+  assert all(ms > 0 for ms in totals.values())
+  assert longest and all(kind in totals for _, kind, _ in longest)
+  assert image_grad.shape == image.shape and kernel_grad.shape == kernel.shape
+  assert float(value) > 0
+  assert list(tmp_path.glob("trace/**/perfetto_trace.json.gz"))
