@@ -132,20 +132,7 @@ def machine():
   return {"cpu": model, "cores": os.cpu_count(), "load_1min": os.getloadavg()[0],
           "python": platform.python_version(), "jax": jax.__version__,
           "xla_flags": os.environ.get("XLA_FLAGS", ""),
-          "malloc_tuned": _MALLOC["tuned"],
           "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
-
-
-_MALLOC = {"tuned": None}
-
-
-def tune_host_memory():
-  """`relight_jax.host_memory.tune()` as the entry points do (RELIGHT_JAX_MALLOC=system: off).
-
-  Call first in a benchmark's main(); the JSON line records whether it took effect.
-  """
-  from relight_jax import host_memory  # pylint: disable=g-import-not-at-top
-  _MALLOC["tuned"] = host_memory.tune()
 
 
 def setup_compilation_cache(cache_dir):

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from bench import common
 from bench import train_step as train_step_bench
+from relight_jax import host_memory
 
 
 def _parse_args(argv):
@@ -86,7 +87,8 @@ def measure(model_name, size, args, torch_worker=None):
 
 def main(argv=None):
   args = _parse_args(argv)
-  common.tune_host_memory()
+  # As the entry points do (RELIGHT_JAX_MALLOC=system: off); the JSON's args record it.
+  args.malloc_tuned = host_memory.tune()
   common.setup_compilation_cache(args.cache_dir or tempfile.mkdtemp(prefix="bench_jax_cache_"))
   worker = None
   if args.torch_python:

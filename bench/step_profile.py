@@ -78,9 +78,8 @@ def profile_step(compiled, args, out_dir, top=8):
   """
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  jax.profiler.start_trace(str(out_dir), create_perfetto_trace=True)
-  outputs = jax.block_until_ready(compiled(*args))
-  jax.profiler.stop_trace()
+  with jax.profiler.trace(str(out_dir), create_perfetto_trace=True):
+    outputs = jax.block_until_ready(compiled(*args))
   traces = sorted(glob.glob(str(out_dir / "**" / "perfetto_trace.json.gz"), recursive=True))
   if not traces:
     raise RuntimeError(f"jax.profiler wrote no perfetto_trace.json.gz under {out_dir}")

@@ -39,6 +39,7 @@ import numpy as np
 
 from bench import common
 from bench import step_profile
+from relight_jax import host_memory
 
 
 def _parse_args(argv):
@@ -115,8 +116,7 @@ class TorchWorker:
 # Variants timed side by side in one process (interleaved step by step):
 #   default        the code as it is;
 #   resize_upsample  relight_jax.models.unet.upsample2x replaced by common.resize_upsample2x
-#                    (jax.image.resize: the model before the two-tap upsample; BENCHMARKS.md)
-#                  while tracing (the proposed patch, measured before it lands);
+#                    while tracing (jax.image.resize: the model before the two-tap upsample);
 #   bf16           model.dtype = 'bfloat16' (float32 master weights);
 #   no_donate      the state buffers are not donated.
 # The host allocator setting is process-wide: compare it across runs with
@@ -282,7 +282,8 @@ def conv_probe(args):
 
 def main(argv=None):
   args = _parse_args(argv)
-  common.tune_host_memory()
+  # As the entry points do (RELIGHT_JAX_MALLOC=system: off); the JSON's args record it.
+  args.malloc_tuned = host_memory.tune()
   if args.conv_probe:
     conv_probe(args)
     return None

@@ -276,7 +276,6 @@ def _fail(message):
 def main(argv=None):
   """Command-line entry point; returns the exit status."""
   args = _parse_args(argv)
-  host_memory.tune()
   try:
     input_paths = _expand([args.input], "input")
     target_paths = _expand(args.target, "target")
@@ -330,4 +329,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  host_memory.tune()  # process-wide: only for the command line, not for callers of main()
   sys.exit(main())

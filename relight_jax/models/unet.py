@@ -125,7 +125,7 @@ def upsample2x(x):
 
   Equal to `jax.image.resize(x, ..., method="bilinear")` (to float rounding) but with the
   two taps per axis written out: resize contracts dense [out, in] interpolation matrices,
-  O(in) multiply-adds per output (bench/train_step.py --variants=default,fast_upsample).
+  O(in) multiply-adds per output (bench/train_step.py --variants=default,resize_upsample).
   """
   return _upsample2x_axis(_upsample2x_axis(x, 1), 2)
 
