@@ -12,7 +12,10 @@ from relight_jax import host_memory
 # In a fresh interpreter (the allocator settings are process-wide and must precede XLA's
 # threads): minor page faults per call of a jitted train-step-like update whose XLA
 # temporaries take `temp_pages` 4 KiB pages. glibc's defaults fault all of them anew on
-# every call (measured: 20,488 faults for 20,480 temp pages); tuned, none.
+# every call (measured: 20,488 faults for 20,480 temp pages). Tuned, most runs fault
+# none, but now and then one call still gets fresh pages (in 12 runs: averages over 10
+# calls of 0 in 11 runs, 0.1 x temp_pages in one; over 5 calls up to 0.4): the bound
+# below tells "tuned" from "not tuned", it does not promise zero.
 _FAULTS_SCRIPT = """
 import json, resource
 from relight_jax import host_memory
@@ -34,12 +37,12 @@ keys = jax.random.split(jax.random.key(0), 4)
 kernels = [0.1 * jax.random.normal(key, (3, 3, 16, 16)) for key in keys]
 x = jax.random.uniform(jax.random.key(1), (8, 128, 128, 16))  # 8 MiB per activation
 temp_bytes = step.lower(kernels, x).compile().memory_analysis().temp_size_in_bytes
-for _ in range(3):
+for _ in range(12):
   kernels = jax.block_until_ready(step(kernels, x))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+for _ in range(10):
   kernels = jax.block_until_ready(step(kernels, x))
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
 print(json.dumps({"applied": applied, "faults_per_call": faults, "temp_pages": temp_bytes / 4096}))
 """
 
@@ -57,7 +60,7 @@ def test_tuned_allocator_reuses_buffers_without_page_faults():
   tuned = _faults("reuse")
   assert tuned["applied"] is True
   assert tuned["temp_pages"] > 10_000, tuned  # the probe does need big temporaries
-  assert tuned["faults_per_call"] < 0.05 * tuned["temp_pages"], tuned
+  assert tuned["faults_per_call"] < 0.5 * tuned["temp_pages"], tuned
   assert _faults("system")["applied"] is False
 
 
