@@ -118,10 +118,15 @@ class TorchWorker:
 #   resize_upsample  relight_jax.models.unet.upsample2x replaced by common.resize_upsample2x
 #                    while tracing (jax.image.resize: the model before the two-tap upsample);
 #   bf16           model.dtype = 'bfloat16' (float32 master weights);
-#   no_donate      the state buffers are not donated.
+#   no_donate      the state buffers are not donated;
+#   xla_kernel_grad  model.conv_kernel_grad = 'xla': XLA's kernel-gradient convolutions
+#                    everywhere (the step before models/winograd.py);
+#   winograd       model.conv_kernel_grad = 'winograd': the Winograd kernel gradient for
+#                  every 3x3 conv it applies to ('auto', the default, picks large layers).
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
-VARIANTS = ("default", "resize_upsample", "bf16", "no_donate")
+VARIANTS = ("default", "resize_upsample", "bf16", "no_donate", "xla_kernel_grad", "winograd")
+_KERNEL_GRADS = {"xla_kernel_grad": "xla", "winograd": "winograd"}
 
 
 @contextlib.contextmanager
@@ -147,6 +152,9 @@ class _Variant:
     dtype = "bfloat16" if name == "bf16" else args.dtype
     config = common.load_config(model, image_size=size, batch_size=batch_size,
                                 width=args.width, dtype=dtype)
+    if name in _KERNEL_GRADS:
+      with config.unlocked():
+        config.model.conv_kernel_grad = _KERNEL_GRADS[name]
     donate = not args.no_donate and name != "no_donate"
     start = time.perf_counter()
     self.state = jax.jit(functools.partial(state_lib.create_train_state, config),

@@ -249,6 +249,9 @@ def model_section(name):
   model.light_channels = 3          # illumination_predictor: light part of the latent
   model.predictor_hidden = (20, 10)  # illumination_predictor MLP (report §3.4)
   model.dtype = "float32"           # compute dtype; parameters stay float32
+  # 3x3 conv kernel gradients: 'auto' (Winograd for large layers on the CPU) | 'winograd'
+  # | 'xla'; same forward pass, same gradients up to float32 rounding (models/winograd.py).
+  model.conv_kernel_grad = "auto"
   # 'direct' (report): the decoder outputs the image. 'residual' (our addition): it outputs
   # a change of the input's logits, zero at init, so training starts at the identity.
   model.output = "direct"

@@ -18,12 +18,15 @@ Skip indices count from the shallowest (0) as in the original's command-line opt
 """
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from relight_jax.models import winograd
 
 # PyTorch's BatchNorm2d defaults (momentum 0.1 of the new value, eps 1e-5), as the
 # original code used them; flax's momentum is the weight of the old value.
@@ -86,11 +89,14 @@ class ConvBlock(nn.Module):
     kernel_size: square kernel size.
     strides: square stride.
     dtype: computation dtype (parameters stay float32).
+    conv_kernel_grad: how the kernel gradient is computed (model.conv_kernel_grad, one
+      of winograd.KERNEL_GRADS); the forward pass is the same for all.
   """
   features: int
   kernel_size: int = 3
   strides: int = 1
   dtype: Any = jnp.float32
+  conv_kernel_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -99,7 +105,8 @@ class ConvBlock(nn.Module):
     pad = self.kernel_size // 2
     x = nn.Conv(self.features, (self.kernel_size, self.kernel_size),
                 strides=(self.strides, self.strides), padding=((pad, pad), (pad, pad)),
-                dtype=self.dtype, param_dtype=jnp.float32, name="conv")(x)
+                dtype=self.dtype, param_dtype=jnp.float32, name="conv",
+                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad))(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                      epsilon=_BN_EPSILON, dtype=self.dtype, param_dtype=jnp.float32,
                      name="norm")(x)
@@ -138,11 +145,13 @@ class Encoder(nn.Module):
     depth: number of double-conv down stages (3 in the paper).
     bottleneck_convs: number of convs at the latent resolution (3 in the paper).
     dtype: computation dtype.
+    conv_kernel_grad: model.conv_kernel_grad (see ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
   bottleneck_convs: int = 3
   dtype: Any = jnp.float32
+  conv_kernel_grad: str = "xla"
 
   @nn.compact
   def __call__(self, image, *, train: bool):
@@ -157,26 +166,26 @@ class Encoder(nn.Module):
       num_skips(depth, bottleneck_convs) skip tensors, shallowest first).
     """
     channels = unet_channels(self.width, self.depth)
+    block = functools.partial(ConvBlock, dtype=self.dtype,
+                              conv_kernel_grad=self.conv_kernel_grad)
     image = image.astype(self.dtype)
-    features = ConvBlock(channels.stem - 3, kernel_size=7, dtype=self.dtype, name="stem")(
-        image, train=train)
+    features = block(channels.stem - 3, kernel_size=7, name="stem")(image, train=train)
     # The image itself is appended to the stem features (Sun et al. 2019).
     x = jnp.concatenate([features, image], axis=-1)  # [b, S, S, 32]
     skips = [x]
-    x = ConvBlock(channels.stages[0], strides=2, dtype=self.dtype, name="stem_down")(
+    x = block(channels.stages[0], strides=2, name="stem_down")(
         x, train=train)  # [b, S/2, S/2, 64]
     for i, stage_channels in enumerate(channels.stages):
       skips.append(x)
-      x = ConvBlock(stage_channels, dtype=self.dtype, name=f"stage{i}_conv")(x, train=train)
+      x = block(stage_channels, name=f"stage{i}_conv")(x, train=train)
       skips.append(x)
-      x = ConvBlock(2 * stage_channels, strides=2, dtype=self.dtype,
-                    name=f"stage{i}_down")(x, train=train)
+      x = block(2 * stage_channels, strides=2, name=f"stage{i}_down")(x, train=train)
     for j in range(self.bottleneck_convs):
       skips.append(x)
       # One module per conv: the original built these as `[block] * (depth - 1)`, which
       # repeats ONE module and so shared its weights across the bottleneck (a bug that
       # cost 2 x 2.36 M parameters at paper size); ours are independent.
-      x = ConvBlock(channels.latent, dtype=self.dtype, name=f"bottleneck{j}")(x, train=train)
+      x = block(channels.latent, name=f"bottleneck{j}")(x, train=train)
     return x, skips  # latent: [b, 16, 16, 512] at 256 px
 
 
@@ -198,6 +207,7 @@ class Decoder(nn.Module):
     disabled_skips: skip indices (0 = shallowest) that are not used; the convs that
       would have read them have correspondingly fewer input channels.
     dtype: computation dtype.
+    conv_kernel_grad: model.conv_kernel_grad (see ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
@@ -205,6 +215,7 @@ class Decoder(nn.Module):
   disabled_skips: Sequence[int] = ()
   residual: bool = False
   dtype: Any = jnp.float32
+  conv_kernel_grad: str = "xla"
 
   @nn.compact
   def __call__(self, latent, skips, *, train: bool, base_image=None):
@@ -225,23 +236,25 @@ class Decoder(nn.Module):
       raise ValueError(f"Decoder expected {expected} skip links, got {len(skips)}")
     skips = [None if k in self.disabled_skips else s for k, s in enumerate(skips)]
     channels = unet_channels(self.width, self.depth)
+    block = functools.partial(ConvBlock, dtype=self.dtype,
+                              conv_kernel_grad=self.conv_kernel_grad)
     x = latent.astype(self.dtype)
     # The original's DecBottleneckConv first halves the channels ("encode" conv).
-    x = ConvBlock(channels.latent // 2, dtype=self.dtype, name="bottleneck_in")(x, train=train)
+    x = block(channels.latent // 2, name="bottleneck_in")(x, train=train)
     for j in range(self.bottleneck_convs):
       x = _concat_skip(x, skips.pop())
       if j < self.bottleneck_convs - 1:
-        x = ConvBlock(channels.latent, dtype=self.dtype, name=f"bottleneck{j}")(x, train=train)
+        x = block(channels.latent, name=f"bottleneck{j}")(x, train=train)
       else:
-        x = ConvBlock(channels.latent // 2, dtype=self.dtype, name=f"bottleneck{j}")(
+        x = block(channels.latent // 2, name=f"bottleneck{j}")(
             upsample2x(x), train=train)  # [b, 32, 32, 256] at 256 px
     for i in reversed(range(self.depth)):
       stage_channels = channels.stages[i]
       out_channels = stage_channels // 2 if i > 0 else channels.stem
       x = _concat_skip(x, skips.pop())
-      x = ConvBlock(stage_channels, dtype=self.dtype, name=f"stage{i}_conv")(x, train=train)
+      x = block(stage_channels, name=f"stage{i}_conv")(x, train=train)
       x = _concat_skip(x, skips.pop())
-      x = ConvBlock(out_channels, dtype=self.dtype, name=f"stage{i}_up")(
+      x = block(out_channels, name=f"stage{i}_up")(
           upsample2x(x), train=train)
     x = _concat_skip(x, skips.pop())  # skip 0: [b, S, S, 32 + 32]
     # Residual output (our addition, not in the report): relit = sigmoid(logit(I) + delta)
@@ -249,6 +262,7 @@ class Decoder(nn.Module):
     # only learns the change of light. The paper's direct output is the default.
     x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="output",
+                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad),
                 kernel_init=nn.initializers.zeros if self.residual else
                 nn.linear.default_kernel_init)(x)
     x = x.astype(jnp.float32)

@@ -1,0 +1,143 @@
+"""models/winograd.py: the Winograd kernel gradient equals XLA's, and only where it applies."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from relight_jax.models import registry
+from relight_jax.models import winograd
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _xla_kernel_gradient(x, dy):
+  kernel = jnp.zeros((3, 3, x.shape[-1], dy.shape[-1]))
+  _, vjp = jax.vjp(lambda k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC), kernel)
+  return vjp(dy)[0]
+
+
+def _assert_close(actual, expected, rtol=1e-4, err_msg=""):
+  """Equal up to float32 rounding: max abs difference <= rtol x max |expected|."""
+  actual, expected = np.asarray(actual), np.asarray(expected)
+  scale = np.abs(expected).max()
+  assert scale > 0, err_msg
+  np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale, err_msg=err_msg)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_kernel_gradient_equals_xla(tile):
+  keys = jax.random.split(jax.random.key(0), 2)
+  x = jax.random.normal(keys[0], (2, 8, 12, 5))
+  dy = jax.random.normal(keys[1], (2, 8, 12, 7))
+  _assert_close(winograd.kernel_gradient(x, dy, tile), _xla_kernel_gradient(x, dy))
+
+
+def _conv_and_grads(conv_function, x, features=6, kernel_size=3, strides=1):
+  pad = kernel_size // 2
+  conv = nn.Conv(features, (kernel_size, kernel_size), strides=(strides, strides),
+                 padding=((pad, pad), (pad, pad)), dtype=x.dtype,
+                 conv_general_dilated=conv_function)
+  variables = conv.init(jax.random.key(1), x)
+
+  def loss(variables, x):
+    y = conv.apply(variables, x)
+    return jnp.sum(y.astype(jnp.float32) * jnp.cos(jnp.arange(y.size).reshape(y.shape)))
+
+  grad = jax.grad(loss, argnums=(0, 1))
+  jaxpr = str(jax.make_jaxpr(loss)(variables, x))  # custom_vjp_call marks Winograd
+  return conv.apply(variables, x), grad(variables, x), jaxpr
+
+
+def test_winograd_conv_has_xla_forward_and_close_gradients():
+  x = jax.random.normal(jax.random.key(2), (2, 16, 16, 8))
+  y_ref, (dv_ref, dx_ref), jaxpr_ref = _conv_and_grads(None, x)
+  y, (dv, dx), jaxpr = _conv_and_grads(winograd.conv_function("winograd"), x)
+  assert "custom_vjp" in jaxpr and "custom_vjp" not in jaxpr_ref
+  np.testing.assert_array_equal(y, y_ref)  # the forward pass is XLA's convolution
+  np.testing.assert_array_equal(dx, dx_ref)  # so is the input gradient
+  np.testing.assert_array_equal(dv["params"]["bias"], dv_ref["params"]["bias"])
+  _assert_close(dv["params"]["kernel"], dv_ref["params"]["kernel"])
+
+
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 16, 16, 8), kernel_size=3, strides=2),  # strided
+    dict(shape=(2, 16, 16, 8), kernel_size=7, strides=1),  # not 3x3
+    dict(shape=(2, 7, 9, 8), kernel_size=3, strides=1),  # odd map: no tile fits
+    dict(shape=(2, 16, 16, 8), kernel_size=3, strides=1, dtype=jnp.bfloat16),
+])
+def test_other_convolutions_are_xla_unchanged(case):
+  x = jax.random.normal(jax.random.key(3), case["shape"]).astype(case.get("dtype", jnp.float32))
+  kwargs = dict(kernel_size=case["kernel_size"], strides=case["strides"])
+  y_ref, grads_ref, _ = _conv_and_grads(None, x, **kwargs)
+  y, grads, jaxpr = _conv_and_grads(winograd.conv_function("winograd"), x, **kwargs)
+  assert "custom_vjp" not in jaxpr
+  np.testing.assert_array_equal(y, y_ref)
+  for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref), strict=True):
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_batch_sharded_input_on_an_explicit_mesh():
+  # The train step runs on a mesh with explicit sharding and a batch-sharded input: the
+  # transforms must not need output shardings, the contraction over the batch must
+  # produce a replicated gradient.
+  mesh = jax.make_mesh((1,), ("data",))
+  x = jax.device_put(jax.random.normal(jax.random.key(4), (2, 16, 16, 8)),
+                     NamedSharding(mesh, P("data")))
+  kernel = jax.device_put(jax.random.normal(jax.random.key(5), (3, 3, 8, 4)),
+                          NamedSharding(mesh, P()))
+
+  def loss(kernel, x, conv):
+    return jnp.sum(conv(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC) ** 2)
+
+  grad = jax.jit(jax.grad(loss), static_argnums=2)
+  _assert_close(grad(kernel, x, winograd.conv_function("winograd")),
+                grad(kernel, x, jax.lax.conv_general_dilated))
+
+
+def test_auto_takes_winograd_only_for_wide_layers_on_cpu():
+  assert jax.default_backend() == "cpu"
+  auto = winograd.conv_function("auto")
+  # 4.8 G multiply-adds (the paper model's bottleneck at 256 px, batch 4 x [I; T]).
+  wide = winograd.uses_winograd(auto, (8, 16, 16, 512), (3, 3, 512, 512))
+  narrow = winograd.uses_winograd(auto, (8, 16, 16, 16), (3, 3, 16, 16))
+  tiny_map = winograd.uses_winograd(auto, (64, 8, 8, 1024), (3, 3, 1024, 1024))
+  assert (wide, narrow, tiny_map) == (True, False, False)
+  assert winograd.uses_winograd(winograd.conv_function("winograd"), (4, 16, 16, 16),
+                                (3, 3, 16, 16))
+  assert winograd.conv_function("xla") is None
+
+
+def test_bad_setting_is_named():
+  with pytest.raises(ValueError, match="'fast'.*auto.*winograd.*xla"):
+    winograd.conv_function("fast")
+  config = registry.default_model_config("envmap")
+  config.conv_kernel_grad = "fast"
+  with pytest.raises(ValueError, match="model.conv_kernel_grad='fast'"):
+    registry.create_model(config)
+
+
+def test_relighter_gradients_agree_with_xla():
+  grads = {}
+  image = jax.random.uniform(jax.random.key(6), (2, 32, 32, 3))
+  for setting in ("xla", "winograd"):
+    config = registry.default_model_config("envmap_scene")
+    config.width = 0.125
+    config.conv_kernel_grad = setting
+    model = registry.create_model(config)
+    variables = model.init(jax.random.key(7), image, image, train=False)
+
+    def loss(params, model=model, variables=variables):
+      outputs = model.apply({**variables, "params": params}, image, image[::-1], train=False)
+      return jnp.mean((outputs["relit"] - image) ** 2)
+
+    grads[setting] = jax.grad(loss)(variables["params"])
+  flat_xla = jax.tree_util.tree_leaves_with_path(grads["xla"])
+  flat_winograd = jax.tree.leaves(grads["winograd"])
+  for (path, expected), actual in zip(flat_xla, flat_winograd, strict=True):
+    if np.abs(np.asarray(expected)).max() > 0:
+      _assert_close(actual, expected, rtol=1e-3, err_msg=jax.tree_util.keystr(path))
