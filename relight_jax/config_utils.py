@@ -236,28 +236,14 @@ def load_config(path):
 
 
 def model_section(name):
-  """Returns the `model` section (paper sizes) for a model name of the registry."""
-  model = ml_collections.ConfigDict()
-  model.name = name                 # 'envmap' | 'envmap_scene' | 'illumination_predictor'
-  model.width = 1.0                 # channel multiplier of the U-Net; 1.0 = paper sizes
-  model.depth = 3                   # double-conv down stages (paper: 64 -> 128 -> 256 -> 512)
-  model.bottleneck_convs = 3        # independent convs at the bottleneck (original shared one)
-  model.disabled_skips = ()         # skip links (0 = shallowest) not used by the decoder
-  model.target_skips = ()           # skip links taken from the target instead of the input
-  model.envmap_height = 16          # envmap light latent, report §3.4
-  model.envmap_width = 32
-  model.light_channels = 3          # illumination_predictor: light part of the latent
-  model.predictor_hidden = (20, 10)  # illumination_predictor MLP (report §3.4)
-  model.dtype = "float32"           # compute dtype; parameters stay float32
-  # 3x3 conv kernel gradients: 'auto' (Winograd for large layers on the CPU) | 'winograd'
-  # | 'xla'; same forward pass, same gradients up to float32 rounding (models/winograd.py).
-  model.conv_kernel_grad = "auto"
-  # 'direct' (report): the decoder outputs the image. 'residual' (our addition): it outputs
-  # a change of the input's logits, zero at init, so training starts at the identity.
-  model.output = "direct"
-  model.discriminator_features = 64  # PatchGAN base width (pix2pix)
-  model.discriminator_layers = 3    # 3 layers: 70 x 70 receptive field
-  return model
+  """Returns the `model` section (paper sizes) for a model name of the registry.
+
+  The registry's `default_model_config`, whose keys are exactly those `create_model`
+  reads (each commented there); imported here, not at module level, so that reading a
+  config does not import Flax.
+  """
+  from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  return registry.default_model_config(name)
 
 
 def loss_section(reconstruction, **weights):

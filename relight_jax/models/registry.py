@@ -20,19 +20,18 @@ from relight_jax.models import winograd
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _envmap_head(config, latent_channels, dtype):
+def _envmap_head(config, latent_channels, dtype, conv_kernel_grad):
   return latent.EnvmapLatent(latent_channels, config.envmap_height, config.envmap_width,
-                             dtype=dtype,
-                             conv_kernel_grad=config.get("conv_kernel_grad", "auto"))
+                             dtype=dtype, conv_kernel_grad=conv_kernel_grad)
 
 
-def _envmap_scene_head(config, latent_channels, dtype):
+def _envmap_scene_head(config, latent_channels, dtype, conv_kernel_grad):
   return latent.EnvmapSceneLatent(latent_channels, config.envmap_height, config.envmap_width,
-                                  dtype=dtype,
-                                  conv_kernel_grad=config.get("conv_kernel_grad", "auto"))
+                                  dtype=dtype, conv_kernel_grad=conv_kernel_grad)
 
 
-def _illumination_predictor_head(config, latent_channels, dtype):
+def _illumination_predictor_head(config, latent_channels, dtype, conv_kernel_grad):
+  del conv_kernel_grad  # the head has no convolutions
   return latent.IlluminationPredictorLatent(latent_channels, config.light_channels,
                                             tuple(config.predictor_hidden), dtype=dtype)
 
@@ -71,7 +70,7 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
     raise ValueError(f"model.conv_kernel_grad={kernel_grad!r} is not one of "
                      f"{winograd.KERNEL_GRADS}")
   channels = unet.unet_channels(model_config.width, model_config.depth)
-  head = MODELS[model_config.name](model_config, channels.latent, dtype)
+  head = MODELS[model_config.name](model_config, channels.latent, dtype, kernel_grad)
   return relighter.Relighter(
       latent_head=head,
       width=model_config.width,

@@ -79,7 +79,7 @@ def tile_size(height, width):
   """The Winograd output tile m for an H x W map: 4 from 32 px, else 2; None if neither fits.
 
   F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles; on maps of 16 px
-  and less F(2 x 2) measured faster (bench/conv_kernel_grad.py).
+  and less F(2 x 2) measured faster (BENCHMARKS.md, section 5 of "Where the time went").
   """
   if height % 4 == 0 and width % 4 == 0 and min(height, width) >= 32:
     return 4
@@ -135,8 +135,8 @@ def kernel_gradient(x, dy, m):
   v = _input_transform(x, m)
   dm = _output_gradient_transform(dy, m)
   # The Winograd-domain kernel gradient: one matrix product per tile position,
-  # contracting over every tile of the batch.
-  # The contraction runs over the batch, which may be sharded: the result is replicated.
+  # contracting over every tile of the batch (which may be sharded: the result is
+  # replicated).
   replicated = jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh, jax.sharding.PartitionSpec())
   du = jnp.einsum("kpc,kpd->kcd", v, dm, out_sharding=replicated)
   du = du.reshape(a, a, x.shape[-1], dy.shape[-1])
@@ -149,11 +149,8 @@ def _xla_conv3x3(x, kernel, precision):
                                       dimension_numbers=_NHWC, precision=precision)
 
 
-def _conv3x3(x, kernel, precision):
-  return _xla_conv3x3(x, kernel, precision)
-
-
-_conv3x3 = jax.custom_vjp(_conv3x3, nondiff_argnums=(2,))
+# XLA's convolution forward; the backward pass below.
+_conv3x3 = jax.custom_vjp(_xla_conv3x3, nondiff_argnums=(2,))
 
 
 def _conv3x3_forward(x, kernel, precision):
