@@ -10,6 +10,10 @@ no G) is timed interleaved at the same size.
   python -m bench.inference                              # envmap, 256 + 1024 px
   python -m bench.inference --models=envmap,envmap_scene,illumination_predictor \\
       --torch_python=/tmp/torchvenv/bin/python
+  python -m bench.inference --sizes=256 --variants=default,xla_convs   # Winograd or not
+
+`--variants` takes bench/train_step.py's convolution variants (default, xla_convs,
+xla_forward, winograd_forward, ...), timed interleaved in one process.
 """
 
 import argparse
@@ -41,48 +45,68 @@ def _parse_args(argv):
   parser.add_argument("--torch_threads", type=int, default=2)
   parser.add_argument("--torch_sizes", default="256",
                       help="sizes at which the PyTorch original is also timed")
+  parser.add_argument("--variants", default="default",
+                      help="comma-separated: 'default' and the convolution variants of "
+                           f"bench/train_step.py {tuple(train_step_bench.CONV_SETTINGS)}")
   return parser.parse_args(argv)
 
 
-def measure(model_name, size, args, torch_worker=None):
-  """One row: compile time, latency per pair, FLOPs (and the original's latency)."""
+def _compile(model_name, size, variant, args, images):
+  """The compiled inference function of one variant, its variables, compile s, FLOPs."""
   from relight_jax import relight  # pylint: disable=g-import-not-at-top
   from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  if variant != "default" and variant not in train_step_bench.CONV_SETTINGS:
+    raise ValueError(f"unknown variant {variant!r}; expected 'default' or one of "
+                     f"{tuple(train_step_bench.CONV_SETTINGS)}")
   config = common.load_config(model_name, image_size=size, width=args.width, dtype=args.dtype)
+  with config.unlocked():
+    config.model.update(train_step_bench.CONV_SETTINGS.get(variant, {}))
   variables = jax.jit(functools.partial(state_lib.init_variables, config))(jax.random.key(0))
   relight_fn = relight.make_relight_fn(registry.create_model(config.model), variables)
+  start = time.perf_counter()
+  compiled = relight_fn.func.lower(variables, *images).compile()
+  return compiled, variables, time.perf_counter() - start, common.flops_of(compiled)
+
+
+def measure(model_name, size, args, torch_worker=None):
+  """Rows (one per variant): compile time, latency per pair, FLOPs (and the original's)."""
   key_input, key_target = jax.random.split(jax.random.key(1))
   shape = (args.batch, size, size, 3)
-  input_image = jax.random.uniform(key_input, shape, jnp.float32)
-  target_image = jax.random.uniform(key_target, shape, jnp.float32)
-  jitted = relight_fn.func
-  start = time.perf_counter()
-  compiled = jitted.lower(variables, input_image, target_image).compile()
-  compile_s = time.perf_counter() - start
-  flops = common.flops_of(compiled)
-
-  def run():
-    jax.block_until_ready(compiled(variables, input_image, target_image))
-
-  jax_times, torch_times = [], []
+  images = (jax.random.uniform(key_input, shape, jnp.float32),
+            jax.random.uniform(key_target, shape, jnp.float32))
+  variants = args.variants.split(",")
+  compiled = {variant: _compile(model_name, size, variant, args, images)
+              for variant in variants}
+  times = {variant: [] for variant in variants}
+  torch_times = []
   for round_index in range(args.rounds):
     warmup = args.warmup if round_index == 0 else 0
-    jax_times += common.timed(run, args.steps, warmup)[0]
+    for variant, (function, variables, _, _) in compiled.items():
+      run = functools.partial(lambda f, v: jax.block_until_ready(f(v, *images)),
+                              function, variables)
+      times[variant] += common.timed(run, args.steps, warmup)[0]
     if torch_worker is not None and str(size) in args.torch_sizes.split(","):
       torch_times += torch_worker.time(model_name, args.batch, size, args.steps, warmup,
                                        mode="infer")["times"]
-  median = statistics.median(jax_times)
-  row = {"model": model_name, "size": size, "batch": args.batch, "compile_s": compile_s,
-         "latency": common.summarize(jax_times), "s_per_pair": median / args.batch,
-         "gflops": None if flops is None else flops / 1e9,
-         "gflops_per_s": None if flops is None else flops / 1e9 / median,
-         "peak_rss_mib": common.peak_rss_mib()}
-  if torch_times:
-    torch_median = statistics.median(torch_times)
-    row.update(torch_latency=common.summarize(torch_times),
-               torch_s_per_pair=torch_median / args.batch, ratio_vs_torch=torch_median / median)
-  return row
+  rows = []
+  for variant, (_, _, compile_s, flops) in compiled.items():
+    median = statistics.median(times[variant])
+    row = {"model": model_name, "size": size, "batch": args.batch, "variant": variant,
+           "compile_s": compile_s, "latency": common.summarize(times[variant]),
+           "s_per_pair": median / args.batch,
+           "gflops": None if flops is None else flops / 1e9,
+           "gflops_per_s": None if flops is None else flops / 1e9 / median,
+           "peak_rss_mib": common.peak_rss_mib()}
+    if rows:
+      row["speedup_vs_first"] = rows[0]["s_per_pair"] / row["s_per_pair"]
+    if torch_times:
+      torch_median = statistics.median(torch_times)
+      row.update(torch_latency=common.summarize(torch_times),
+                 torch_s_per_pair=torch_median / args.batch,
+                 ratio_vs_torch=torch_median / median)
+    rows.append(row)
+  return rows
 
 
 def main(argv=None):
@@ -97,16 +121,19 @@ def main(argv=None):
   try:
     for model_name in args.models.split(","):
       for size in (int(s) for s in args.sizes.split(",")):
-        rows.append(measure(model_name, size, args, worker))
-        print("ROW", rows[-1], flush=True)
+        for row in measure(model_name, size, args, worker):
+          rows.append(row)
+          print("ROW", row, flush=True)
   finally:
     if worker is not None:
       worker.close()
   columns = [("model", "model", None), ("size", "px", None), ("batch", "batch", None),
-             ("compile_s", "compile s", "{:.1f}"), ("s_per_pair", "s/pair", "{:.3f}"),
+             ("variant", "variant", None), ("compile_s", "compile s", "{:.1f}"),
+             ("s_per_pair", "s/pair", "{:.3f}"),
              ("gflops", "GFLOP", "{:.0f}"), ("gflops_per_s", "GFLOP/s", "{:.0f}"),
              ("torch_s_per_pair", "torch s/pair", "{:.3f}"),
              ("ratio_vs_torch", "speed-up", "{:.2f}"),
+             ("speedup_vs_first", "vs 1st variant", "{:.2f}"),
              ("peak_rss_mib", "peak RSS MiB", "{:.0f}")]
   common.emit("inference", rows, columns, {"args": vars(args)})
 

@@ -11,6 +11,8 @@ optimised HLO's op metadata:
                      the output gradient);
   conv input-grad    other convolutions under `transpose(jvp(...))` (the gradient with
                      respect to the activations);
+  winograd product   the batched matrix products of models/winograd.py's convolutions;
+  winograd transform their input, kernel and output transforms;
   other              everything else (BatchNorm, PReLU, concatenations, transposes,
                      the loss, Adam).
 
@@ -53,6 +55,9 @@ def _kind(hlo, name):
                             hlo, re.S)
     body = computation.group(1) if computation else line
   if " convolution(" not in body:
+    if "winograd" in op_name:  # models/winograd.py's named scope
+      return ("winograd product" if re.search(r" dot\(", body) else "winograd transform",
+              op_name)
     return "other", op_name
   window = re.search(r"window=\{size=(\d+)x", body)
   # The window first: XLA may leave a kernel-gradient convolution without op metadata.

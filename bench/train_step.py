@@ -120,13 +120,24 @@ class TorchWorker:
 #   bf16           model.dtype = 'bfloat16' (float32 master weights);
 #   no_donate      the state buffers are not donated;
 #   xla_kernel_grad  model.conv_kernel_grad = 'xla': XLA's kernel-gradient convolutions
-#                    everywhere (the step before models/winograd.py);
+#                    everywhere;
 #   winograd       model.conv_kernel_grad = 'winograd': the Winograd kernel gradient for
-#                  every 3x3 conv it applies to ('auto', the default, picks large layers).
+#                  every 3x3 conv it applies to ('auto', the default, picks large layers);
+#   xla_forward    model.conv_forward = 'xla': XLA's forward and input-gradient
+#                  convolutions everywhere;
+#   winograd_forward  model.conv_forward = 'winograd': Winograd forward passes and input
+#                     gradients for every 3x3 conv they apply to;
+#   xla_convs      both 'xla' (the step before models/winograd.py).
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
-VARIANTS = ("default", "resize_upsample", "bf16", "no_donate", "xla_kernel_grad", "winograd")
-_KERNEL_GRADS = {"xla_kernel_grad": "xla", "winograd": "winograd"}
+CONV_SETTINGS = {
+    "xla_kernel_grad": {"conv_kernel_grad": "xla"},
+    "winograd": {"conv_kernel_grad": "winograd"},
+    "xla_forward": {"conv_forward": "xla"},
+    "winograd_forward": {"conv_forward": "winograd"},
+    "xla_convs": {"conv_kernel_grad": "xla", "conv_forward": "xla"},
+}
+VARIANTS = ("default", "resize_upsample", "bf16", "no_donate", *CONV_SETTINGS)
 
 
 @contextlib.contextmanager
@@ -152,9 +163,8 @@ class _Variant:
     dtype = "bfloat16" if name == "bf16" else args.dtype
     config = common.load_config(model, image_size=size, batch_size=batch_size,
                                 width=args.width, dtype=dtype)
-    if name in _KERNEL_GRADS:
-      with config.unlocked():
-        config.model.conv_kernel_grad = _KERNEL_GRADS[name]
+    with config.unlocked():
+      config.model.update(CONV_SETTINGS.get(name, {}))
     donate = not args.no_donate and name != "no_donate"
     start = time.perf_counter()
     self.state = jax.jit(functools.partial(state_lib.create_train_state, config),

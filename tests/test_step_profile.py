@@ -1,4 +1,5 @@
-"""bench/step_profile.py sorts a step's convolutions into forward, input- and kernel-gradient."""
+"""bench/step_profile.py sorts a step's convolutions into forward, input- and kernel-gradient,
+and the Winograd convolutions into products and transforms."""
 
 import jax
 import jax.numpy as jnp
@@ -23,3 +24,20 @@ def test_profile_step_separates_forward_and_both_gradients(tmp_path):
   assert image_grad.shape == image.shape and kernel_grad.shape == kernel.shape
   assert float(value) > 0
   assert list(tmp_path.glob("trace/**/perfetto_trace.json.gz"))
+
+
+def test_profile_step_names_winograd_products_and_transforms(tmp_path):
+  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  conv = winograd.conv_function("winograd", "winograd")
+
+  def loss(image, kernel):
+    out = conv(image, kernel, (1, 1), ((1, 1), (1, 1)),
+               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jnp.sum(out ** 2)
+
+  image = jax.random.normal(jax.random.key(0), (2, 32, 32, 8))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 8, 8))
+  compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(image, kernel).compile()
+  totals, _, _ = step_profile.profile_step(compiled, (image, kernel), tmp_path / "trace")
+  assert {"winograd product", "winograd transform"} <= set(totals), totals
+  assert not any(kind.startswith("conv ") for kind in totals), totals

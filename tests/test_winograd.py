@@ -1,4 +1,7 @@
-"""models/winograd.py: the Winograd kernel gradient equals XLA's, and only where it applies."""
+"""models/winograd.py: Winograd convolutions and gradients equal XLA's, and apply only where
+the settings say."""
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -37,6 +40,22 @@ def test_kernel_gradient_equals_xla(tile):
   _assert_close(winograd.kernel_gradient(x, dy, tile), _xla_kernel_gradient(x, dy))
 
 
+def _xla_conv(x, kernel):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                                      dimension_numbers=_NHWC)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_correlation_and_input_gradient_equal_xla(tile):
+  keys = jax.random.split(jax.random.key(10), 3)
+  x = jax.random.normal(keys[0], (2, 8, 12, 5))
+  kernel = jax.random.normal(keys[1], (3, 3, 5, 7))
+  dy = jax.random.normal(keys[2], (2, 8, 12, 7))
+  _assert_close(winograd.correlation(x, kernel, tile), _xla_conv(x, kernel))
+  _, vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel), x)
+  _assert_close(winograd.input_gradient(dy, kernel, tile), vjp(dy)[0])
+
+
 def _conv_and_grads(conv_function, x, features=6, kernel_size=3, strides=1):
   pad = kernel_size // 2
   conv = nn.Conv(features, (kernel_size, kernel_size), strides=(strides, strides),
@@ -64,6 +83,18 @@ def test_winograd_conv_has_xla_forward_and_close_gradients():
   _assert_close(dv["params"]["kernel"], dv_ref["params"]["kernel"])
 
 
+def test_winograd_forward_conv_is_close_to_xla():
+  x = jax.random.normal(jax.random.key(2), (2, 16, 16, 8))
+  y_ref, (dv_ref, dx_ref), _ = _conv_and_grads(None, x)
+  for kernel_grad in ("xla", "winograd"):
+    y, (dv, dx), jaxpr = _conv_and_grads(winograd.conv_function(kernel_grad, "winograd"), x)
+    assert "custom_vjp" in jaxpr
+    _assert_close(y, y_ref)
+    _assert_close(dx, dx_ref)
+    _assert_close(dv["params"]["kernel"], dv_ref["params"]["kernel"])
+    np.testing.assert_allclose(dv["params"]["bias"], dv_ref["params"]["bias"], rtol=1e-5)
+
+
 @pytest.mark.parametrize("case", [
     dict(shape=(2, 16, 16, 8), kernel_size=3, strides=2),  # strided
     dict(shape=(2, 16, 16, 8), kernel_size=7, strides=1),  # not 3x3
@@ -74,17 +105,19 @@ def test_other_convolutions_are_xla_unchanged(case):
   x = jax.random.normal(jax.random.key(3), case["shape"]).astype(case.get("dtype", jnp.float32))
   kwargs = dict(kernel_size=case["kernel_size"], strides=case["strides"])
   y_ref, grads_ref, _ = _conv_and_grads(None, x, **kwargs)
-  y, grads, jaxpr = _conv_and_grads(winograd.conv_function("winograd"), x, **kwargs)
+  y, grads, jaxpr = _conv_and_grads(winograd.conv_function("winograd", "winograd"), x,
+                                    **kwargs)
   assert "custom_vjp" not in jaxpr
   np.testing.assert_array_equal(y, y_ref)
   for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref), strict=True):
     np.testing.assert_array_equal(actual, expected)
 
 
-def test_batch_sharded_input_on_an_explicit_mesh():
+@pytest.mark.parametrize("forward", ["xla", "winograd"])
+def test_batch_sharded_input_on_an_explicit_mesh(forward):
   # The train step runs on a mesh with explicit sharding and a batch-sharded input: the
-  # transforms must not need output shardings, the contraction over the batch must
-  # produce a replicated gradient.
+  # transforms must keep the batch sharded, the contraction over the batch must produce
+  # a replicated kernel gradient.
   mesh = jax.make_mesh((1,), ("data",))
   x = jax.device_put(jax.random.normal(jax.random.key(4), (2, 16, 16, 8)),
                      NamedSharding(mesh, P("data")))
@@ -94,22 +127,32 @@ def test_batch_sharded_input_on_an_explicit_mesh():
   def loss(kernel, x, conv):
     return jnp.sum(conv(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC) ** 2)
 
-  grad = jax.jit(jax.grad(loss), static_argnums=2)
-  _assert_close(grad(kernel, x, winograd.conv_function("winograd")),
-                grad(kernel, x, jax.lax.conv_general_dilated))
+  grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
+  actual = grad(kernel, x, winograd.conv_function("winograd", forward))
+  expected = grad(kernel, x, jax.lax.conv_general_dilated)
+  for a, e in zip(actual, expected, strict=True):
+    _assert_close(a, e)
+  assert actual[1].sharding.spec == expected[1].sharding.spec
 
 
-def test_auto_takes_winograd_only_for_wide_layers_on_cpu():
+def test_auto_takes_winograd_only_for_large_layers_on_cpu():
   assert jax.default_backend() == "cpu"
-  auto = winograd.conv_function("auto")
-  # 4.8 G multiply-adds (the paper model's bottleneck at 256 px, batch 4 x [I; T]).
-  wide = winograd.uses_winograd(auto, (8, 16, 16, 512), (3, 3, 512, 512))
-  narrow = winograd.uses_winograd(auto, (8, 16, 16, 16), (3, 3, 16, 16))
-  tiny_map = winograd.uses_winograd(auto, (64, 8, 8, 1024), (3, 3, 1024, 1024))
-  assert (wide, narrow, tiny_map) == (True, False, False)
-  assert winograd.uses_winograd(winograd.conv_function("winograd"), (4, 16, 16, 16),
-                                (3, 3, 16, 16))
-  assert winograd.conv_function("xla") is None
+  auto = winograd.conv_function("auto", "auto")
+  parts = lambda lhs, rhs: winograd.winograd_parts(auto, lhs, rhs)  # noqa: E731
+  # (forward + input gradient, kernel gradient). The paper model's bottleneck at 256 px,
+  # batch 4 x [I; T]: 512 channels, 4.8 G multiply-adds.
+  assert parts((8, 16, 16, 512), (3, 3, 512, 512)) == (True, True)
+  # Its 128 px decoder conv 256 -> 64: too few channels for the forward, but 9.7 G MACs.
+  assert parts((4, 128, 128, 256), (3, 3, 256, 64)) == (False, True)
+  # 64 px 512 -> 128 at batch 1: wide enough for the forward, 2.4 G MACs.
+  assert parts((1, 64, 64, 512), (3, 3, 512, 128)) == (True, False)
+  assert parts((8, 16, 16, 16), (3, 3, 16, 16)) == (False, False)  # narrow
+  assert parts((64, 8, 8, 1024), (3, 3, 1024, 1024)) == (False, False)  # tiny map
+  everywhere = winograd.conv_function("winograd", "winograd")
+  assert winograd.winograd_parts(everywhere, (4, 16, 16, 16), (3, 3, 16, 16)) == (True, True)
+  assert winograd.winograd_parts(winograd.conv_function("winograd"), (4, 16, 16, 16),
+                                 (3, 3, 16, 16)) == (False, True)
+  assert winograd.conv_function("xla", "xla") is None
 
 
 def test_bad_setting_is_named():
@@ -119,23 +162,35 @@ def test_bad_setting_is_named():
   config.conv_kernel_grad = "fast"
   with pytest.raises(ValueError, match="model.conv_kernel_grad='fast'"):
     registry.create_model(config)
+  with pytest.raises(ValueError, match="conv_forward 'slow'.*auto.*winograd.*xla"):
+    winograd.conv_function("auto", "slow")
+  config = registry.default_model_config("envmap")
+  config.conv_forward = "slow"
+  with pytest.raises(ValueError, match="model.conv_forward='slow'"):
+    registry.create_model(config)
 
 
-def test_relighter_gradients_agree_with_xla():
-  grads = {}
+def test_relighter_outputs_and_gradients_agree_with_xla():
+  grads, relit = {}, {}
   image = jax.random.uniform(jax.random.key(6), (2, 32, 32, 3))
   for setting in ("xla", "winograd"):
     config = registry.default_model_config("envmap_scene")
     config.width = 0.125
+    config.depth = 2  # a small model: Winograd everywhere compiles slowly
+    config.bottleneck_convs = 1
     config.conv_kernel_grad = setting
+    config.conv_forward = setting
     model = registry.create_model(config)
-    variables = model.init(jax.random.key(7), image, image, train=False)
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(7), image,
+                                                                     image)
 
     def loss(params, model=model, variables=variables):
       outputs = model.apply({**variables, "params": params}, image, image[::-1], train=False)
-      return jnp.mean((outputs["relit"] - image) ** 2)
+      return jnp.mean((outputs["relit"] - image) ** 2), outputs["relit"]
 
-    grads[setting] = jax.grad(loss)(variables["params"])
+    grads[setting], relit[setting] = jax.jit(jax.grad(loss, has_aux=True))(
+        variables["params"])
+  _assert_close(relit["winograd"], relit["xla"])
   flat_xla = jax.tree_util.tree_leaves_with_path(grads["xla"])
   flat_winograd = jax.tree.leaves(grads["winograd"])
   for (path, expected), actual in zip(flat_xla, flat_winograd, strict=True):

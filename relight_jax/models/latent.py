@@ -86,12 +86,14 @@ class _PoolingConv(nn.Module):
   features: int
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     x = nn.Conv(self.features, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="conv",
-                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad))(x)
+                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
+                                                             self.conv_forward))(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                      dtype=self.dtype, param_dtype=jnp.float32, name="norm")(x)
     return nn.softplus(x.astype(jnp.float32))
@@ -110,21 +112,24 @@ class EnvmapLatent(nn.Module):
     latent_channels: channels of the U-Net latent.
     envmap_height, envmap_width: envmap size (16 x 32).
     dtype: computation dtype.
-    conv_kernel_grad: model.conv_kernel_grad (see unet.ConvBlock).
+    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see unet.ConvBlock).
   """
   latent_channels: int
   envmap_height: int = 16
   envmap_width: int = 32
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
   has_scene: ClassVar[bool] = False
 
   def setup(self):
     pixels = self.envmap_height * self.envmap_width
     self.pooling_conv = _PoolingConv(4 * pixels, dtype=self.dtype,
-                                     conv_kernel_grad=self.conv_kernel_grad)
+                                     conv_kernel_grad=self.conv_kernel_grad,
+                                     conv_forward=self.conv_forward)
     self.tiling_conv = unet.ConvBlock(self.latent_channels, dtype=self.dtype,
-                                      conv_kernel_grad=self.conv_kernel_grad)
+                                      conv_kernel_grad=self.conv_kernel_grad,
+                                      conv_forward=self.conv_forward)
 
   def split(self, latent, *, train: bool):
     """Returns {"scene": None, "light": envmap, "envmap": envmap [b, 16, 32, 3]}."""
@@ -154,13 +159,14 @@ class EnvmapSceneLatent(nn.Module):
     latent_channels: channels of the U-Net latent.
     envmap_height, envmap_width: envmap size (16 x 32).
     dtype: computation dtype.
-    conv_kernel_grad: model.conv_kernel_grad (see unet.ConvBlock).
+    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see unet.ConvBlock).
   """
   latent_channels: int
   envmap_height: int = 16
   envmap_width: int = 32
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
   has_scene: ClassVar[bool] = True
 
   @property
@@ -170,9 +176,11 @@ class EnvmapSceneLatent(nn.Module):
   def setup(self):
     hsv_size = 2 + self.envmap_height * self.envmap_width
     self.pooling_conv = _PoolingConv(self.scene_channels + 2 * hsv_size, dtype=self.dtype,
-                                     conv_kernel_grad=self.conv_kernel_grad)
+                                     conv_kernel_grad=self.conv_kernel_grad,
+                                     conv_forward=self.conv_forward)
     self.tiling_conv = unet.ConvBlock(self.latent_channels, dtype=self.dtype,
-                                      conv_kernel_grad=self.conv_kernel_grad)
+                                      conv_kernel_grad=self.conv_kernel_grad,
+                                      conv_forward=self.conv_forward)
 
   def split(self, latent, *, train: bool):
     """Returns "scene" [b, s, s, 2 L], "light" = "envmap_hsv" [b, 514], "envmap" (RGB view)."""

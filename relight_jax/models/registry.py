@@ -20,18 +20,18 @@ from relight_jax.models import winograd
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _envmap_head(config, latent_channels, dtype, conv_kernel_grad):
+def _envmap_head(config, latent_channels, dtype, convs):
   return latent.EnvmapLatent(latent_channels, config.envmap_height, config.envmap_width,
-                             dtype=dtype, conv_kernel_grad=conv_kernel_grad)
+                             dtype=dtype, **convs)
 
 
-def _envmap_scene_head(config, latent_channels, dtype, conv_kernel_grad):
+def _envmap_scene_head(config, latent_channels, dtype, convs):
   return latent.EnvmapSceneLatent(latent_channels, config.envmap_height, config.envmap_width,
-                                  dtype=dtype, conv_kernel_grad=conv_kernel_grad)
+                                  dtype=dtype, **convs)
 
 
-def _illumination_predictor_head(config, latent_channels, dtype, conv_kernel_grad):
-  del conv_kernel_grad  # the head has no convolutions
+def _illumination_predictor_head(config, latent_channels, dtype, convs):
+  del convs  # the head has no convolutions
   return latent.IlluminationPredictorLatent(latent_channels, config.light_channels,
                                             tuple(config.predictor_hidden), dtype=dtype)
 
@@ -64,13 +64,16 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
   if model_config.name not in MODELS:
     raise ValueError(f"model.name={model_config.name!r} is not one of {sorted(MODELS)}")
   dtype = _dtype(model_config)
-  # Configs saved before the key existed (a run's config.json) get the default.
-  kernel_grad = model_config.get("conv_kernel_grad", "auto")
-  if kernel_grad not in winograd.KERNEL_GRADS:
-    raise ValueError(f"model.conv_kernel_grad={kernel_grad!r} is not one of "
-                     f"{winograd.KERNEL_GRADS}")
+  # The 3x3 convolutions' algorithms (models/winograd.py). Configs saved before the keys
+  # existed (a run's config.json) get the defaults.
+  convs = {}
+  for key, allowed in (("conv_kernel_grad", winograd.KERNEL_GRADS),
+                       ("conv_forward", winograd.FORWARDS)):
+    convs[key] = model_config.get(key, "auto")
+    if convs[key] not in allowed:
+      raise ValueError(f"model.{key}={convs[key]!r} is not one of {allowed}")
   channels = unet.unet_channels(model_config.width, model_config.depth)
-  head = MODELS[model_config.name](model_config, channels.latent, dtype, kernel_grad)
+  head = MODELS[model_config.name](model_config, channels.latent, dtype, convs)
   return relighter.Relighter(
       latent_head=head,
       width=model_config.width,
@@ -80,7 +83,7 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
       target_skips=tuple(model_config.target_skips),
       residual=_output_is_residual(model_config),
       dtype=dtype,
-      conv_kernel_grad=kernel_grad)
+      **convs)
 
 
 OUTPUTS = ("direct", "residual")
@@ -135,6 +138,10 @@ def default_model_config(name: str = "envmap") -> ml_collections.ConfigDict:
   # 1.1-1.2x at 256 px; XLA's elsewhere) | 'winograd' | 'xla'. Same forward pass, same
   # gradients up to float32 rounding (models/winograd.py).
   config.conv_kernel_grad = "auto"
+  # Forward pass and input gradient of the 3x3 convs: 'auto' (Winograd for the layers of
+  # >= 128 channels on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same outputs and
+  # gradients up to float32 rounding.
+  config.conv_forward = "auto"
   config.output = "direct"  # 'direct' (report) | 'residual' (logit change of I, our addition).
   config.discriminator_features = 64  # PatchGAN base width (pix2pix ndf).
   config.discriminator_layers = 3  # PatchGAN stride-2 layers (70x70 receptive field).

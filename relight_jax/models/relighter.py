@@ -60,6 +60,7 @@ class Relighter(nn.Module):
   residual: bool = False
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
 
   def setup(self):
     count = unet.num_skips(self.depth, self.bottleneck_convs)
@@ -74,11 +75,13 @@ class Relighter(nn.Module):
       raise ValueError(f"skip links {both} are both in model.disabled_skips and "
                        "model.target_skips; a skip link is either disabled or taken from T")
     self.encoder = unet.Encoder(self.width, self.depth, self.bottleneck_convs,
-                                dtype=self.dtype, conv_kernel_grad=self.conv_kernel_grad)
+                                dtype=self.dtype, conv_kernel_grad=self.conv_kernel_grad,
+                                conv_forward=self.conv_forward)
     self.decoder = unet.Decoder(self.width, self.depth, self.bottleneck_convs,
                                 disabled_skips=tuple(self.disabled_skips),
                                 residual=self.residual, dtype=self.dtype,
-                                conv_kernel_grad=self.conv_kernel_grad)
+                                conv_kernel_grad=self.conv_kernel_grad,
+                                conv_forward=self.conv_forward)
 
   def encode(self, image, *, train: bool):
     """Encodes one image into its latents (report §3.5's latent distances use these).

@@ -90,13 +90,17 @@ class ConvBlock(nn.Module):
     strides: square stride.
     dtype: computation dtype (parameters stay float32).
     conv_kernel_grad: how the kernel gradient is computed (model.conv_kernel_grad, one
-      of winograd.KERNEL_GRADS); the forward pass is the same for all.
+      of winograd.KERNEL_GRADS).
+    conv_forward: how the forward pass and the input gradient are computed
+      (model.conv_forward, one of winograd.FORWARDS). Every setting gives the same
+      outputs and gradients up to float32 rounding.
   """
   features: int
   kernel_size: int = 3
   strides: int = 1
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -106,7 +110,8 @@ class ConvBlock(nn.Module):
     x = nn.Conv(self.features, (self.kernel_size, self.kernel_size),
                 strides=(self.strides, self.strides), padding=((pad, pad), (pad, pad)),
                 dtype=self.dtype, param_dtype=jnp.float32, name="conv",
-                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad))(x)
+                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
+                                                             self.conv_forward))(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                      epsilon=_BN_EPSILON, dtype=self.dtype, param_dtype=jnp.float32,
                      name="norm")(x)
@@ -145,13 +150,14 @@ class Encoder(nn.Module):
     depth: number of double-conv down stages (3 in the paper).
     bottleneck_convs: number of convs at the latent resolution (3 in the paper).
     dtype: computation dtype.
-    conv_kernel_grad: model.conv_kernel_grad (see ConvBlock).
+    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
   bottleneck_convs: int = 3
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
 
   @nn.compact
   def __call__(self, image, *, train: bool):
@@ -167,7 +173,8 @@ class Encoder(nn.Module):
     """
     channels = unet_channels(self.width, self.depth)
     block = functools.partial(ConvBlock, dtype=self.dtype,
-                              conv_kernel_grad=self.conv_kernel_grad)
+                              conv_kernel_grad=self.conv_kernel_grad,
+                              conv_forward=self.conv_forward)
     image = image.astype(self.dtype)
     features = block(channels.stem - 3, kernel_size=7, name="stem")(image, train=train)
     # The image itself is appended to the stem features (Sun et al. 2019).
@@ -207,7 +214,7 @@ class Decoder(nn.Module):
     disabled_skips: skip indices (0 = shallowest) that are not used; the convs that
       would have read them have correspondingly fewer input channels.
     dtype: computation dtype.
-    conv_kernel_grad: model.conv_kernel_grad (see ConvBlock).
+    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
@@ -216,6 +223,7 @@ class Decoder(nn.Module):
   residual: bool = False
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
+  conv_forward: str = "xla"
 
   @nn.compact
   def __call__(self, latent, skips, *, train: bool, base_image=None):
@@ -237,7 +245,8 @@ class Decoder(nn.Module):
     skips = [None if k in self.disabled_skips else s for k, s in enumerate(skips)]
     channels = unet_channels(self.width, self.depth)
     block = functools.partial(ConvBlock, dtype=self.dtype,
-                              conv_kernel_grad=self.conv_kernel_grad)
+                              conv_kernel_grad=self.conv_kernel_grad,
+                              conv_forward=self.conv_forward)
     x = latent.astype(self.dtype)
     # The original's DecBottleneckConv first halves the channels ("encode" conv).
     x = block(channels.latent // 2, name="bottleneck_in")(x, train=train)
@@ -262,7 +271,8 @@ class Decoder(nn.Module):
     # only learns the change of light. The paper's direct output is the default.
     x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="output",
-                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad),
+                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
+                                                             self.conv_forward),
                 kernel_init=nn.initializers.zeros if self.residual else
                 nn.linear.default_kernel_init)(x)
     x = x.astype(jnp.float32)

@@ -1,19 +1,19 @@
-"""3x3 convolutions whose kernel gradient is computed by Winograd's minimal filtering.
+"""3x3 convolutions computed by Winograd's minimal filtering on the CPU.
 
 XLA:CPU computes the kernel gradient of a convolution as a convolution whose window is
 the whole activation map, at about half the speed of its forward convolutions
 (BENCHMARKS.md, "Where the time went"): on the 2-core CPU of BENCHMARKS.md it was 43% of
 the Envmap train step. Winograd's F(m x m, 3 x 3) algorithm (Lavin & Gray 2016, "Fast
-Algorithms for Convolutional Neural Networks") turns the same gradient into one batched
-matrix product with (m + 2)^2 / (9 m^2) of the multiplications (F(4 x 4): 4x fewer),
-which XLA runs at full matrix-product speed, plus two linear transforms of the
-activations.
+Algorithms for Convolutional Neural Networks") turns a 3x3 convolution, or either of its
+gradients, into one batched matrix product with (m + 2)^2 / (9 m^2) of the
+multiplications (F(4 x 4): 4x fewer), which XLA runs at full matrix-product speed, plus
+linear transforms of the operands.
 
-`conv_function(setting)` returns a function with `lax.conv_general_dilated`'s signature
-for flax's `nn.Conv` (its `conv_general_dilated` field). It computes exactly XLA's
-forward convolution and input gradient; only the kernel gradient of a float32, stride-1,
-padding-1, 3x3 NHWC convolution that the setting selects (KERNEL_GRADS below) goes
-through Winograd, equal to XLA's up to float32 rounding (~1e-5 relative). Every other
+`conv_function(kernel_grad, forward)` returns a function with `lax.conv_general_dilated`'s
+signature for flax's `nn.Conv` (its `conv_general_dilated` field). For a float32,
+stride-1, padding-1, 3x3 NHWC convolution that the settings select (KERNEL_GRADS and
+FORWARDS below) the kernel gradient, and the forward pass with the input gradient, go
+through Winograd, equal to XLA's up to float32 rounding (~1e-5 relative); every other
 convolution is passed to `lax.conv_general_dilated` unchanged.
 """
 
@@ -88,60 +88,123 @@ def tile_size(height, width):
   return None
 
 
-def _input_transform(x, m):
-  """B^T d B of every (m + 2)^2 tile of x padded by 1: [(m + 2)^2, tiles, channels]."""
-  transform = _TRANSFORMS[m]["BT"]
-  a = m + 2
-  batch, height, width, channels = x.shape
-  tiles_h, tiles_w = height // m, width // m
-  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  rows = [jax.lax.slice_in_dim(padded, i, i + m * (tiles_h - 1) + 1, stride=m, axis=1)
-          for i in range(a)]
+def _tile_transform(matrix, x, m):
+  """matrix @ d @ matrix^T for every tile d of x [batch, H', W', channels] whose corners
+  lie m px apart (the tiles overlap when matrix has more than m columns):
+  [rows ** 2, batch, tiles_h, tiles_w, channels], rows = matrix's rows.
+
+  Strided slices and sums that XLA fuses into one loop. (A two-pass form, rows then
+  columns with the rows materialised, was 2x faster alone on a 256 px map but made the
+  Envmap step 7% slower: BENCHMARKS.md, section 6 of "Where the time went".)
+  """
+  taps = matrix.shape[1]
+  tiles_h = (x.shape[1] - taps) // m + 1
+  tiles_w = (x.shape[2] - taps) // m + 1
+  rows = [jax.lax.slice_in_dim(x, i, i + m * (tiles_h - 1) + 1, stride=m, axis=1)
+          for i in range(taps)]
   transformed = []
-  for row in _combine(transform, rows):
+  for row in _combine(matrix, rows):
     columns = [jax.lax.slice_in_dim(row, j, j + m * (tiles_w - 1) + 1, stride=m, axis=2)
-               for j in range(a)]
-    transformed.extend(_combine(transform, columns))
-  return jnp.stack(transformed).reshape(a * a, batch * tiles_h * tiles_w, channels)
+               for j in range(taps)]
+    transformed.extend(_combine(matrix, columns))
+  return jnp.stack(transformed)
+
+
+def _input_transform(x, m):
+  """B^T d B of every (m + 2)^2 tile of x padded by 1: [(m + 2)^2, batch, tiles_h, tiles_w,
+  channels]."""
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  return _tile_transform(_TRANSFORMS[m]["BT"], padded, m)
 
 
 def _output_gradient_transform(dy, m):
   """A dy A^T of every m x m output tile (the transpose of the output transform)."""
-  transform = _TRANSFORMS[m]["AT"].T
-  a = m + 2
-  channels = dy.shape[-1]
   # Strided slices, not a reshape into tiles: a reshape that splits the spatial axes of
   # a batch-sharded array needs its output sharding spelled out; slices keep it.
-  rows = [jax.lax.slice_in_dim(dy, p, None, stride=m, axis=1) for p in range(m)]
-  transformed = []
-  for row in _combine(transform, rows):
-    columns = [jax.lax.slice_in_dim(row, q, None, stride=m, axis=2) for q in range(m)]
-    transformed.extend(_combine(transform, columns))
-  return jnp.stack(transformed).reshape(a * a, -1, channels)
+  return _tile_transform(_TRANSFORMS[m]["AT"].T, dy, m)
 
 
-def kernel_gradient(x, dy, m):
+def _sandwich(matrix, tiles):
+  """matrix @ t @ matrix^T for every tile t: `tiles` indexed [i, j, ...], as sums of the
+  non-zero terms (elementwise, fusible), returned [rows * rows, ...]."""
+  rows = _combine(matrix, [tiles[i] for i in range(tiles.shape[0])])
+  return jnp.stack([entry for row in rows
+                    for entry in _combine(matrix, [row[j] for j in range(row.shape[0])])])
+
+
+def _kernel_transform(kernel, m):
+  """G g G^T of the HWIO kernel: [(m + 2)^2, in, out]."""
+  return _sandwich(_TRANSFORMS[m]["G"], kernel)
+
+
+def _output_transform(product, m):
+  """A^T M A of every tile of `product` [(m + 2)^2, batch, tiles_h, tiles_w, out],
+  assembled into the [batch, tiles_h * m, tiles_w * m, out] output map."""
+  a = m + 2
+  tiles = _sandwich(_TRANSFORMS[m]["AT"], product.reshape(a, a, *product.shape[1:]))
+  batch, tiles_h, tiles_w, channels = product.shape[1:]
+  # [m * m (p, q), batch, tiles_h, tiles_w, out] -> [batch, tiles_h, p, tiles_w, q, out].
+  tiles = jnp.transpose(tiles.reshape(m, m, batch, tiles_h, tiles_w, channels),
+                        (2, 3, 0, 4, 1, 5))
+  # Merging (tiles_h, p) and (tiles_w, q) keeps the batch's sharding (explicit meshes
+  # want it spelled out).
+  sharding = jax.typeof(tiles).sharding
+  spec = jax.sharding.PartitionSpec(sharding.spec[0], None, None, sharding.spec[5])
+  return jax.lax.reshape(tiles, (batch, tiles_h * m, tiles_w * m, channels),
+                         out_sharding=jax.sharding.NamedSharding(sharding.mesh, spec))
+
+
+def correlation(x, kernel, m, precision=None):
+  """A stride-1, padding-1 3x3 NHWC/HWIO correlation (XLA's forward conv) by Winograd F(m x m).
+
+  Args:
+    x: float32 [batch, H, W, in]; H and W divisible by m.
+    kernel: float32 [3, 3, in, out].
+    m: output tile size, 2 or 4.
+    precision: passed to the matrix product.
+
+  Returns:
+    float32 [batch, H, W, out].
+  """
+  with jax.named_scope("winograd"):  # profiles (bench/step_profile.py) group by it
+    v = _input_transform(x, m)
+    u = _kernel_transform(kernel, m)
+    # One matrix product per tile position over every tile of the batch (batch-sharded
+    # tiles stay batch-sharded: no axis holding the batch is merged or split).
+    product = jnp.einsum("kbhwc,kcd->kbhwd", v, u, precision=precision)
+    return _output_transform(product, m)
+
+
+def input_gradient(dy, kernel, m, precision=None):
+  """d loss / d x of the same correlation: dy correlated with the kernel turned by 180
+  degrees, its in and out channels swapped (padding 1 is its own transpose for 3x3)."""
+  return correlation(dy, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), m, precision)
+
+
+def kernel_gradient(x, dy, m, precision=None):
   """d loss / d kernel of a stride-1, padding-1 3x3 correlation, by Winograd F(m x m).
 
   Args:
     x: float32 [batch, H, W, in] input of the convolution; H and W divisible by m.
     dy: float32 [batch, H, W, out] gradient of its output.
     m: output tile size, 2 or 4.
+    precision: passed to the matrix product.
 
   Returns:
     float32 [3, 3, in, out], the gradient of the HWIO kernel.
   """
   a = m + 2
-  v = _input_transform(x, m)
-  dm = _output_gradient_transform(dy, m)
-  # The Winograd-domain kernel gradient: one matrix product per tile position,
-  # contracting over every tile of the batch (which may be sharded: the result is
-  # replicated).
-  replicated = jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh, jax.sharding.PartitionSpec())
-  du = jnp.einsum("kpc,kpd->kcd", v, dm, out_sharding=replicated)
-  du = du.reshape(a, a, x.shape[-1], dy.shape[-1])
-  g = _TRANSFORMS[m]["G"].astype(np.float32)
-  return jnp.einsum("ki,klco,lj->ijco", g, du, g)
+  with jax.named_scope("winograd"):
+    v = _input_transform(x, m)
+    dm = _output_gradient_transform(dy, m)
+    # The Winograd-domain kernel gradient: one matrix product per tile position,
+    # contracting over every tile of the batch (which may be sharded: the result is
+    # replicated).
+    replicated = jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh,
+                                            jax.sharding.PartitionSpec())
+    du = jnp.einsum("kbhwc,kbhwd->kcd", v, dm, precision=precision, out_sharding=replicated)
+    gradient = _sandwich(_TRANSFORMS[m]["G"].T, du.reshape(a, a, *du.shape[1:]))
+    return gradient.reshape(3, 3, *du.shape[1:])
 
 
 def _xla_conv3x3(x, kernel, precision):
@@ -149,19 +212,37 @@ def _xla_conv3x3(x, kernel, precision):
                                       dimension_numbers=_NHWC, precision=precision)
 
 
-# XLA's convolution forward; the backward pass below.
-_conv3x3 = jax.custom_vjp(_xla_conv3x3, nondiff_argnums=(2,))
+def _conv3x3_impl(x, kernel, precision, forward, kernel_grad):
+  del kernel_grad  # backward only
+  if forward:
+    return correlation(x, kernel, tile_size(x.shape[1], x.shape[2]), precision)
+  return _xla_conv3x3(x, kernel, precision)
 
 
-def _conv3x3_forward(x, kernel, precision):
-  return _xla_conv3x3(x, kernel, precision), (x, kernel)
+# A 3x3 conv whose forward pass / input gradient (`forward`) and kernel gradient
+# (`kernel_grad`) each go through Winograd or XLA's convolutions.
+_conv3x3 = jax.custom_vjp(_conv3x3_impl, nondiff_argnums=(2, 3, 4))
 
 
-def _conv3x3_backward(precision, residuals, dy):
+def _conv3x3_forward(x, kernel, precision, forward, kernel_grad):
+  # (Keeping the transformed input for the kernel gradient instead of x, when both go
+  # through Winograd, saves a transform but measured no faster: 1.007x, Envmap 256 px b8.)
+  return _conv3x3_impl(x, kernel, precision, forward, kernel_grad), (x, kernel)
+
+
+def _conv3x3_backward(precision, forward, kernel_grad, residuals, dy):
   x, kernel = residuals
-  _, input_vjp = jax.vjp(lambda x_: _xla_conv3x3(x_, kernel, precision), x)
-  (dx,) = input_vjp(dy)
-  dkernel = kernel_gradient(x, dy, tile_size(x.shape[1], x.shape[2]))
+  m = tile_size(x.shape[1], x.shape[2])
+  if forward:
+    dx = input_gradient(dy, kernel, m, precision)
+  else:
+    _, input_vjp = jax.vjp(lambda x_: _xla_conv3x3(x_, kernel, precision), x)
+    (dx,) = input_vjp(dy)
+  if kernel_grad:
+    dkernel = kernel_gradient(x, dy, m, precision)
+  else:
+    _, kernel_vjp = jax.vjp(lambda k_: _xla_conv3x3(x, k_, precision), kernel)
+    (dkernel,) = kernel_vjp(dy)
   return dx, dkernel
 
 
@@ -178,23 +259,35 @@ _conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
 #             are small and the transforms cost more than the product saves. GPUs keep
 #             their vendor library's kernel gradients;
 #   xla       never (XLA's own kernel-gradient convolution everywhere).
+# model.conv_forward: which of those convolutions also compute their forward pass and
+# input gradient by Winograd (same three settings).
+#   auto      on the CPU only, layers with at least _AUTO_FORWARD_MIN_CHANNELS input and
+#             output channels on maps of at least _AUTO_MIN_SIZE px. Measured per layer
+#             (BENCHMARKS.md): 1.2-2.0x faster than XLA's convolution for 128-2048
+#             channels on 16-64 px maps, slower for the few-channel layers of 128 and
+#             256 px maps, whose transforms move more memory than the product saves.
 KERNEL_GRADS = ("auto", "winograd", "xla")
+FORWARDS = KERNEL_GRADS
 _AUTO_MIN_MACS = 2**32
 _AUTO_MIN_SIZE = 16
+_AUTO_FORWARD_MIN_CHANNELS = 128
 
 
-def _takes_winograd(policy, lhs_shape, rhs_shape):
-  """Whether a float32 NHWC/HWIO stride-1 padding-1 conv of these shapes uses Winograd."""
+def _winograd_parts(kernel_grad, forward, lhs_shape, rhs_shape):
+  """(forward, kernel_grad): whether a float32 NHWC/HWIO stride-1 padding-1 conv of
+  these shapes computes its forward pass and input gradient / its kernel gradient by
+  Winograd under the two settings."""
   if not all(isinstance(size, int) for size in (*lhs_shape, *rhs_shape)):
-    return False  # symbolic sizes (jax.export's polymorphic batch): XLA's convolution
+    return False, False  # symbolic sizes (jax.export's polymorphic batch): XLA's convolution
   batch, height, width, channels = lhs_shape
   if tuple(rhs_shape[:2]) != (3, 3) or tile_size(height, width) is None:
-    return False
-  if policy == "winograd":
-    return True
+    return False, False
+  large_map = jax.default_backend() == "cpu" and min(height, width) >= _AUTO_MIN_SIZE
   macs = batch * height * width * channels * rhs_shape[3] * 9
-  return (jax.default_backend() == "cpu" and min(height, width) >= _AUTO_MIN_SIZE
-          and macs >= _AUTO_MIN_MACS)
+  wide = min(channels, rhs_shape[3]) >= _AUTO_FORWARD_MIN_CHANNELS
+  return (forward == "winograd" or (forward == "auto" and large_map and wide),
+          kernel_grad == "winograd" or (kernel_grad == "auto" and large_map
+                                        and macs >= _AUTO_MIN_MACS))
 
 
 def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
@@ -215,46 +308,56 @@ def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilat
           and feature_group_count == 1 and batch_group_count == 1)
 
 
-def _conv_general_dilated(policy):
-  """A `lax.conv_general_dilated` whose kernel gradient follows `policy`."""
+def _conv_general_dilated(kernel_grad, forward):
+  """A `lax.conv_general_dilated` whose 3x3 convolutions follow the two settings."""
 
   def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                            rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                            batch_group_count=1, precision=None, preferred_element_type=None):
     if _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                          dimension_numbers, feature_group_count, batch_group_count,
-                         preferred_element_type) and _takes_winograd(policy, lhs.shape,
-                                                                     rhs.shape):
-      return _conv3x3(lhs, rhs, precision)
+                         preferred_element_type):
+      parts = _winograd_parts(kernel_grad, forward, lhs.shape, rhs.shape)
+      if any(parts):
+        return _conv3x3(lhs, rhs, precision, *parts)
     return jax.lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
         feature_group_count=feature_group_count, batch_group_count=batch_group_count,
         precision=precision, preferred_element_type=preferred_element_type)
 
-  conv_general_dilated.policy = policy
+  conv_general_dilated.settings = (kernel_grad, forward)
   return conv_general_dilated
 
 
-_FUNCTIONS = {policy: _conv_general_dilated(policy) for policy in ("auto", "winograd")}
+_FUNCTIONS = {(kernel_grad, forward): _conv_general_dilated(kernel_grad, forward)
+              for kernel_grad in KERNEL_GRADS for forward in FORWARDS
+              if (kernel_grad, forward) != ("xla", "xla")}
 
 
-def conv_function(kernel_grad):
-  """The `conv_general_dilated` for flax's `nn.Conv` under a model.conv_kernel_grad value.
+def conv_function(kernel_grad, forward="xla"):
+  """The `conv_general_dilated` for flax's `nn.Conv` under model.conv_kernel_grad and
+  model.conv_forward values.
 
   Args:
     kernel_grad: one of KERNEL_GRADS.
+    forward: one of FORWARDS.
 
   Returns:
-    A function with `lax.conv_general_dilated`'s signature, or None for "xla" (nn.Conv
-    then calls `lax.conv_general_dilated` itself).
+    A function with `lax.conv_general_dilated`'s signature, or None for "xla" twice
+    (nn.Conv then calls `lax.conv_general_dilated` itself).
   """
   if kernel_grad not in KERNEL_GRADS:
     raise ValueError(f"conv_kernel_grad {kernel_grad!r} is not one of {KERNEL_GRADS}")
-  return _FUNCTIONS.get(kernel_grad)
+  if forward not in FORWARDS:
+    raise ValueError(f"conv_forward {forward!r} is not one of {FORWARDS}")
+  return _FUNCTIONS.get((kernel_grad, forward))
 
 
-def uses_winograd(function, lhs_shape, rhs_shape):
-  """Whether `function` (from conv_function) takes the Winograd kernel gradient for a
-  float32 stride-1 padding-1 NHWC conv of input `lhs_shape` and HWIO kernel `rhs_shape`."""
-  return function is not None and _takes_winograd(function.policy, lhs_shape, rhs_shape)
+def winograd_parts(function, lhs_shape, rhs_shape):
+  """(forward, kernel_grad): whether `function` (from conv_function) computes a float32
+  stride-1 padding-1 NHWC conv of input `lhs_shape` and HWIO kernel `rhs_shape` by
+  Winograd in its forward pass and input gradient / its kernel gradient."""
+  if function is None:
+    return False, False
+  return _winograd_parts(*function.settings, lhs_shape, rhs_shape)
