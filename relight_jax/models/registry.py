@@ -135,8 +135,8 @@ def default_model_config(name: str = "envmap") -> ml_collections.ConfigDict:
   config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
   # Kernel gradients of the 3x3 convs: 'auto' (Winograd for the large layers on the CPU,
-  # 1.1-1.2x at 256 px; XLA's elsewhere) | 'winograd' | 'xla'. Same forward pass, same
-  # gradients up to float32 rounding (models/winograd.py).
+  # 1.1-1.2x at 256 px; XLA's elsewhere) | 'winograd' | 'xla'. Same gradients up to
+  # float32 rounding (models/winograd.py).
   config.conv_kernel_grad = "auto"
   # Forward pass and input gradient of the 3x3 convs: 'auto' (Winograd for the layers of
   # >= 128 channels on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same outputs and

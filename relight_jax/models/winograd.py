@@ -93,7 +93,9 @@ def _tile_transform(matrix, x, m):
   lie m px apart (the tiles overlap when matrix has more than m columns):
   [rows ** 2, batch, tiles_h, tiles_w, channels], rows = matrix's rows.
 
-  Strided slices and sums that XLA fuses into one loop. (A two-pass form, rows then
+  Strided slices and sums that XLA fuses into one loop. Slices, not a reshape into
+  tiles: a reshape that splits the spatial axes of a batch-sharded array needs its output
+  sharding spelled out; slices keep it. (A two-pass form, rows then
   columns with the rows materialised, was 2x faster alone on a 256 px map but made the
   Envmap step 7% slower: BENCHMARKS.md, section 6 of "Where the time went".)
   """
@@ -119,8 +121,6 @@ def _input_transform(x, m):
 
 def _output_gradient_transform(dy, m):
   """A dy A^T of every m x m output tile (the transpose of the output transform)."""
-  # Strided slices, not a reshape into tiles: a reshape that splits the spatial axes of
-  # a batch-sharded array needs its output sharding spelled out; slices keep it.
   return _tile_transform(_TRANSFORMS[m]["AT"].T, dy, m)
 
 
