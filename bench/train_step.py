@@ -127,7 +127,10 @@ class TorchWorker:
 #                  convolutions everywhere;
 #   winograd_forward  model.conv_forward = 'winograd': Winograd forward passes and input
 #                     gradients for every 3x3 conv they apply to;
-#   xla_convs      both 'xla' (the step before models/winograd.py).
+#   xla_convs      both 'xla' (the step before models/winograd.py);
+#   xla_transforms  model.winograd_transforms = 'xla': the Winograd tile transforms in
+#                   jax.numpy, and the `auto` layer rules that go with them (the step
+#                   before models/native_tiles.py).
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
 CONV_SETTINGS = {
@@ -136,6 +139,7 @@ CONV_SETTINGS = {
     "xla_forward": {"conv_forward": "xla"},
     "winograd_forward": {"conv_forward": "winograd"},
     "xla_convs": {"conv_kernel_grad": "xla", "conv_forward": "xla"},
+    "xla_transforms": {"winograd_transforms": "xla"},
 }
 VARIANTS = ("default", "resize_upsample", "bf16", "no_donate", *CONV_SETTINGS)
 

@@ -32,12 +32,21 @@ def _assert_close(actual, expected, rtol=1e-4, err_msg=""):
   np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale, err_msg=err_msg)
 
 
-@pytest.mark.parametrize("tile", [2, 4])
-def test_kernel_gradient_equals_xla(tile):
+# The C++ transforms (native_tiles.py) take 16 channels at a time and the rest one by one:
+# 21 and 37 channels exercise both paths.
+_TRANSFORM_CASES = [dict(tile=2, native=False, channels=(5, 7)),
+                    dict(tile=4, native=False, channels=(5, 7)),
+                    dict(tile=2, native=True, channels=(21, 37)),
+                    dict(tile=4, native=True, channels=(21, 37))]
+
+
+@pytest.mark.parametrize("case", _TRANSFORM_CASES)
+def test_kernel_gradient_equals_xla(case):
   keys = jax.random.split(jax.random.key(0), 2)
-  x = jax.random.normal(keys[0], (2, 8, 12, 5))
-  dy = jax.random.normal(keys[1], (2, 8, 12, 7))
-  _assert_close(winograd.kernel_gradient(x, dy, tile), _xla_kernel_gradient(x, dy))
+  x = jax.random.normal(keys[0], (2, 8, 12, case["channels"][0]))
+  dy = jax.random.normal(keys[1], (2, 8, 12, case["channels"][1]))
+  _assert_close(winograd.kernel_gradient(x, dy, case["tile"], native=case["native"]),
+                _xla_kernel_gradient(x, dy))
 
 
 def _xla_conv(x, kernel):
@@ -45,15 +54,17 @@ def _xla_conv(x, kernel):
                                       dimension_numbers=_NHWC)
 
 
-@pytest.mark.parametrize("tile", [2, 4])
-def test_correlation_and_input_gradient_equal_xla(tile):
+@pytest.mark.parametrize("case", _TRANSFORM_CASES)
+def test_correlation_and_input_gradient_equal_xla(case):
+  tile, native = case["tile"], case["native"]
+  in_channels, out_channels = case["channels"]
   keys = jax.random.split(jax.random.key(10), 3)
-  x = jax.random.normal(keys[0], (2, 8, 12, 5))
-  kernel = jax.random.normal(keys[1], (3, 3, 5, 7))
-  dy = jax.random.normal(keys[2], (2, 8, 12, 7))
-  _assert_close(winograd.correlation(x, kernel, tile), _xla_conv(x, kernel))
+  x = jax.random.normal(keys[0], (2, 8, 12, in_channels))
+  kernel = jax.random.normal(keys[1], (3, 3, in_channels, out_channels))
+  dy = jax.random.normal(keys[2], (2, 8, 12, out_channels))
+  _assert_close(winograd.correlation(x, kernel, tile, native=native), _xla_conv(x, kernel))
   _, vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel), x)
-  _assert_close(winograd.input_gradient(dy, kernel, tile), vjp(dy)[0])
+  _assert_close(winograd.input_gradient(dy, kernel, tile, native=native), vjp(dy)[0])
 
 
 def _conv_and_grads(conv_function, x, features=6, kernel_size=3, strides=1):
@@ -114,30 +125,36 @@ def test_other_convolutions_are_xla_unchanged(case):
 
 
 @pytest.mark.parametrize("forward", ["xla", "winograd"])
-def test_batch_sharded_input_on_an_explicit_mesh(forward):
+@pytest.mark.parametrize("transforms", ["xla", "native"])
+@pytest.mark.parametrize("devices", [1, 4])
+def test_batch_sharded_input_on_an_explicit_mesh(forward, transforms, devices):
   # The train step runs on a mesh with explicit sharding and a batch-sharded input: the
-  # transforms must keep the batch sharded, the contraction over the batch must produce
-  # a replicated kernel gradient.
-  mesh = jax.make_mesh((1,), ("data",))
-  x = jax.device_put(jax.random.normal(jax.random.key(4), (2, 16, 16, 8)),
+  # transforms must keep the batch sharded (the C++ ones run on each device's slice),
+  # the contraction over the batch must produce a replicated kernel gradient.
+  mesh = jax.make_mesh((devices,), ("data",), devices=jax.devices()[:devices])
+  x = jax.device_put(jax.random.normal(jax.random.key(4), (4, 16, 16, 8)),
                      NamedSharding(mesh, P("data")))
   kernel = jax.device_put(jax.random.normal(jax.random.key(5), (3, 3, 8, 4)),
                           NamedSharding(mesh, P()))
 
   def loss(kernel, x, conv):
-    return jnp.sum(conv(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC) ** 2)
+    y = conv(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
+    return jnp.sum(y ** 2 * jnp.arange(4.0)[:, None, None, None])  # per-example weights
 
   grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
-  actual = grad(kernel, x, winograd.conv_function("winograd", forward))
+  conv = winograd.conv_function("winograd", forward, transforms)
+  actual = grad(kernel, x, conv)
   expected = grad(kernel, x, jax.lax.conv_general_dilated)
   for a, e in zip(actual, expected, strict=True):
     _assert_close(a, e)
   assert actual[1].sharding.spec == expected[1].sharding.spec
+  assert ("relight_winograd" in grad.lower(kernel, x, conv).as_text()) == (transforms == "native")
 
 
 def test_auto_takes_winograd_only_for_large_layers_on_cpu():
   assert jax.default_backend() == "cpu"
-  auto = winograd.conv_function("auto", "auto")
+  # With the jax.numpy transforms (BENCHMARKS.md, sections 5 and 6 of "Where the time went").
+  auto = winograd.conv_function("auto", "auto", "xla")
   parts = lambda lhs, rhs: winograd.winograd_parts(auto, lhs, rhs)  # noqa: E731
   # (forward + input gradient, kernel gradient). The paper model's bottleneck at 256 px,
   # batch 4 x [I; T]: 512 channels, 4.8 G multiply-adds.
@@ -147,6 +164,17 @@ def test_auto_takes_winograd_only_for_large_layers_on_cpu():
   # 64 px 512 -> 128 at batch 1: wide enough for the forward, 2.4 G MACs.
   assert parts((1, 64, 64, 512), (3, 3, 512, 128)) == (True, False)
   assert parts((8, 16, 16, 16), (3, 3, 16, 16)) == (False, False)  # narrow
+  assert parts((64, 8, 8, 1024), (3, 3, 1024, 1024)) == (False, False)  # tiny map
+  # With the C++ transforms (section 8): the 128 px decoder conv 256 -> 64 and the 256 px
+  # 128 -> 32 conv take the Winograd forward too; the 64 -> 3 output conv only its kernel
+  # gradient.
+  native = winograd.conv_function("auto", "auto", "native")
+  parts = lambda lhs, rhs: winograd.winograd_parts(native, lhs, rhs)  # noqa: E731
+  assert parts((4, 128, 128, 256), (3, 3, 256, 64)) == (True, True)
+  assert parts((4, 256, 256, 128), (3, 3, 128, 32)) == (True, True)
+  assert parts((4, 256, 256, 64), (3, 3, 64, 3)) == (False, True)
+  # The demo preset's largest layers (width 1/4, 64 px, 0.30 G multiply-adds): XLA's.
+  assert parts((32, 64, 64, 16), (3, 3, 16, 16)) == (False, False)
   assert parts((64, 8, 8, 1024), (3, 3, 1024, 1024)) == (False, False)  # tiny map
   everywhere = winograd.conv_function("winograd", "winograd")
   assert winograd.winograd_parts(everywhere, (4, 16, 16, 16), (3, 3, 16, 16)) == (True, True)
@@ -196,3 +224,9 @@ def test_relighter_outputs_and_gradients_agree_with_xla():
   for (path, expected), actual in zip(flat_xla, flat_winograd, strict=True):
     if np.abs(np.asarray(expected)).max() > 0:
       _assert_close(actual, expected, rtol=1e-3, err_msg=jax.tree_util.keystr(path))
+  with pytest.raises(ValueError, match="winograd_transforms 'fast'.*auto.*native.*xla"):
+    winograd.conv_function("auto", "auto", "fast")
+  config = registry.default_model_config("envmap")
+  config.winograd_transforms = "fast"
+  with pytest.raises(ValueError, match="model.winograd_transforms='fast'"):
+    registry.create_model(config)

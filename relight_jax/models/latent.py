@@ -87,13 +87,15 @@ class _PoolingConv(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     x = nn.Conv(self.features, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="conv",
                 conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
-                                                             self.conv_forward))(x)
+                                                             self.conv_forward,
+                                                             self.winograd_transforms))(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                      dtype=self.dtype, param_dtype=jnp.float32, name="norm")(x)
     return nn.softplus(x.astype(jnp.float32))
@@ -112,7 +114,8 @@ class EnvmapLatent(nn.Module):
     latent_channels: channels of the U-Net latent.
     envmap_height, envmap_width: envmap size (16 x 32).
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see unet.ConvBlock).
+    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
+      unet.ConvBlock).
   """
   latent_channels: int
   envmap_height: int = 16
@@ -120,16 +123,19 @@ class EnvmapLatent(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
   has_scene: ClassVar[bool] = False
 
   def setup(self):
     pixels = self.envmap_height * self.envmap_width
     self.pooling_conv = _PoolingConv(4 * pixels, dtype=self.dtype,
                                      conv_kernel_grad=self.conv_kernel_grad,
-                                     conv_forward=self.conv_forward)
+                                     conv_forward=self.conv_forward,
+                                     winograd_transforms=self.winograd_transforms)
     self.tiling_conv = unet.ConvBlock(self.latent_channels, dtype=self.dtype,
                                       conv_kernel_grad=self.conv_kernel_grad,
-                                      conv_forward=self.conv_forward)
+                                      conv_forward=self.conv_forward,
+                                      winograd_transforms=self.winograd_transforms)
 
   def split(self, latent, *, train: bool):
     """Returns {"scene": None, "light": envmap, "envmap": envmap [b, 16, 32, 3]}."""
@@ -159,7 +165,8 @@ class EnvmapSceneLatent(nn.Module):
     latent_channels: channels of the U-Net latent.
     envmap_height, envmap_width: envmap size (16 x 32).
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see unet.ConvBlock).
+    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
+      unet.ConvBlock).
   """
   latent_channels: int
   envmap_height: int = 16
@@ -167,6 +174,7 @@ class EnvmapSceneLatent(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
   has_scene: ClassVar[bool] = True
 
   @property
@@ -177,10 +185,12 @@ class EnvmapSceneLatent(nn.Module):
     hsv_size = 2 + self.envmap_height * self.envmap_width
     self.pooling_conv = _PoolingConv(self.scene_channels + 2 * hsv_size, dtype=self.dtype,
                                      conv_kernel_grad=self.conv_kernel_grad,
-                                     conv_forward=self.conv_forward)
+                                     conv_forward=self.conv_forward,
+                                     winograd_transforms=self.winograd_transforms)
     self.tiling_conv = unet.ConvBlock(self.latent_channels, dtype=self.dtype,
                                       conv_kernel_grad=self.conv_kernel_grad,
-                                      conv_forward=self.conv_forward)
+                                      conv_forward=self.conv_forward,
+                                      winograd_transforms=self.winograd_transforms)
 
   def split(self, latent, *, train: bool):
     """Returns "scene" [b, s, s, 2 L], "light" = "envmap_hsv" [b, 514], "envmap" (RGB view)."""

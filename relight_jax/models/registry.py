@@ -68,7 +68,8 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
   # existed (a run's config.json) get the defaults.
   convs = {}
   for key, allowed in (("conv_kernel_grad", winograd.KERNEL_GRADS),
-                       ("conv_forward", winograd.FORWARDS)):
+                       ("conv_forward", winograd.FORWARDS),
+                       ("winograd_transforms", winograd.TRANSFORMS)):
     convs[key] = model_config.get(key, "auto")
     if convs[key] not in allowed:
       raise ValueError(f"model.{key}={convs[key]!r} is not one of {allowed}")
@@ -134,14 +135,18 @@ def default_model_config(name: str = "envmap") -> ml_collections.ConfigDict:
   config.light_channels = 3  # illumination_predictor: light latent channels.
   config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
-  # Kernel gradients of the 3x3 convs: 'auto' (Winograd for the large layers on the CPU,
-  # 1.1-1.2x at 256 px; XLA's elsewhere) | 'winograd' | 'xla'. Same gradients up to
-  # float32 rounding (models/winograd.py).
+  # Kernel gradients of the 3x3 convs: 'auto' (Winograd for the layers on >= 16 px maps
+  # that it speeds up on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same gradients
+  # up to float32 rounding (models/winograd.py).
   config.conv_kernel_grad = "auto"
-  # Forward pass and input gradient of the 3x3 convs: 'auto' (Winograd for the layers of
-  # >= 128 channels on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same outputs and
+  # Forward pass and input gradient of the 3x3 convs: 'auto' (Winograd for the layers
+  # it speeds up on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same outputs and
   # gradients up to float32 rounding.
   config.conv_forward = "auto"
+  # The Winograd tile transforms: 'auto' (C++, compiled on first use, on the CPU where a
+  # C++ compiler is found; jax.numpy's otherwise) | 'native' (C++ or an error) | 'xla'
+  # (models/native_tiles.py). 'auto' also picks the layers above by which one is used.
+  config.winograd_transforms = "auto"
   config.output = "direct"  # 'direct' (report) | 'residual' (logit change of I, our addition).
   config.discriminator_features = 64  # PatchGAN base width (pix2pix ndf).
   config.discriminator_layers = 3  # PatchGAN stride-2 layers (70x70 receptive field).

@@ -61,6 +61,7 @@ class Relighter(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
 
   def setup(self):
     count = unet.num_skips(self.depth, self.bottleneck_convs)
@@ -76,12 +77,14 @@ class Relighter(nn.Module):
                        "model.target_skips; a skip link is either disabled or taken from T")
     self.encoder = unet.Encoder(self.width, self.depth, self.bottleneck_convs,
                                 dtype=self.dtype, conv_kernel_grad=self.conv_kernel_grad,
-                                conv_forward=self.conv_forward)
+                                conv_forward=self.conv_forward,
+                                winograd_transforms=self.winograd_transforms)
     self.decoder = unet.Decoder(self.width, self.depth, self.bottleneck_convs,
                                 disabled_skips=tuple(self.disabled_skips),
                                 residual=self.residual, dtype=self.dtype,
                                 conv_kernel_grad=self.conv_kernel_grad,
-                                conv_forward=self.conv_forward)
+                                conv_forward=self.conv_forward,
+                                winograd_transforms=self.winograd_transforms)
 
   def encode(self, image, *, train: bool):
     """Encodes one image into its latents (report §3.5's latent distances use these).

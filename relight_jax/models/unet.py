@@ -92,8 +92,10 @@ class ConvBlock(nn.Module):
     conv_kernel_grad: how the kernel gradient is computed (model.conv_kernel_grad, one
       of winograd.KERNEL_GRADS).
     conv_forward: how the forward pass and the input gradient are computed
-      (model.conv_forward, one of winograd.FORWARDS). Every setting gives the same
-      outputs and gradients up to float32 rounding.
+      (model.conv_forward, one of winograd.FORWARDS).
+    winograd_transforms: how the Winograd convolutions' tile transforms are computed
+      (model.winograd_transforms, one of winograd.TRANSFORMS: C++ or jax.numpy). Every
+      setting gives the same outputs and gradients up to float32 rounding.
   """
   features: int
   kernel_size: int = 3
@@ -101,6 +103,7 @@ class ConvBlock(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -111,7 +114,8 @@ class ConvBlock(nn.Module):
                 strides=(self.strides, self.strides), padding=((pad, pad), (pad, pad)),
                 dtype=self.dtype, param_dtype=jnp.float32, name="conv",
                 conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
-                                                             self.conv_forward))(x)
+                                                             self.conv_forward,
+                                                             self.winograd_transforms))(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                      epsilon=_BN_EPSILON, dtype=self.dtype, param_dtype=jnp.float32,
                      name="norm")(x)
@@ -150,7 +154,8 @@ class Encoder(nn.Module):
     depth: number of double-conv down stages (3 in the paper).
     bottleneck_convs: number of convs at the latent resolution (3 in the paper).
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see ConvBlock).
+    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
+      ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
@@ -158,6 +163,7 @@ class Encoder(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
 
   @nn.compact
   def __call__(self, image, *, train: bool):
@@ -174,7 +180,8 @@ class Encoder(nn.Module):
     channels = unet_channels(self.width, self.depth)
     block = functools.partial(ConvBlock, dtype=self.dtype,
                               conv_kernel_grad=self.conv_kernel_grad,
-                              conv_forward=self.conv_forward)
+                              conv_forward=self.conv_forward,
+                              winograd_transforms=self.winograd_transforms)
     image = image.astype(self.dtype)
     features = block(channels.stem - 3, kernel_size=7, name="stem")(image, train=train)
     # The image itself is appended to the stem features (Sun et al. 2019).
@@ -214,7 +221,8 @@ class Decoder(nn.Module):
     disabled_skips: skip indices (0 = shallowest) that are not used; the convs that
       would have read them have correspondingly fewer input channels.
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward: model.conv_kernel_grad / conv_forward (see ConvBlock).
+    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
+      ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
@@ -224,6 +232,7 @@ class Decoder(nn.Module):
   dtype: Any = jnp.float32
   conv_kernel_grad: str = "xla"
   conv_forward: str = "xla"
+  winograd_transforms: str = "auto"
 
   @nn.compact
   def __call__(self, latent, skips, *, train: bool, base_image=None):
@@ -246,7 +255,8 @@ class Decoder(nn.Module):
     channels = unet_channels(self.width, self.depth)
     block = functools.partial(ConvBlock, dtype=self.dtype,
                               conv_kernel_grad=self.conv_kernel_grad,
-                              conv_forward=self.conv_forward)
+                              conv_forward=self.conv_forward,
+                              winograd_transforms=self.winograd_transforms)
     x = latent.astype(self.dtype)
     # The original's DecBottleneckConv first halves the channels ("encode" conv).
     x = block(channels.latent // 2, name="bottleneck_in")(x, train=train)
@@ -272,7 +282,8 @@ class Decoder(nn.Module):
     x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="output",
                 conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
-                                                             self.conv_forward),
+                                                             self.conv_forward,
+                                                             self.winograd_transforms),
                 kernel_init=nn.initializers.zeros if self.residual else
                 nn.linear.default_kernel_init)(x)
     x = x.astype(jnp.float32)

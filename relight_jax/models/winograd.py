@@ -21,9 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from relight_jax.models import native_tiles
+
 # Winograd transform matrices (Lavin & Gray 2016) for a 3-tap correlation:
 # y = A^T [(G g G^T) * (B^T d B)] A over (m + 2) x (m + 2) input tiles d.
-_TRANSFORMS = {
+TRANSFORM_MATRICES = {
   2: dict(
     BT=np.array([[1, 0, -1, 0],
                  [0, 1, 1, 0],
@@ -75,13 +77,16 @@ def _combine(matrix, parts):
   return rows
 
 
-def tile_size(height, width):
-  """The Winograd output tile m for an H x W map: 4 from 32 px, else 2; None if neither fits.
+def tile_size(height, width, native=False):
+  """The Winograd output tile m for an H x W map: 4 or 2; None if neither fits.
 
-  F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles; on maps of 16 px
-  and less F(2 x 2) measured faster (BENCHMARKS.md, section 5 of "Where the time went").
+  F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles. With the jax.numpy
+  transforms F(2 x 2) measured faster on maps of 16 px and less (BENCHMARKS.md, section 5
+  of "Where the time went"); with the C++ ones (`native`) F(4 x 4) is as fast or faster
+  from 16 px (section 8).
   """
-  if height % 4 == 0 and width % 4 == 0 and min(height, width) >= 32:
+  smallest = 16 if native else 32
+  if height % 4 == 0 and width % 4 == 0 and min(height, width) >= smallest:
     return 4
   if height % 2 == 0 and width % 2 == 0:
     return 2
@@ -112,16 +117,20 @@ def _tile_transform(matrix, x, m):
   return jnp.stack(transformed)
 
 
-def _input_transform(x, m):
+def _input_transform(x, m, native):
   """B^T d B of every (m + 2)^2 tile of x padded by 1: [(m + 2)^2, batch, tiles_h, tiles_w,
   channels]."""
+  if native:
+    return native_tiles.input_transform(x, m)
   padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  return _tile_transform(_TRANSFORMS[m]["BT"], padded, m)
+  return _tile_transform(TRANSFORM_MATRICES[m]["BT"], padded, m)
 
 
-def _output_gradient_transform(dy, m):
+def _output_gradient_transform(dy, m, native):
   """A dy A^T of every m x m output tile (the transpose of the output transform)."""
-  return _tile_transform(_TRANSFORMS[m]["AT"].T, dy, m)
+  if native:
+    return native_tiles.output_gradient_transform(dy, m)
+  return _tile_transform(TRANSFORM_MATRICES[m]["AT"].T, dy, m)
 
 
 def _sandwich(matrix, tiles):
@@ -134,14 +143,16 @@ def _sandwich(matrix, tiles):
 
 def _kernel_transform(kernel, m):
   """G g G^T of the HWIO kernel: [(m + 2)^2, in, out]."""
-  return _sandwich(_TRANSFORMS[m]["G"], kernel)
+  return _sandwich(TRANSFORM_MATRICES[m]["G"], kernel)
 
 
-def _output_transform(product, m):
+def _output_transform(product, m, native):
   """A^T M A of every tile of `product` [(m + 2)^2, batch, tiles_h, tiles_w, out],
   assembled into the [batch, tiles_h * m, tiles_w * m, out] output map."""
+  if native:
+    return native_tiles.output_transform(product, m)
   a = m + 2
-  tiles = _sandwich(_TRANSFORMS[m]["AT"], product.reshape(a, a, *product.shape[1:]))
+  tiles = _sandwich(TRANSFORM_MATRICES[m]["AT"], product.reshape(a, a, *product.shape[1:]))
   batch, tiles_h, tiles_w, channels = product.shape[1:]
   # [m * m (p, q), batch, tiles_h, tiles_w, out] -> [batch, tiles_h, p, tiles_w, q, out].
   tiles = jnp.transpose(tiles.reshape(m, m, batch, tiles_h, tiles_w, channels),
@@ -154,7 +165,7 @@ def _output_transform(product, m):
                          out_sharding=jax.sharding.NamedSharding(sharding.mesh, spec))
 
 
-def correlation(x, kernel, m, precision=None):
+def correlation(x, kernel, m, precision=None, native=False):
   """A stride-1, padding-1 3x3 NHWC/HWIO correlation (XLA's forward conv) by Winograd F(m x m).
 
   Args:
@@ -162,26 +173,36 @@ def correlation(x, kernel, m, precision=None):
     kernel: float32 [3, 3, in, out].
     m: output tile size, 2 or 4.
     precision: passed to the matrix product.
+    native: the C++ transforms of native_tiles.py (CPU) instead of jax.numpy's.
 
   Returns:
     float32 [batch, H, W, out].
   """
   with jax.named_scope("winograd"):  # profiles (bench/step_profile.py) group by it
-    v = _input_transform(x, m)
+    v = _input_transform(x, m, native)
     u = _kernel_transform(kernel, m)
     # One matrix product per tile position over every tile of the batch (batch-sharded
     # tiles stay batch-sharded: no axis holding the batch is merged or split).
     product = jnp.einsum("kbhwc,kcd->kbhwd", v, u, precision=precision)
-    return _output_transform(product, m)
+    return _output_transform(product, m, native)
 
 
-def input_gradient(dy, kernel, m, precision=None):
+def input_gradient(dy, kernel, m, precision=None, native=False):
   """d loss / d x of the same correlation: dy correlated with the kernel turned by 180
-  degrees, its in and out channels swapped (padding 1 is its own transpose for 3x3)."""
-  return correlation(dy, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), m, precision)
+  degrees, its in and out channels swapped (padding 1 is its own transpose for 3x3).
+
+  The swap is done by the matrix product, which contracts the transformed kernel's out
+  channels: swapping the kernel's axes first made XLA fuse a transposing read into the
+  kernel transform, 1.5-10x slower on the 16 px layers (BENCHMARKS.md, section 8).
+  """
+  with jax.named_scope("winograd"):
+    v = _input_transform(dy, m, native)
+    u = _kernel_transform(jnp.flip(kernel, (0, 1)), m)  # [(m + 2)^2, in, out]
+    product = jnp.einsum("kbhwd,kcd->kbhwc", v, u, precision=precision)
+    return _output_transform(product, m, native)
 
 
-def kernel_gradient(x, dy, m, precision=None):
+def kernel_gradient(x, dy, m, precision=None, native=False):
   """d loss / d kernel of a stride-1, padding-1 3x3 correlation, by Winograd F(m x m).
 
   Args:
@@ -189,21 +210,22 @@ def kernel_gradient(x, dy, m, precision=None):
     dy: float32 [batch, H, W, out] gradient of its output.
     m: output tile size, 2 or 4.
     precision: passed to the matrix product.
+    native: the C++ transforms of native_tiles.py (CPU) instead of jax.numpy's.
 
   Returns:
     float32 [3, 3, in, out], the gradient of the HWIO kernel.
   """
   a = m + 2
   with jax.named_scope("winograd"):
-    v = _input_transform(x, m)
-    dm = _output_gradient_transform(dy, m)
+    v = _input_transform(x, m, native)
+    dm = _output_gradient_transform(dy, m, native)
     # The Winograd-domain kernel gradient: one matrix product per tile position,
     # contracting over every tile of the batch (which may be sharded: the result is
     # replicated).
     replicated = jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh,
                                             jax.sharding.PartitionSpec())
     du = jnp.einsum("kbhwc,kbhwd->kcd", v, dm, precision=precision, out_sharding=replicated)
-    gradient = _sandwich(_TRANSFORMS[m]["G"].T, du.reshape(a, a, *du.shape[1:]))
+    gradient = _sandwich(TRANSFORM_MATRICES[m]["G"].T, du.reshape(a, a, *du.shape[1:]))
     return gradient.reshape(3, 3, *du.shape[1:])
 
 
@@ -212,34 +234,36 @@ def _xla_conv3x3(x, kernel, precision):
                                       dimension_numbers=_NHWC, precision=precision)
 
 
-def _conv3x3_impl(x, kernel, precision, forward, kernel_grad):
+def _conv3x3_impl(x, kernel, precision, forward, kernel_grad, native):
   del kernel_grad  # backward only
   if forward:
-    return correlation(x, kernel, tile_size(x.shape[1], x.shape[2]), precision)
+    return correlation(x, kernel, tile_size(x.shape[1], x.shape[2], native), precision,
+                       native)
   return _xla_conv3x3(x, kernel, precision)
 
 
 # A 3x3 conv whose forward pass / input gradient (`forward`) and kernel gradient
-# (`kernel_grad`) each go through Winograd or XLA's convolutions.
-_conv3x3 = jax.custom_vjp(_conv3x3_impl, nondiff_argnums=(2, 3, 4))
+# (`kernel_grad`) each go through Winograd or XLA's convolutions, the Winograd transforms
+# being the C++ ones (`native`) or jax.numpy's.
+_conv3x3 = jax.custom_vjp(_conv3x3_impl, nondiff_argnums=(2, 3, 4, 5))
 
 
-def _conv3x3_forward(x, kernel, precision, forward, kernel_grad):
+def _conv3x3_forward(x, kernel, precision, forward, kernel_grad, native):
   # (Keeping the transformed input for the kernel gradient instead of x, when both go
   # through Winograd, saves a transform but measured no faster: 1.007x, Envmap 256 px b8.)
-  return _conv3x3_impl(x, kernel, precision, forward, kernel_grad), (x, kernel)
+  return _conv3x3_impl(x, kernel, precision, forward, kernel_grad, native), (x, kernel)
 
 
-def _conv3x3_backward(precision, forward, kernel_grad, residuals, dy):
+def _conv3x3_backward(precision, forward, kernel_grad, native, residuals, dy):
   x, kernel = residuals
-  m = tile_size(x.shape[1], x.shape[2])
+  m = tile_size(x.shape[1], x.shape[2], native)
   if forward:
-    dx = input_gradient(dy, kernel, m, precision)
+    dx = input_gradient(dy, kernel, m, precision, native)
   else:
     _, input_vjp = jax.vjp(lambda x_: _xla_conv3x3(x_, kernel, precision), x)
     (dx,) = input_vjp(dy)
   if kernel_grad:
-    dkernel = kernel_gradient(x, dy, m, precision)
+    dkernel = kernel_gradient(x, dy, m, precision, native)
   else:
     _, kernel_vjp = jax.vjp(lambda k_: _xla_conv3x3(x, k_, precision), kernel)
     (dkernel,) = kernel_vjp(dy)
@@ -251,43 +275,71 @@ _conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
 
 # model.conv_kernel_grad: which convolutions take the Winograd kernel gradient.
 #   winograd  every float32 NHWC 3x3 stride-1 padding-1 convolution whose map tiles;
-#   auto      on the CPU only, and of those only layers with at least _AUTO_MIN_MACS
+#   auto      on the CPU only, and of those only layers with at least `min_macs`
 #             multiply-adds (batch x H x W x in x out x 9) on maps of at least
-#             _AUTO_MIN_SIZE px. Measured (BENCHMARKS.md): Winograd for every layer
-#             made the Envmap step 1.10x faster at 256 px batch 4 and 1.18x at batch 8,
-#             but 0.98x at 128 px batch 8 and 0.85x at 64 px batch 8, where the layers
-#             are small and the transforms cost more than the product saves. GPUs keep
-#             their vendor library's kernel gradients;
+#             _AUTO_MIN_SIZE px. GPUs keep their vendor library's kernel gradients;
 #   xla       never (XLA's own kernel-gradient convolution everywhere).
 # model.conv_forward: which of those convolutions also compute their forward pass and
-# input gradient by Winograd (same three settings).
-#   auto      on the CPU only, layers with at least _AUTO_FORWARD_MIN_CHANNELS input and
-#             output channels on maps of at least _AUTO_MIN_SIZE px. Measured per layer
-#             (BENCHMARKS.md): 1.2-2.0x faster than XLA's convolution for 128-2048
-#             channels on 16-64 px maps, slower for the few-channel layers of 128 and
-#             256 px maps, whose transforms move more memory than the product saves.
+# input gradient by Winograd (same three settings; auto: on the CPU, layers with at
+# least `forward_min_channels` input and output channels on maps of >= _AUTO_MIN_SIZE px).
+# model.winograd_transforms: how the tile transforms are computed.
+#   auto      the C++ ones (native_tiles.py) on the CPU where they build, else jax.numpy's;
+#   native    the C++ ones (an error where they do not build or the backend is not the CPU);
+#   xla       jax.numpy's (fused by XLA), as before native_tiles.py.
 KERNEL_GRADS = ("auto", "winograd", "xla")
 FORWARDS = KERNEL_GRADS
-_AUTO_MIN_MACS = 2**32
+TRANSFORMS = ("auto", "native", "xla")
 _AUTO_MIN_SIZE = 16
-_AUTO_FORWARD_MIN_CHANNELS = 128
+# The `auto` thresholds, by whether the transforms are native: Winograd for the kernel
+# gradient of layers of >= min_macs multiply-adds, for the forward pass and input
+# gradient of layers of >= forward_min_channels in and out channels and >= min_macs.
+# With jax.numpy's transforms (BENCHMARKS.md, sections 5 and 6 of "Where the time
+# went"): Winograd kernel gradients for every layer were 1.10x / 1.18x on the Envmap step
+# at 256 px batch 4 / 8 but 0.98x at 128 px and 0.85x at 64 px batch 8, where the
+# transforms cost more than the product saves; forward passes 1.2-2.0x faster per layer
+# for 128-2048 channels on 16-64 px maps, slower for the few-channel 128 and 256 px
+# layers. The C++ transforms are 5-9x faster and Winograd then pays on every layer of the
+# paper models on >= 16 px maps but the forward pass of the 64 -> 3 output conv (section
+# 8); on the demo preset's small layers (width 1/4, 64 px, <= 0.30 G multiply-adds) it
+# made the step 14% slower, hence min_macs between that and the paper model's smallest
+# 256 px layer (0.45 G at batch 4).
+_AUTO_RULES = {
+  False: dict(min_macs=2**32, forward_min_channels=128, forward_min_macs=0),
+  True: dict(min_macs=2**28.5, forward_min_channels=32, forward_min_macs=2**28.5),
+}
 
 
-def _winograd_parts(kernel_grad, forward, lhs_shape, rhs_shape):
+def _native(transforms):
+  """Whether the `transforms` setting means the C++ transforms here (at trace time)."""
+  if transforms == "xla":
+    return False
+  on_cpu = jax.default_backend() == "cpu"
+  if transforms == "native":
+    if not on_cpu:
+      raise ValueError(f"model.winograd_transforms='native' needs the CPU backend, not "
+                       f"{jax.default_backend()!r}; use 'auto' or 'xla'")
+    native_tiles.load()  # raises native_tiles.BuildError with the compiler's message
+    return True
+  return on_cpu and native_tiles.available()
+
+
+def _winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape):
   """(forward, kernel_grad): whether a float32 NHWC/HWIO stride-1 padding-1 conv of
   these shapes computes its forward pass and input gradient / its kernel gradient by
-  Winograd under the two settings."""
+  Winograd under the two settings, the transforms being native or not."""
   if not all(isinstance(size, int) for size in (*lhs_shape, *rhs_shape)):
     return False, False  # symbolic sizes (jax.export's polymorphic batch): XLA's convolution
   batch, height, width, channels = lhs_shape
-  if tuple(rhs_shape[:2]) != (3, 3) or tile_size(height, width) is None:
+  if tuple(rhs_shape[:2]) != (3, 3) or tile_size(height, width, native) is None:
     return False, False
+  rules = _AUTO_RULES[native]
   large_map = jax.default_backend() == "cpu" and min(height, width) >= _AUTO_MIN_SIZE
   macs = batch * height * width * channels * rhs_shape[3] * 9
-  wide = min(channels, rhs_shape[3]) >= _AUTO_FORWARD_MIN_CHANNELS
-  return (forward == "winograd" or (forward == "auto" and large_map and wide),
+  wide = min(channels, rhs_shape[3]) >= rules["forward_min_channels"]
+  return (forward == "winograd" or (forward == "auto" and large_map and wide
+                                     and macs >= rules["forward_min_macs"]),
           kernel_grad == "winograd" or (kernel_grad == "auto" and large_map
-                                        and macs >= _AUTO_MIN_MACS))
+                                        and macs >= rules["min_macs"]))
 
 
 def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
@@ -308,8 +360,8 @@ def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilat
           and feature_group_count == 1 and batch_group_count == 1)
 
 
-def _conv_general_dilated(kernel_grad, forward):
-  """A `lax.conv_general_dilated` whose 3x3 convolutions follow the two settings."""
+def _conv_general_dilated(kernel_grad, forward, transforms):
+  """A `lax.conv_general_dilated` whose 3x3 convolutions follow the three settings."""
 
   def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                            rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
@@ -317,31 +369,34 @@ def _conv_general_dilated(kernel_grad, forward):
     if _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                          dimension_numbers, feature_group_count, batch_group_count,
                          preferred_element_type):
-      parts = _winograd_parts(kernel_grad, forward, lhs.shape, rhs.shape)
+      native = _native(transforms)
+      parts = _winograd_parts(kernel_grad, forward, native, lhs.shape, rhs.shape)
       if any(parts):
-        return _conv3x3(lhs, rhs, precision, *parts)
+        return _conv3x3(lhs, rhs, precision, *parts, native)
     return jax.lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
         feature_group_count=feature_group_count, batch_group_count=batch_group_count,
         precision=precision, preferred_element_type=preferred_element_type)
 
-  conv_general_dilated.settings = (kernel_grad, forward)
+  conv_general_dilated.settings = (kernel_grad, forward, transforms)
   return conv_general_dilated
 
 
-_FUNCTIONS = {(kernel_grad, forward): _conv_general_dilated(kernel_grad, forward)
+_FUNCTIONS = {(kernel_grad, forward, transforms):
+              _conv_general_dilated(kernel_grad, forward, transforms)
               for kernel_grad in KERNEL_GRADS for forward in FORWARDS
-              if (kernel_grad, forward) != ("xla", "xla")}
+              for transforms in TRANSFORMS if (kernel_grad, forward) != ("xla", "xla")}
 
 
-def conv_function(kernel_grad, forward="xla"):
-  """The `conv_general_dilated` for flax's `nn.Conv` under model.conv_kernel_grad and
-  model.conv_forward values.
+def conv_function(kernel_grad, forward="xla", transforms="auto"):
+  """The `conv_general_dilated` for flax's `nn.Conv` under model.conv_kernel_grad,
+  model.conv_forward and model.winograd_transforms values.
 
   Args:
     kernel_grad: one of KERNEL_GRADS.
     forward: one of FORWARDS.
+    transforms: one of TRANSFORMS.
 
   Returns:
     A function with `lax.conv_general_dilated`'s signature, or None for "xla" twice
@@ -351,13 +406,17 @@ def conv_function(kernel_grad, forward="xla"):
     raise ValueError(f"conv_kernel_grad {kernel_grad!r} is not one of {KERNEL_GRADS}")
   if forward not in FORWARDS:
     raise ValueError(f"conv_forward {forward!r} is not one of {FORWARDS}")
-  return _FUNCTIONS.get((kernel_grad, forward))
+  if transforms not in TRANSFORMS:
+    raise ValueError(f"winograd_transforms {transforms!r} is not one of {TRANSFORMS}")
+  return _FUNCTIONS.get((kernel_grad, forward, transforms))
 
 
 def winograd_parts(function, lhs_shape, rhs_shape):
   """(forward, kernel_grad): whether `function` (from conv_function) computes a float32
   stride-1 padding-1 NHWC conv of input `lhs_shape` and HWIO kernel `rhs_shape` by
-  Winograd in its forward pass and input gradient / its kernel gradient."""
+  Winograd in its forward pass and input gradient / its kernel gradient (under the
+  transforms it would use here)."""
   if function is None:
     return False, False
-  return _winograd_parts(*function.settings, lhs_shape, rhs_shape)
+  kernel_grad, forward, transforms = function.settings
+  return _winograd_parts(kernel_grad, forward, _native(transforms), lhs_shape, rhs_shape)

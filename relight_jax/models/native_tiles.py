@@ -1,0 +1,192 @@
+"""Winograd tile transforms compiled from C++ (winograd_tiles.cc) and called as XLA FFI.
+
+winograd.py's transforms in jax.numpy compile, on XLA:CPU, to one fused loop per tile
+entry, each streaming the whole map again; winograd_tiles.cc reads each tile once:
+5-9x faster on the Envmap model's 256 px maps, and what made the Winograd convolutions
+pay on every 3x3 layer (BENCHMARKS.md, "Where the time went", section 8).
+
+The library is built on first use with the C++ compiler of the machine (`c++`, or
+$CXX; `-O3 -march=native`, ~3 s) against the XLA FFI headers that jaxlib ships, and
+cached under $RELIGHT_JAX_NATIVE_DIR (default ~/.cache/relight_jax/native), keyed by
+the source, the flags, the compiler, jaxlib's version and the CPU's feature flags; it is
+written to a temporary name and renamed, so concurrent builds (pytest-xdist) are safe.
+Nothing is downloaded. `available()` is False where the build fails (no compiler): the
+callers then keep the jax.numpy transforms (model.winograd_transforms = 'auto') or
+raise (= 'native').
+
+The transforms work on each device's slice of a batch-sharded array (`jax.shard_map`
+over the array's mesh axis), so data parallelism keeps the batch split.
+"""
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_SOURCE = pathlib.Path(__file__).with_name("winograd_tiles.cc")
+_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
+_TARGETS = {  # FFI target name: exported handler symbol
+    "relight_winograd_input": "RelightWinogradInput",
+    "relight_winograd_output_gradient": "RelightWinogradOutputGradient",
+    "relight_winograd_output": "RelightWinogradOutput",
+}
+ENV_DIR = "RELIGHT_JAX_NATIVE_DIR"
+
+
+class BuildError(RuntimeError):
+  """The C++ transforms could not be compiled or loaded."""
+
+
+def _cache_dir():
+  if os.environ.get(ENV_DIR):
+    return pathlib.Path(os.environ[ENV_DIR])
+  base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+  return pathlib.Path(base) / "relight_jax" / "native"
+
+
+def _cpu_flags():
+  """The CPU's feature flags (-march=native compiles for them), '' where unreadable."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith(("flags", "Features")):
+        return line
+  except OSError:
+    pass
+  return platform.processor()
+
+
+def _compiler():
+  compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+  if not compiler:
+    raise BuildError("no C++ compiler found (set CXX, or install g++)")
+  return compiler
+
+
+def _build(compiler):
+  """Compiles winograd_tiles.cc (once per source, compiler, jaxlib and CPU): its path."""
+  version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
+                           check=False).stdout.split("\n")[0]
+  key = hashlib.sha256("\n".join([_SOURCE.read_text(), " ".join(_FLAGS), version,
+                                  jax.lib.__version__, _cpu_flags()]).encode()).hexdigest()
+  library = _cache_dir() / f"winograd_tiles-{key[:16]}.so"
+  if library.exists():
+    return library
+  library.parent.mkdir(parents=True, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
+    partial = pathlib.Path(scratch) / library.name
+    command = [compiler, *_FLAGS, "-isystem", jax.ffi.include_dir(), str(_SOURCE),
+               "-o", str(partial)]
+    logging.info("native_tiles: compiling %s -> %s", _SOURCE.name, library)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+      raise BuildError(f"compiling {_SOURCE} failed ({' '.join(command)}):\n"
+                       f"{result.stderr[-4000:]}")
+    os.replace(partial, library)  # atomic: a concurrent build writes the same bytes
+  return library
+
+
+def _check_matrices(library, transforms):
+  """The library's compiled-in B^T, A^T and A equal winograd.py's (`transforms`)."""
+  out = (ctypes.c_float * 36)()
+  for m, matrices in transforms.items():
+    for which, expected in enumerate((matrices["BT"], matrices["AT"], matrices["AT"].T)):
+      count = library.RelightWinogradMatrix(m, which, out)
+      actual = np.frombuffer(out, np.float32)[:count]
+      if count != expected.size or not np.array_equal(actual, expected.ravel()):
+        raise BuildError(f"{_SOURCE.name}'s matrix {which} for m={m} differs from "
+                         f"winograd.py's: {actual} vs {expected.ravel()}")
+
+
+@functools.cache
+def load():
+  """Builds (or finds in the cache) and registers the transforms: the library's path.
+
+  Raises:
+    BuildError: no compiler, a failed compile, or matrices that differ from winograd.py's
+      (not cached: a later call tries again).
+  """
+  # winograd.py imports this module; the matrices are its (a call-time import).
+  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  path = _build(_compiler())
+  try:
+    library = ctypes.cdll.LoadLibrary(str(path))
+  except OSError as error:
+    raise BuildError(f"loading {path} failed: {error}") from error
+  _check_matrices(library, winograd.TRANSFORM_MATRICES)
+  for target, symbol in _TARGETS.items():
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                platform="cpu")
+  return str(path)
+
+
+@functools.cache
+def available():
+  """Whether the C++ transforms can be used on this machine (built and registered)."""
+  try:
+    load()
+  except BuildError as error:
+    logging.warning("native_tiles: C++ Winograd transforms unavailable, using XLA's "
+                    "(slower): %s", error)
+    return False
+  return True
+
+
+def _per_device(function, x, batch_axis, out_batch_axis, out_ndim):
+  """function(x) on each device's slice of x when x is sharded on batch_axis only."""
+  sharding = jax.typeof(x).sharding
+  spec = tuple(sharding.spec) + (None,) * (x.ndim - len(sharding.spec))
+  if sharding.mesh.empty or all(axis is None for axis in spec):
+    return function(x)
+  if any(axis is not None for i, axis in enumerate(spec) if i != batch_axis):
+    raise ValueError(f"native Winograd transforms need an array sharded on its batch axis "
+                     f"only; got spec {spec}")
+  out_spec = [None] * out_ndim
+  out_spec[out_batch_axis] = spec[batch_axis]
+  return jax.shard_map(function, mesh=sharding.mesh, in_specs=jax.P(*spec),
+                       out_specs=jax.P(*out_spec))(x)
+
+
+def _call(target, x, shape, m):
+  return jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, jnp.float32),
+                          vmap_method="sequential")(x, m=np.int64(m))
+
+
+def _map_to_tiles(target, x, m):
+  """[(m + 2)^2, batch, H / m, W / m, c] from a map x [batch, H, W, c] by FFI `target`."""
+  load()
+  def transform(x):
+    batch, height, width, channels = x.shape
+    return _call(target, x, ((m + 2) ** 2, batch, height // m, width // m, channels), m)
+  return _per_device(transform, x, 0, 1, 5)
+
+
+def input_transform(x, m):
+  """B^T d B of every (m + 2)^2 tile of x [batch, H, W, c] padded by 1:
+  [(m + 2)^2, batch, H / m, W / m, c] (winograd._input_transform's result)."""
+  return _map_to_tiles("relight_winograd_input", x, m)
+
+
+def output_gradient_transform(dy, m):
+  """A dy A^T of every m x m tile of dy [batch, H, W, c]: [(m + 2)^2, batch, H / m, W / m, c]."""
+  return _map_to_tiles("relight_winograd_output_gradient", dy, m)
+
+
+def output_transform(product, m):
+  """A^T M A of every tile of product [(m + 2)^2, batch, tiles_h, tiles_w, c], assembled
+  into the [batch, tiles_h * m, tiles_w * m, c] map."""
+  load()
+  def transform(product):
+    _, batch, tiles_h, tiles_w, channels = product.shape
+    return _call("relight_winograd_output", product,
+                 (batch, tiles_h * m, tiles_w * m, channels), m)
+  return _per_device(transform, product, 1, 0, 4)
