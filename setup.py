@@ -37,7 +37,9 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["relight_jax", "relight_jax.*"]),
-    package_data={"relight_jax.datasets.vidit": ["*.md", "*.bib", "dummy_data/**/*", "*.txt"]},
+    package_data={"relight_jax.datasets.vidit": ["*.md", "*.bib", "dummy_data/**/*", "*.txt"],
+                  # compiled on first use by models/native_tiles.py
+                  "relight_jax.models": ["*.cc"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
