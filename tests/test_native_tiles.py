@@ -60,3 +60,29 @@ def test_transforms_equal_the_jax_numpy_ones(tile):
   for actual, expected in pairs:
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_auto_falls_back_to_the_jax_numpy_transforms_without_the_library(monkeypatch):
+  # `auto` asks available() at trace time; without the library the layer rules are the
+  # jax.numpy transforms' (the 128 px 256 -> 64 conv: kernel gradient only), and the
+  # program has no FFI call.
+  auto = winograd.conv_function("auto", "auto", "auto")
+  shapes = ((4, 128, 128, 256), (3, 3, 256, 64))
+  assert winograd.winograd_parts(auto, *shapes) == (True, True)
+  monkeypatch.setattr(native_tiles, "available", lambda: False)
+  assert winograd.winograd_parts(auto, *shapes) == (False, True)
+  x = jax.random.normal(jax.random.key(0), (2, 32, 32, 16))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 16, 16))
+  everywhere = winograd.conv_function("winograd", "winograd", "auto")
+  conv = lambda x, k: everywhere(x, k, (1, 1), ((1, 1), (1, 1)),  # noqa: E731
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  assert "relight_winograd" not in jax.jit(conv).lower(x, kernel).as_text()
+
+
+def test_native_setting_reports_a_failed_build(monkeypatch):
+  def fail():
+    raise native_tiles.BuildError("no C++ compiler found (set CXX, or install g++)")
+  monkeypatch.setattr(native_tiles, "load", fail)
+  native = winograd.conv_function("winograd", "winograd", "native")
+  with pytest.raises(native_tiles.BuildError, match="no C.. compiler"):
+    winograd.winograd_parts(native, (4, 16, 16, 8), (3, 3, 8, 8))
