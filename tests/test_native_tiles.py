@@ -30,6 +30,17 @@ def test_failed_build_names_the_source_and_leaves_nothing(tmp_path, monkeypatch)
   assert list(tmp_path.iterdir()) == []
 
 
+def test_unwritable_cache_directory_is_named(tmp_path, monkeypatch):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  monkeypatch.setenv(native_tiles.ENV_DIR, str(blocker / "native"))
+  with pytest.raises(native_tiles.BuildError,
+                     match="cannot build into .*file.*RELIGHT_JAX_NATIVE_DIR"):
+    native_tiles._build(native_tiles._compiler())
+  with pytest.raises(native_tiles.BuildError, match="cannot run the C.. compiler"):
+    native_tiles._build(str(tmp_path / "no-such-compiler"))
+
+
 def test_missing_compiler_is_named(monkeypatch):
   monkeypatch.delenv("CXX", raising=False)
   monkeypatch.setenv("PATH", "")

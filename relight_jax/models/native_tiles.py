@@ -73,25 +73,37 @@ def _compiler():
 
 
 def _build(compiler):
-  """Compiles winograd_tiles.cc (once per source, compiler, jaxlib and CPU): its path."""
-  version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
-                           check=False).stdout.split("\n")[0]
+  """Compiles winograd_tiles.cc (once per source, compiler, jaxlib and CPU): its path.
+
+  Raises:
+    BuildError: the compiler fails or cannot be run, or the cache directory cannot be
+      written (naming it and $RELIGHT_JAX_NATIVE_DIR).
+  """
+  try:
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
+                             check=False).stdout.split("\n")[0]
+  except OSError as error:
+    raise BuildError(f"cannot run the C++ compiler {compiler!r}: {error}") from error
   key = hashlib.sha256("\n".join([_SOURCE.read_text(), " ".join(_FLAGS), version,
                                   jax.lib.__version__, _cpu_flags()]).encode()).hexdigest()
   library = _cache_dir() / f"winograd_tiles-{key[:16]}.so"
   if library.exists():
     return library
-  library.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
-    partial = pathlib.Path(scratch) / library.name
-    command = [compiler, *_FLAGS, "-isystem", jax.ffi.include_dir(), str(_SOURCE),
-               "-o", str(partial)]
-    logging.info("native_tiles: compiling %s -> %s", _SOURCE.name, library)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-      raise BuildError(f"compiling {_SOURCE} failed ({' '.join(command)}):\n"
-                       f"{result.stderr[-4000:]}")
-    os.replace(partial, library)  # atomic: a concurrent build writes the same bytes
+  try:
+    library.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
+      partial = pathlib.Path(scratch) / library.name
+      command = [compiler, *_FLAGS, "-isystem", jax.ffi.include_dir(), str(_SOURCE),
+                 "-o", str(partial)]
+      logging.info("native_tiles: compiling %s -> %s", _SOURCE.name, library)
+      result = subprocess.run(command, capture_output=True, text=True, check=False)
+      if result.returncode != 0:
+        raise BuildError(f"compiling {_SOURCE} failed ({' '.join(command)}):\n"
+                         f"{result.stderr[-4000:]}")
+      os.replace(partial, library)  # atomic: a concurrent build writes the same bytes
+  except OSError as error:
+    raise BuildError(f"cannot build into {library.parent} ({error}); set ${ENV_DIR} to a "
+                     "writable directory") from error
   return library
 
 
