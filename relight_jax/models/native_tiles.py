@@ -3,7 +3,8 @@
 winograd.py's transforms in jax.numpy compile, on XLA:CPU, to one fused loop per tile
 entry, each streaming the whole map again; winograd_tiles.cc reads each tile once:
 5-9x faster on the Envmap model's 256 px maps, and what made the Winograd convolutions
-pay on every 3x3 layer (BENCHMARKS.md, "Where the time went", section 8).
+pay on nearly every 3x3 layer of the paper models (BENCHMARKS.md, "Where the time went",
+section 8).
 
 The library is built on first use with the C++ compiler of the machine (`c++`, or
 $CXX; `-O3 -march=native`, ~3 s) against the XLA FFI headers that jaxlib ships, and

@@ -7,10 +7,12 @@ the Envmap train step. Winograd's F(m x m, 3 x 3) algorithm (Lavin & Gray 2016, 
 Algorithms for Convolutional Neural Networks") turns a 3x3 convolution, or either of its
 gradients, into one batched matrix product with (m + 2)^2 / (9 m^2) of the
 multiplications (F(4 x 4): 4x fewer), which XLA runs at full matrix-product speed, plus
-linear transforms of the operands.
+linear transforms of the operands. Those tile transforms are C++ (native_tiles.py, XLA FFI)
+on the CPU where a compiler builds them, jax.numpy otherwise (TRANSFORMS below).
 
-`conv_function(kernel_grad, forward)` returns a function with `lax.conv_general_dilated`'s
-signature for flax's `nn.Conv` (its `conv_general_dilated` field). For a float32,
+`conv_function(kernel_grad, forward, transforms)` returns a function with
+`lax.conv_general_dilated`'s signature for flax's `nn.Conv` (its `conv_general_dilated`
+field). For a float32,
 stride-1, padding-1, 3x3 NHWC convolution that the settings select (KERNEL_GRADS and
 FORWARDS below) the kernel gradient, and the forward pass with the input gradient, go
 through Winograd, equal to XLA's up to float32 rounding (~1e-5 relative); every other
@@ -193,7 +195,8 @@ def input_gradient(dy, kernel, m, precision=None, native=False):
 
   The swap is done by the matrix product, which contracts the transformed kernel's out
   channels: swapping the kernel's axes first made XLA fuse a transposing read into the
-  kernel transform, 1.5-10x slower on the 16 px layers (BENCHMARKS.md, section 8).
+  kernel transform (16 px 1536 -> 512 input gradient 187 ms, now 44: BENCHMARKS.md,
+  section 8).
   """
   with jax.named_scope("winograd"):
     v = _input_transform(dy, m, native)

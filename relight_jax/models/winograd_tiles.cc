@@ -9,8 +9,8 @@
 //
 // The matrices are compile-time constants, so that the unrolled sums skip the zero
 // coefficients and the +-1 products; native_tiles.py checks them against winograd.py's
-// at build time (RelightTileMatrices). Work is split into rows of tiles over XLA's
-// intra-op thread pool.
+// when it loads the library (RelightWinogradMatrix). Work is split into rows of tiles
+// over XLA's intra-op thread pool.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
