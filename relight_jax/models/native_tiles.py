@@ -19,6 +19,7 @@ The transforms work on each device's slice of a batch-sharded array (`jax.shard_
 over the array's mesh axis), so data parallelism keeps the batch split.
 """
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -56,13 +57,12 @@ def _cache_dir():
 
 
 def _cpu_flags():
-  """The CPU's feature flags (-march=native compiles for them), '' where unreadable."""
-  try:
+  """The CPU's feature flags (-march=native compiles for them); without /proc/cpuinfo
+  (macOS) the processor's name."""
+  with contextlib.suppress(OSError):
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
       if line.startswith(("flags", "Features")):
         return line
-  except OSError:
-    pass
   return platform.processor()
 
 

@@ -12,11 +12,10 @@ on the CPU where a compiler builds them, jax.numpy otherwise (TRANSFORMS below).
 
 `conv_function(kernel_grad, forward, transforms)` returns a function with
 `lax.conv_general_dilated`'s signature for flax's `nn.Conv` (its `conv_general_dilated`
-field). For a float32,
-stride-1, padding-1, 3x3 NHWC convolution that the settings select (KERNEL_GRADS and
-FORWARDS below) the kernel gradient, and the forward pass with the input gradient, go
-through Winograd, equal to XLA's up to float32 rounding (~1e-5 relative); every other
-convolution is passed to `lax.conv_general_dilated` unchanged.
+field). For a float32, stride-1, padding-1, 3x3 NHWC convolution that the settings
+select (KERNEL_GRADS and FORWARDS below) the kernel gradient, and the forward pass with
+the input gradient, go through Winograd, equal to XLA's up to float32 rounding (~1e-5
+relative); every other convolution is passed to `lax.conv_general_dilated` unchanged.
 """
 
 import jax
@@ -295,7 +294,8 @@ TRANSFORMS = ("auto", "native", "xla")
 _AUTO_MIN_SIZE = 16
 # The `auto` thresholds, by whether the transforms are native: Winograd for the kernel
 # gradient of layers of >= min_macs multiply-adds, for the forward pass and input
-# gradient of layers of >= forward_min_channels in and out channels and >= min_macs.
+# gradient of layers of >= forward_min_channels in and out channels and >=
+# forward_min_macs.
 # With jax.numpy's transforms (BENCHMARKS.md, sections 5 and 6 of "Where the time
 # went"): Winograd kernel gradients for every layer were 1.10x / 1.18x on the Envmap step
 # at 256 px batch 4 / 8 but 0.98x at 128 px and 0.85x at 64 px batch 8, where the
@@ -345,6 +345,18 @@ def _winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape):
                                         and macs >= rules["min_macs"]))
 
 
+def _resolved_parts(kernel_grad, forward, transforms, lhs_shape, rhs_shape):
+  """(forward, kernel_grad, native): _winograd_parts under the transforms `transforms`
+  resolves to here. The C++ library is built (or found missing) only for a layer that
+  Winograd could take under either transforms' rules, so a model with none (the demo's)
+  neither waits for the compiler nor warns about it."""
+  if not any(any(_winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape))
+             for native in (False, True)):
+    return False, False, False
+  native = _native(transforms)
+  return (*_winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape), native)
+
+
 def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                       dimension_numbers, feature_group_count, batch_group_count,
                       preferred_element_type):
@@ -372,8 +384,8 @@ def _conv_general_dilated(kernel_grad, forward, transforms):
     if _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                          dimension_numbers, feature_group_count, batch_group_count,
                          preferred_element_type):
-      native = _native(transforms)
-      parts = _winograd_parts(kernel_grad, forward, native, lhs.shape, rhs.shape)
+      *parts, native = _resolved_parts(kernel_grad, forward, transforms, lhs.shape,
+                                       rhs.shape)
       if any(parts):
         return _conv3x3(lhs, rhs, precision, *parts, native)
     return jax.lax.conv_general_dilated(
@@ -421,5 +433,5 @@ def winograd_parts(function, lhs_shape, rhs_shape):
   transforms it would use here)."""
   if function is None:
     return False, False
-  kernel_grad, forward, transforms = function.settings
-  return _winograd_parts(kernel_grad, forward, _native(transforms), lhs_shape, rhs_shape)
+  forward, kernel_grad, _ = _resolved_parts(*function.settings, lhs_shape, rhs_shape)
+  return forward, kernel_grad
