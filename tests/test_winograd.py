@@ -107,21 +107,52 @@ def test_winograd_forward_conv_is_close_to_xla():
 
 
 @pytest.mark.parametrize("case", [
-    dict(shape=(2, 16, 16, 8), kernel_size=3, strides=2),  # strided
-    dict(shape=(2, 16, 16, 8), kernel_size=7, strides=1),  # not 3x3
     dict(shape=(2, 7, 9, 8), kernel_size=3, strides=1),  # odd map: no tile fits
+    dict(shape=(2, 7, 9, 8), kernel_size=7, strides=1),  # no space-to-depth factor
     dict(shape=(2, 16, 16, 8), kernel_size=3, strides=1, dtype=jnp.bfloat16),
+    dict(shape=(2, 16, 16, 8), kernel_size=7, strides=1, dtype=jnp.bfloat16),
+    dict(shape=(2, 16, 16, 8), kernel_size=3, strides=2, dtype=jnp.bfloat16),
+    # Strided convs take the patch-product kernel gradient unless kernel_grad is 'xla'.
+    dict(shape=(2, 16, 16, 8), kernel_size=3, strides=2, kernel_grad="xla"),
 ])
 def test_other_convolutions_are_xla_unchanged(case):
   x = jax.random.normal(jax.random.key(3), case["shape"]).astype(case.get("dtype", jnp.float32))
   kwargs = dict(kernel_size=case["kernel_size"], strides=case["strides"])
   y_ref, grads_ref, _ = _conv_and_grads(None, x, **kwargs)
-  y, grads, jaxpr = _conv_and_grads(winograd.conv_function("winograd", "winograd"), x,
-                                    **kwargs)
+  conv_function = winograd.conv_function(case.get("kernel_grad", "winograd"), "winograd")
+  y, grads, jaxpr = _conv_and_grads(conv_function, x, **kwargs)
   assert "custom_vjp" not in jaxpr
   np.testing.assert_array_equal(y, y_ref)
   for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref), strict=True):
     np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 16, 16, 3), kernel_size=7, features=29),  # the stem: f = 4
+    dict(shape=(2, 8, 12, 5), kernel_size=5, features=6),  # f = 2
+])
+@pytest.mark.parametrize("settings", [("winograd", "winograd"), ("winograd", "xla"),
+                                      ("xla", "winograd")])
+def test_large_kernel_goes_through_space_to_depth(case, settings):
+  x = jax.random.normal(jax.random.key(8), case["shape"])
+  kwargs = dict(kernel_size=case["kernel_size"], features=case["features"])
+  y_ref, grads_ref, _ = _conv_and_grads(None, x, **kwargs)
+  y, grads, jaxpr = _conv_and_grads(winograd.conv_function(*settings), x, **kwargs)
+  assert "custom_vjp" in jaxpr and "transpose" in jaxpr  # the depth-to-space
+  _assert_close(y, y_ref)
+  for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref), strict=True):
+    _assert_close(actual, expected)
+
+
+def test_strided_conv_takes_the_patch_gradient():
+  x = jax.random.normal(jax.random.key(9), (2, 16, 16, 8))
+  y_ref, grads_ref, _ = _conv_and_grads(None, x, strides=2)
+  y, grads, jaxpr = _conv_and_grads(winograd.conv_function("winograd", "xla"), x, strides=2)
+  assert "custom_vjp" in jaxpr
+  np.testing.assert_array_equal(y, y_ref)  # XLA's forward pass
+  (dv, dx), (dv_ref, dx_ref) = grads, grads_ref
+  np.testing.assert_array_equal(dx, dx_ref)  # and input gradient
+  _assert_close(dv["params"]["kernel"], dv_ref["params"]["kernel"])
 
 
 @pytest.mark.parametrize("forward", ["xla", "winograd"])
@@ -181,6 +212,41 @@ def test_auto_takes_winograd_only_for_large_layers_on_cpu():
   assert winograd.winograd_parts(winograd.conv_function("winograd"), (4, 16, 16, 16),
                                  (3, 3, 16, 16)) == (False, True)
   assert winograd.conv_function("xla", "xla") is None
+
+
+def test_tile_size_takes_f4_only_with_enough_tiles():
+  # C++ transforms: F(4x4) from 16 px once the batch holds 64 tiles of 4x4 (BENCHMARKS.md,
+  # section 9); the jax.numpy ones from 32 px.
+  assert winograd.tile_size(4, 16, 16, native=True) == 4
+  assert winograd.tile_size(2, 16, 16, native=True) == 2  # inference at 256 px
+  assert winograd.tile_size(1, 32, 32, native=True) == 4
+  assert winograd.tile_size(8, 16, 16, native=False) == 2
+  assert winograd.tile_size(1, 32, 32, native=False) == 4
+  assert winograd.tile_size(1, 6, 10) == 2
+  assert winograd.tile_size(1, 7, 8) is None
+
+
+def test_auto_rewrites_the_stem_and_strided_convs_on_cpu():
+  # The paper model's stem at 256 px (batch 8 = [I; T] at batch 4) becomes a 48 -> 464
+  # channel 3x3 conv on 64 px maps, which `auto` gives to Winograd; the demo preset's
+  # (64 px, width 1/4: 16 px blocks, 48 -> 80 channels, 0.28 G multiply-adds) stays XLA's.
+  def rewritten(settings, lhs_shape, rhs_shape, strides=(1, 1)):
+    conv = winograd.conv_function(*settings, "native") or jax.lax.conv_general_dilated
+    pad = rhs_shape[0] // 2
+    jaxpr = jax.make_jaxpr(lambda x, k: conv(x, k, strides, ((pad, pad), (pad, pad)),
+                                             dimension_numbers=_NHWC))(
+        jax.ShapeDtypeStruct(lhs_shape, jnp.float32),
+        jax.ShapeDtypeStruct(rhs_shape, jnp.float32))
+    return "custom_vjp" in str(jaxpr)
+
+  auto = ("auto", "auto")
+  assert rewritten(auto, (8, 256, 256, 3), (7, 7, 3, 29))
+  assert not rewritten(auto, (32, 64, 64, 3), (7, 7, 3, 5))
+  assert not rewritten(("xla", "xla"), (8, 256, 256, 3), (7, 7, 3, 29))
+  # Every strided conv on the CPU, unless kernel_grad is 'xla'.
+  assert rewritten(auto, (8, 256, 256, 32), (3, 3, 32, 64), strides=(2, 2))
+  assert rewritten(auto, (32, 64, 64, 8), (3, 3, 8, 16), strides=(2, 2))
+  assert not rewritten(("xla", "auto"), (8, 256, 256, 32), (3, 3, 32, 64), strides=(2, 2))
 
 
 def test_bad_setting_is_named():

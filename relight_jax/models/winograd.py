@@ -15,7 +15,12 @@ on the CPU where a compiler builds them, jax.numpy otherwise (TRANSFORMS below).
 field). For a float32, stride-1, padding-1, 3x3 NHWC convolution that the settings
 select (KERNEL_GRADS and FORWARDS below) the kernel gradient, and the forward pass with
 the input gradient, go through Winograd, equal to XLA's up to float32 rounding (~1e-5
-relative); every other convolution is passed to `lax.conv_general_dilated` unchanged.
+relative). The same settings also route two kinds of convolution that XLA:CPU runs
+slowly: a stride-1 convolution with a larger kernel (the U-Net's 7x7 stem) becomes a
+Winograd 3x3 convolution over a space-to-depth map (space_to_depth.py), where that 3x3
+convolution would be selected; a strided convolution takes a patch-product kernel
+gradient (patch_gradient.py) where the kernel gradient setting allows it. Every other
+convolution is passed to `lax.conv_general_dilated` unchanged.
 """
 
 import jax
@@ -23,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from relight_jax.models import native_tiles
+from relight_jax.models import patch_gradient
+from relight_jax.models import space_to_depth
 
 # Winograd transform matrices (Lavin & Gray 2016) for a 3-tap correlation:
 # y = A^T [(G g G^T) * (B^T d B)] A over (m + 2) x (m + 2) input tiles d.
@@ -58,6 +65,8 @@ TRANSFORM_MATRICES = {
 }
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+# F(4 x 4) only where the batch holds this many 4 x 4 output tiles (tile_size).
+_MIN_F4_TILES = 64
 
 
 def _combine(matrix, parts):
@@ -78,16 +87,20 @@ def _combine(matrix, parts):
   return rows
 
 
-def tile_size(height, width, native=False):
-  """The Winograd output tile m for an H x W map: 4 or 2; None if neither fits.
+def tile_size(batch, height, width, native=False):
+  """The Winograd output tile m for a batch of H x W maps: 4 or 2; None if neither fits.
 
-  F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles. With the jax.numpy
-  transforms F(2 x 2) measured faster on maps of 16 px and less (BENCHMARKS.md, section 5
-  of "Where the time went"); with the C++ ones (`native`) F(4 x 4) is as fast or faster
-  from 16 px (section 8).
+  F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles and 4x the kernel
+  (F(2 x 2): 16/9). With the jax.numpy transforms F(2 x 2) measured faster on maps of
+  16 px and less (BENCHMARKS.md, section 5 of "Where the time went"); with the C++ ones
+  (`native`) F(4 x 4) is as fast or faster from 16 px (section 8) once the batch holds
+  _MIN_F4_TILES 4 x 4 tiles: below that (a 16 px layer at batch 1 or 2, as in inference)
+  the kernel's side of the product dominates and F(2 x 2) was 1.1-1.6x faster (section
+  9).
   """
   smallest = 16 if native else 32
-  if height % 4 == 0 and width % 4 == 0 and min(height, width) >= smallest:
+  if (height % 4 == 0 and width % 4 == 0 and min(height, width) >= smallest
+      and batch * (height // 4) * (width // 4) >= _MIN_F4_TILES):
     return 4
   if height % 2 == 0 and width % 2 == 0:
     return 2
@@ -160,10 +173,7 @@ def _output_transform(product, m, native):
                         (2, 3, 0, 4, 1, 5))
   # Merging (tiles_h, p) and (tiles_w, q) keeps the batch's sharding (explicit meshes
   # want it spelled out).
-  sharding = jax.typeof(tiles).sharding
-  spec = jax.sharding.PartitionSpec(sharding.spec[0], None, None, sharding.spec[5])
-  return jax.lax.reshape(tiles, (batch, tiles_h * m, tiles_w * m, channels),
-                         out_sharding=jax.sharding.NamedSharding(sharding.mesh, spec))
+  return space_to_depth.reshape(tiles, (batch, tiles_h * m, tiles_w * m, channels))
 
 
 def correlation(x, kernel, m, precision=None, native=False):
@@ -239,7 +249,7 @@ def _xla_conv3x3(x, kernel, precision):
 def _conv3x3_impl(x, kernel, precision, forward, kernel_grad, native):
   del kernel_grad  # backward only
   if forward:
-    return correlation(x, kernel, tile_size(x.shape[1], x.shape[2], native), precision,
+    return correlation(x, kernel, tile_size(*x.shape[:3], native), precision,
                        native)
   return _xla_conv3x3(x, kernel, precision)
 
@@ -258,7 +268,7 @@ def _conv3x3_forward(x, kernel, precision, forward, kernel_grad, native):
 
 def _conv3x3_backward(precision, forward, kernel_grad, native, residuals, dy):
   x, kernel = residuals
-  m = tile_size(x.shape[1], x.shape[2], native)
+  m = tile_size(*x.shape[:3], native)
   if forward:
     dx = input_gradient(dy, kernel, m, precision, native)
   else:
@@ -276,10 +286,14 @@ _conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
 
 
 # model.conv_kernel_grad: which convolutions take the Winograd kernel gradient.
-#   winograd  every float32 NHWC 3x3 stride-1 padding-1 convolution whose map tiles;
+#   winograd  every float32 NHWC 3x3 stride-1 padding-1 convolution whose map tiles
+#             (and every larger stride-1 kernel, through space_to_depth.py; and every
+#             strided convolution takes patch_gradient.py's kernel gradient);
 #   auto      on the CPU only, and of those only layers with at least `min_macs`
 #             multiply-adds (batch x H x W x in x out x 9) on maps of at least
-#             _AUTO_MIN_SIZE px. GPUs keep their vendor library's kernel gradients;
+#             _AUTO_MIN_SIZE px (for a larger kernel: of its space-to-depth 3x3 conv;
+#             strided convolutions: all of them, on the CPU). GPUs keep their vendor
+#             library's kernel gradients;
 #   xla       never (XLA's own kernel-gradient convolution everywhere).
 # model.conv_forward: which of those convolutions also compute their forward pass and
 # input gradient by Winograd (same three settings; auto: on the CPU, layers with at
@@ -333,7 +347,7 @@ def _winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape):
   if not all(isinstance(size, int) for size in (*lhs_shape, *rhs_shape)):
     return False, False  # symbolic sizes (jax.export's polymorphic batch): XLA's convolution
   batch, height, width, channels = lhs_shape
-  if tuple(rhs_shape[:2]) != (3, 3) or tile_size(height, width, native) is None:
+  if tuple(rhs_shape[:2]) != (3, 3) or tile_size(batch, height, width, native) is None:
     return False, False
   rules = _AUTO_RULES[native]
   large_map = jax.default_backend() == "cpu" and min(height, width) >= _AUTO_MIN_SIZE
@@ -357,10 +371,10 @@ def _resolved_parts(kernel_grad, forward, transforms, lhs_shape, rhs_shape):
   return (*_winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape), native)
 
 
-def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                      dimension_numbers, feature_group_count, batch_group_count,
-                      preferred_element_type):
-  """True for a float32 NHWC/HWIO, stride 1, padding 1, undilated, ungrouped conv."""
+def _is_plain_conv(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                   feature_group_count, batch_group_count, preferred_element_type):
+  """True for a float32 NHWC/HWIO, undilated, ungrouped conv with a square kernel and
+  explicit padding."""
   if (dimension_numbers is None or lhs.ndim != 4 or rhs.ndim != 4
       or preferred_element_type is not None or isinstance(padding, str)):
     return False
@@ -368,26 +382,55 @@ def _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilat
   if jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != wanted:
     return False
   return (lhs.dtype == jnp.float32 and rhs.dtype == jnp.float32
-          and tuple(window_strides) == (1, 1)
-          and tuple(tuple(p) for p in padding) == ((1, 1), (1, 1))
+          and rhs.shape[0] == rhs.shape[1]
           and tuple(lhs_dilation or (1, 1)) == (1, 1)
           and tuple(rhs_dilation or (1, 1)) == (1, 1)
           and feature_group_count == 1 and batch_group_count == 1)
 
 
+def _patch_gradient(kernel_grad, lhs_shape):
+  """Whether a strided conv with input `lhs_shape` takes patch_gradient.py's kernel
+  gradient under the kernel_grad setting: 'winograd' always, 'auto' on the CPU
+  (BENCHMARKS.md, section 9 of "Where the time went")."""
+  if not all(isinstance(size, int) for size in lhs_shape):
+    return False  # symbolic sizes (jax.export's polymorphic batch)
+  return kernel_grad == "winograd" or (kernel_grad == "auto"
+                                       and jax.default_backend() == "cpu")
+
+
 def _conv_general_dilated(kernel_grad, forward, transforms):
-  """A `lax.conv_general_dilated` whose 3x3 convolutions follow the three settings."""
+  """A `lax.conv_general_dilated` whose convolutions follow the three settings: the 3x3
+  stride-1 ones by Winograd, the larger stride-1 ones by Winograd over a space-to-depth
+  map (space_to_depth.py), the strided ones with a patch-product kernel gradient
+  (patch_gradient.py), each where the settings select it; XLA's convolution otherwise."""
 
   def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                            rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                            batch_group_count=1, precision=None, preferred_element_type=None):
-    if _is_standard_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                         dimension_numbers, feature_group_count, batch_group_count,
-                         preferred_element_type):
-      *parts, native = _resolved_parts(kernel_grad, forward, transforms, lhs.shape,
-                                       rhs.shape)
-      if any(parts):
-        return _conv3x3(lhs, rhs, precision, *parts, native)
+    if _is_plain_conv(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                      feature_group_count, batch_group_count, preferred_element_type):
+      size = rhs.shape[0]
+      strides = tuple(window_strides)
+      padding = tuple(tuple(p) for p in padding)
+      same = ((size // 2, size // 2),) * 2
+      if strides == (1, 1) and padding == same and size == 3:
+        *parts, native = _resolved_parts(kernel_grad, forward, transforms, lhs.shape,
+                                         rhs.shape)
+        if any(parts):
+          return _conv3x3(lhs, rhs, precision, *parts, native)
+      elif strides == (1, 1) and padding == same and size % 2 == 1:
+        batch, height, width, channels = lhs.shape
+        f = space_to_depth.factor(size, height, width)
+        if f is not None:
+          block_lhs = (batch, height // f, width // f, f * f * channels)
+          block_rhs = (3, 3, f * f * channels, f * f * rhs.shape[3])
+          *parts, native = _resolved_parts(kernel_grad, forward, transforms, block_lhs,
+                                           block_rhs)
+          if any(parts):
+            return space_to_depth.conv(
+                lhs, rhs, f, lambda x, kernel: _conv3x3(x, kernel, precision, *parts, native))
+      elif strides != (1, 1) and _patch_gradient(kernel_grad, lhs.shape):
+        return patch_gradient.conv(lhs, rhs, strides, padding, precision)
     return jax.lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
