@@ -13,7 +13,10 @@ no G) is timed interleaved at the same size.
   python -m bench.inference --sizes=256 --variants=default,xla_convs   # Winograd or not
 
 `--variants` takes bench/train_step.py's convolution variants (default, xla_convs,
-xla_forward, winograd_forward, ...), timed interleaved in one process.
+xla_forward, winograd_forward, ...) and `per_call_kernels` (the Winograd kernels
+transformed in every call, as before relight.RelightFunction cached them), timed
+interleaved in one process. "kernels s" is the one-off cost of computing the cached
+kernels (compile + run) for a new input shape.
 """
 
 import argparse
@@ -28,6 +31,8 @@ import jax.numpy as jnp
 from bench import common
 from bench import train_step as train_step_bench
 from relight_jax import host_memory
+
+VARIANTS = ("default", "per_call_kernels", *train_step_bench.CONV_SETTINGS)
 
 
 def _parse_args(argv):
@@ -46,27 +51,38 @@ def _parse_args(argv):
   parser.add_argument("--torch_sizes", default="256",
                       help="sizes at which the PyTorch original is also timed")
   parser.add_argument("--variants", default="default",
-                      help="comma-separated: 'default' and the convolution variants of "
-                           f"bench/train_step.py {tuple(train_step_bench.CONV_SETTINGS)}")
+                      help=f"comma-separated, of {VARIANTS}")
   return parser.parse_args(argv)
 
 
 def _compile(model_name, size, variant, args, images):
-  """The compiled inference function of one variant, its variables, compile s, FLOPs."""
+  """The compiled inference function of one variant (of the two images), its compile s,
+  the s to compile and run the kernel preparation, FLOPs."""
   from relight_jax import relight  # pylint: disable=g-import-not-at-top
   from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
-  if variant != "default" and variant not in train_step_bench.CONV_SETTINGS:
-    raise ValueError(f"unknown variant {variant!r}; expected 'default' or one of "
-                     f"{tuple(train_step_bench.CONV_SETTINGS)}")
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
   config = common.load_config(model_name, image_size=size, width=args.width, dtype=args.dtype)
   with config.unlocked():
     config.model.update(train_step_bench.CONV_SETTINGS.get(variant, {}))
   variables = jax.jit(functools.partial(state_lib.init_variables, config))(jax.random.key(0))
   relight_fn = relight.make_relight_fn(registry.create_model(config.model), variables)
+  if variant == "per_call_kernels":
+    start = time.perf_counter()
+    compiled = relight_fn.plain.lower(variables, *images).compile()
+    return (functools.partial(compiled, variables), time.perf_counter() - start, 0.0,
+            common.flops_of(compiled))
+  # The transformed Winograd kernels, computed once (relight.RelightFunction), then the
+  # function each call runs.
   start = time.perf_counter()
-  compiled = relight_fn.func.lower(variables, *images).compile()
-  return compiled, variables, time.perf_counter() - start, common.flops_of(compiled)
+  kernels = jax.block_until_ready(relight_fn.kernels(*images))
+  prepare_s = time.perf_counter() - start
+  start = time.perf_counter()
+  compiled = relight_fn.lower(*images).compile()
+  compile_s = time.perf_counter() - start
+  return (functools.partial(compiled, variables, kernels), compile_s, prepare_s,
+          common.flops_of(compiled))
 
 
 def measure(model_name, size, args, torch_worker=None):
@@ -82,18 +98,18 @@ def measure(model_name, size, args, torch_worker=None):
   torch_times = []
   for round_index in range(args.rounds):
     warmup = args.warmup if round_index == 0 else 0
-    for variant, (function, variables, _, _) in compiled.items():
-      run = functools.partial(lambda f, v: jax.block_until_ready(f(v, *images)),
-                              function, variables)
+    for variant, (function, _, _, _) in compiled.items():
+      run = functools.partial(lambda f: jax.block_until_ready(f(*images)), function)
       times[variant] += common.timed(run, args.steps, warmup)[0]
     if torch_worker is not None and str(size) in args.torch_sizes.split(","):
       torch_times += torch_worker.time(model_name, args.batch, size, args.steps, warmup,
                                        mode="infer")["times"]
   rows = []
-  for variant, (_, _, compile_s, flops) in compiled.items():
+  for variant, (_, compile_s, prepare_s, flops) in compiled.items():
     median = statistics.median(times[variant])
     row = {"model": model_name, "size": size, "batch": args.batch, "variant": variant,
-           "compile_s": compile_s, "latency": common.summarize(times[variant]),
+           "compile_s": compile_s, "prepare_s": prepare_s,
+           "latency": common.summarize(times[variant]),
            "s_per_pair": median / args.batch,
            "gflops": None if flops is None else flops / 1e9,
            "gflops_per_s": None if flops is None else flops / 1e9 / median,
@@ -129,6 +145,7 @@ def main(argv=None):
       worker.close()
   columns = [("model", "model", None), ("size", "px", None), ("batch", "batch", None),
              ("variant", "variant", None), ("compile_s", "compile s", "{:.1f}"),
+             ("prepare_s", "kernels s", "{:.1f}"),
              ("s_per_pair", "s/pair", "{:.3f}"),
              ("gflops", "GFLOP", "{:.0f}"), ("gflops_per_s", "GFLOP/s", "{:.0f}"),
              ("torch_s_per_pair", "torch s/pair", "{:.3f}"),

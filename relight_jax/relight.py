@@ -25,7 +25,6 @@ and a one-line message on bad input.
 
 import argparse
 import dataclasses
-import functools
 import os
 import pathlib
 import sys
@@ -42,6 +41,7 @@ from relight_jax import guided_upsample as guided_upsample_lib
 from relight_jax import host_memory
 from relight_jax import image_io
 from relight_jax.models import registry
+from relight_jax.models import winograd
 
 
 class RelightError(ValueError):
@@ -78,6 +78,65 @@ class Relit:
   relit_low: np.ndarray     # [S, S, 3], the network's output
 
 
+class RelightFunction:
+  """relight_fn(input_image, target_image) -> relit of a Linen relighter whose variables
+  are closed over; jitted, traced once per shape.
+
+  The Winograd convolutions' transformed kernels (models/winograd.py) depend on the
+  variables only: they are computed once per input shape (`winograd.recording_kernels`)
+  and replayed to every call (`winograd.replaying_kernels`), which saves their cost,
+  ~15% of a 256 px relighting at batch 1 (BENCHMARKS.md, section 9). They take ~4x the
+  memory of the 3x3 kernels they stand for (~0.35 GB for a paper-size model); only
+  the latest input shape's are kept. Called inside another trace (jax.export, an
+  enclosing jax.jit), the function traces the plain model instead.
+  """
+
+  def __init__(self, model, variables):
+    self.variables = variables
+
+    def relit(variables, input_image, target_image):
+      return model.apply(variables, input_image, target_image, train=False)["relit"]
+
+    def record(variables, input_image, target_image):
+      with winograd.recording_kernels() as tape:
+        relit(variables, input_image, target_image)  # dead code but for the kernels
+      return tape.kernels
+
+    def replay(variables, kernels, input_image, target_image):
+      with winograd.replaying_kernels(kernels) as tape:
+        result = relit(variables, input_image, target_image)
+      tape.check_used()
+      return result
+
+    self.plain = jax.jit(relit)
+    self._record = jax.jit(record)
+    self._replay = jax.jit(replay)
+    self._kernels = (None, None)  # (input shapes and dtypes, transformed kernels)
+    # plain(variables, input_image, target_image): jitted, transforms the kernels in
+    # every call (the function before the kernel cache; bench/inference.py compares).
+
+  def kernels(self, input_image, target_image):
+    """The transformed kernels for inputs of these shapes (computed on the first call)."""
+    key = tuple((np.shape(image), str(image.dtype))
+                for image in (input_image, target_image))
+    if self._kernels[0] != key:
+      self._kernels = (None, None)  # free the previous shape's before computing these
+      self._kernels = (key, self._record(self.variables, input_image, target_image))
+    return self._kernels[1]
+
+  def lower(self, input_image, target_image):
+    """The jitted function of a call on these inputs, lowered (for compile and cost
+    analysis: bench/inference.py)."""
+    return self._replay.lower(self.variables, self.kernels(input_image, target_image),
+                              input_image, target_image)
+
+  def __call__(self, input_image, target_image):
+    if any(isinstance(image, jax.core.Tracer) for image in (input_image, target_image)):
+      return self.plain(self.variables, input_image, target_image)
+    return self._replay(self.variables, self.kernels(input_image, target_image),
+                        input_image, target_image)
+
+
 def make_relight_fn(model, variables):
   """The inference function of a Linen relighter with its variables closed over.
 
@@ -87,14 +146,10 @@ def make_relight_fn(model, variables):
     variables: {'params': ..., 'batch_stats': ...}.
 
   Returns:
-    relight_fn(input_image, target_image) -> relit, each [B, S, S, 3]; jitted, traced
-    once per shape.
+    A `RelightFunction`: relight_fn(input_image, target_image) -> relit, each
+    [B, S, S, 3]; jitted, traced once per shape.
   """
-  @jax.jit
-  def apply(variables, input_image, target_image):
-    return model.apply(variables, input_image, target_image, train=False)["relit"]
-
-  return functools.partial(apply, variables)
+  return RelightFunction(model, variables)
 
 
 def encoder_downsampling(model_config):

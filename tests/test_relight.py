@@ -139,6 +139,33 @@ def test_load_relighter_restores_the_checkpoint(setup):
                              relight.relight(relighter, photo, target), atol=1e-5)
 
 
+def test_relight_function_replays_the_winograd_kernels():
+  # A small Envmap + scene model whose 3x3 convs all go through Winograd (the smoke
+  # model's are below the `auto` thresholds): its transformed kernels are computed once
+  # per input shape and replayed; the result equals the plain model's.
+  config = registry.default_model_config("envmap_scene")
+  config.width, config.depth, config.bottleneck_convs = 0.125, 2, 1
+  config.conv_forward = config.conv_kernel_grad = "winograd"
+  model = registry.create_model(config)
+  images = [jax.random.uniform(jax.random.key(k), (2, 32, 32, 3)) for k in (1, 2)]
+  variables = model.init(jax.random.key(0), *images, train=False)
+  relight_fn = relight.make_relight_fn(model, variables)
+  kernels = relight_fn.kernels(*images)
+  # Every stride-1 conv of this U-Net: the encoder's 3 and its space-to-depth stem, the
+  # head's 2, the decoder's 7 (with the output conv): 13 kernels, F(2x2) or F(4x4).
+  assert len(kernels) == 13
+  assert {k.shape[0] for k in kernels} <= {16, 36}
+  expected = relight_fn.plain(variables, *images)
+  np.testing.assert_allclose(relight_fn(*images), expected, atol=1e-5)
+  assert relight_fn.kernels(*images) is kernels  # cached for this shape
+  # Another batch size: other kernels (F(2x2) where F(4x4) had enough tiles), same result.
+  single = [image[:1] for image in images]
+  np.testing.assert_allclose(relight_fn(*single), expected[:1], atol=1e-5)
+  assert relight_fn.kernels(*single) is not kernels
+  # Inside another trace (jax.export, jax.jit) the plain model is traced.
+  np.testing.assert_allclose(jax.jit(relight_fn)(*images), expected, atol=1e-5)
+
+
 # ---------------------------------------------------------------- command line
 
 

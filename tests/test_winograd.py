@@ -249,6 +249,43 @@ def test_auto_rewrites_the_stem_and_strided_convs_on_cpu():
   assert not rewritten(("xla", "auto"), (8, 256, 256, 32), (3, 3, 32, 64), strides=(2, 2))
 
 
+def test_kernel_tape_records_replays_and_checks():
+  x = jax.random.normal(jax.random.key(11), (4, 16, 16, 8))
+  kernels = [jax.random.normal(jax.random.key(12 + i), (3, 3, 8, 8)) for i in range(2)]
+  conv = winograd.conv_function("winograd", "winograd")
+
+  def net(x, kernels):
+    for kernel in kernels:
+      x = conv(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
+    return x
+
+  def record(x, kernels):
+    with winograd.recording_kernels() as tape:
+      net(x, kernels)
+    return tape.kernels
+
+  recorded = jax.jit(record)(x, kernels)
+  assert [k.shape for k in recorded] == [(36, 8, 8)] * 2  # 16 px, 4 x 16 tiles of 4 x 4: F(4x4)
+  # Replayed kernels are used as they are: zeros in place of the second layer's give 0.
+  with winograd.replaying_kernels([recorded[0], jnp.zeros_like(recorded[1])]) as tape:
+    zero = net(x, kernels)
+  tape.check_used()
+  np.testing.assert_array_equal(zero, 0.0)
+  with winograd.replaying_kernels(recorded) as tape:
+    replayed = net(x, kernels)
+  _assert_close(replayed, net(x, kernels))
+  with pytest.raises(ValueError, match="kernel 2 of shape .36, 8, 8.* but 1 were recorded"):
+    with winograd.replaying_kernels(recorded[:1]):
+      net(x, kernels)
+  with pytest.raises(ValueError, match="kernel 1 has shape .16, 8, 8.*wants .36, 8, 8"):
+    with winograd.replaying_kernels([jnp.zeros((16, 8, 8))] * 2):
+      net(x, kernels)
+  with winograd.replaying_kernels(recorded) as tape:
+    net(x, kernels[:1])
+  with pytest.raises(ValueError, match="used 1 of the 2 recorded"):
+    tape.check_used()
+
+
 def test_bad_setting_is_named():
   with pytest.raises(ValueError, match="'fast'.*auto.*winograd.*xla"):
     winograd.conv_function("fast")

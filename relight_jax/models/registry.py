@@ -137,11 +137,13 @@ def default_model_config(name: str = "envmap") -> ml_collections.ConfigDict:
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
   # Kernel gradients of the 3x3 convs: 'auto' (Winograd for the layers on >= 16 px maps
   # that it speeds up on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same gradients
-  # up to float32 rounding (models/winograd.py).
+  # up to float32 rounding (models/winograd.py). Also the 7x7 stem's (Winograd over a
+  # space-to-depth map, models/space_to_depth.py) and, unless 'xla', on the CPU the
+  # strided convs' (one patch product, models/patch_gradient.py).
   config.conv_kernel_grad = "auto"
-  # Forward pass and input gradient of the 3x3 convs: 'auto' (Winograd for the layers
-  # it speeds up on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same outputs and
-  # gradients up to float32 rounding.
+  # Forward pass and input gradient of the 3x3 convs (and of the stem): 'auto'
+  # (Winograd for the layers it speeds up on the CPU; XLA's elsewhere) | 'winograd' |
+  # 'xla'. Same outputs and gradients up to float32 rounding.
   config.conv_forward = "auto"
   # The Winograd tile transforms: 'auto' (C++, compiled on first use, on the CPU where a
   # C++ compiler is found; jax.numpy's otherwise) | 'native' (C++ or an error) | 'xla'

@@ -23,6 +23,9 @@ gradient (patch_gradient.py) where the kernel gradient setting allows it. Every 
 convolution is passed to `lax.conv_general_dilated` unchanged.
 """
 
+import contextlib
+import contextvars
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -160,6 +163,87 @@ def _kernel_transform(kernel, m):
   return _sandwich(TRANSFORM_MATRICES[m]["G"], kernel)
 
 
+class KernelTape:
+  """The transformed kernels G g G^T of the forward convolutions, in the order a trace
+  computes them (see `recording_kernels` and `replaying_kernels`)."""
+
+  def __init__(self, kernels=None):
+    self.kernels = [] if kernels is None else list(kernels)
+    self._replaying = kernels is not None
+    self._position = 0
+
+  def transformed(self, kernel, m):
+    """G g G^T of `kernel` for F(m x m): recorded, or the next recorded one replayed."""
+    if not self._replaying:
+      self.kernels.append(_kernel_transform(kernel, m))
+      return self.kernels[-1]
+    expected = ((m + 2) ** 2, *kernel.shape[2:])
+    if self._position >= len(self.kernels):
+      raise ValueError(f"replaying Winograd kernels: the trace asked for kernel "
+                       f"{self._position + 1} of shape {expected}, but "
+                       f"{len(self.kernels)} were recorded")
+    transformed = self.kernels[self._position]
+    if tuple(transformed.shape) != expected:
+      raise ValueError(f"replaying Winograd kernels: kernel {self._position + 1} has "
+                       f"shape {tuple(transformed.shape)}, the trace wants {expected} "
+                       "(recorded for other shapes or another model?)")
+    self._position += 1
+    return transformed
+
+  def check_used(self):
+    """Raises unless a replay consumed every recorded kernel."""
+    if self._replaying and self._position != len(self.kernels):
+      raise ValueError(f"replaying Winograd kernels: the trace used {self._position} of "
+                       f"the {len(self.kernels)} recorded")
+
+
+_TAPE = contextvars.ContextVar("relight_jax_winograd_kernel_tape", default=None)
+
+
+@contextlib.contextmanager
+def _tape(tape):
+  token = _TAPE.set(tape)
+  try:
+    yield tape
+  finally:
+    _TAPE.reset(token)
+
+
+def recording_kernels():
+  """Context (at trace time): every Winograd forward convolution traced inside appends
+  its transformed kernel to the yielded `KernelTape`'s `kernels`.
+
+  For inference with fixed weights (relight.make_relight_fn): the kernel transforms of
+  every layer, ~20% of a 256 px relighting at batch 1 (BENCHMARKS.md, section 9), are
+  computed once, as the outputs of a function that traces the model under this context,
+  and passed to later calls, which trace it under `replaying_kernels`. The same model,
+  settings and input shapes trace the same convolutions in the same order.
+  """
+  return _tape(KernelTape())
+
+
+# Both tapes are for inference: under either, the convolutions are traced without their
+# custom VJP (whose inner trace could neither record nor replay an outer trace's arrays),
+# and differentiating them fails loudly (the C++ transforms have no derivative).
+
+
+def replaying_kernels(kernels):
+  """Context (at trace time): the Winograd forward convolutions traced inside take their
+  transformed kernels from `kernels` (recorded by `recording_kernels`), in order, instead
+  of transforming their kernels. Call the yielded tape's `check_used()` after the trace.
+
+  Raises:
+    ValueError: (at trace time) a kernel of the wrong shape, or too few kernels.
+  """
+  return _tape(KernelTape(kernels))
+
+
+def _forward_kernel(kernel, m):
+  """G g G^T for a forward convolution, through the active kernel tape if any."""
+  tape = _TAPE.get()
+  return _kernel_transform(kernel, m) if tape is None else tape.transformed(kernel, m)
+
+
 def _output_transform(product, m, native):
   """A^T M A of every tile of `product` [(m + 2)^2, batch, tiles_h, tiles_w, out],
   assembled into the [batch, tiles_h * m, tiles_w * m, out] output map."""
@@ -191,7 +275,7 @@ def correlation(x, kernel, m, precision=None, native=False):
   """
   with jax.named_scope("winograd"):  # profiles (bench/step_profile.py) group by it
     v = _input_transform(x, m, native)
-    u = _kernel_transform(kernel, m)
+    u = _forward_kernel(kernel, m)
     # One matrix product per tile position over every tile of the batch (batch-sharded
     # tiles stay batch-sharded: no axis holding the batch is merged or split).
     product = jnp.einsum("kbhwc,kcd->kbhwd", v, u, precision=precision)
@@ -257,7 +341,14 @@ def _conv3x3_impl(x, kernel, precision, forward, kernel_grad, native):
 # A 3x3 conv whose forward pass / input gradient (`forward`) and kernel gradient
 # (`kernel_grad`) each go through Winograd or XLA's convolutions, the Winograd transforms
 # being the C++ ones (`native`) or jax.numpy's.
-_conv3x3 = jax.custom_vjp(_conv3x3_impl, nondiff_argnums=(2, 3, 4, 5))
+_conv3x3_with_vjp = jax.custom_vjp(_conv3x3_impl, nondiff_argnums=(2, 3, 4, 5))
+
+
+def _conv3x3(x, kernel, precision, forward, kernel_grad, native):
+  """The 3x3 conv: with its custom VJP, or (under a kernel tape, inference) without."""
+  if _TAPE.get() is not None:
+    return _conv3x3_impl(x, kernel, precision, forward, kernel_grad, native)
+  return _conv3x3_with_vjp(x, kernel, precision, forward, kernel_grad, native)
 
 
 def _conv3x3_forward(x, kernel, precision, forward, kernel_grad, native):
@@ -282,7 +373,7 @@ def _conv3x3_backward(precision, forward, kernel_grad, native, residuals, dy):
   return dx, dkernel
 
 
-_conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
+_conv3x3_with_vjp.defvjp(_conv3x3_forward, _conv3x3_backward)
 
 
 # model.conv_kernel_grad: which convolutions take the Winograd kernel gradient.
