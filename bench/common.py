@@ -5,6 +5,7 @@ human table. Timings are medians over >= 5 timed steps after warm-up; the machin
 shared, so medians (and min/max) are reported, never means.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -184,3 +185,50 @@ def resize_upsample2x(x):
   import jax  # pylint: disable=g-import-not-at-top
   batch, height, width, channels = x.shape
   return jax.image.resize(x, (batch, 2 * height, 2 * width, channels), method="bilinear")
+
+
+# Benchmark variants that replace a piece of the code while a step is traced, to time
+# the code without one of its speed-ups in the same process: name -> a function giving
+# (module, attribute, replacement). The imports wait for the call: bench/torch_original.py
+# imports this module in a virtualenv without jax.
+def _resize_upsample():
+  # jax.image.resize upsampling (the model before the two-tap upsample).
+  from relight_jax.models import unet  # pylint: disable=g-import-not-at-top
+  return unet, "upsample2x", resize_upsample2x
+
+
+def _no_space_to_depth():
+  # The 7x7 stem on XLA's convolution: no space-to-depth factor for any kernel.
+  from relight_jax.models import space_to_depth  # pylint: disable=g-import-not-at-top
+  return space_to_depth, "factor", lambda *args: None
+
+
+def _xla_strided_grads():
+  # Strided convs with XLA's kernel gradient (no patch product).
+  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  return winograd, "_patch_gradient", lambda *args: False
+
+
+def _f4_from_16px():
+  # F(4x4) on 16 px maps at any batch (tile_size before its tile-count rule).
+  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  return winograd, "_MIN_F4_TILES", 0
+
+
+PATCHES = {"resize_upsample": _resize_upsample, "no_space_to_depth": _no_space_to_depth,
+           "xla_strided_grads": _xla_strided_grads, "f4_from_16px": _f4_from_16px}
+
+
+@contextlib.contextmanager
+def patched(variant):
+  """Applies the code patch of `variant` (a key of PATCHES) while inside; others: none."""
+  if variant not in PATCHES:
+    yield
+    return
+  module, attribute, replacement = PATCHES[variant]()
+  original = getattr(module, attribute)
+  setattr(module, attribute, replacement)
+  try:
+    yield
+  finally:
+    setattr(module, attribute, original)

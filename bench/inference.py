@@ -12,11 +12,11 @@ no G) is timed interleaved at the same size.
       --torch_python=/tmp/torchvenv/bin/python
   python -m bench.inference --sizes=256 --variants=default,xla_convs   # Winograd or not
 
-`--variants` takes bench/train_step.py's convolution variants (default, xla_convs,
-xla_forward, winograd_forward, ...) and `per_call_kernels` (the Winograd kernels
-transformed in every call, as before relight.RelightFunction cached them), timed
-interleaved in one process. "kernels s" is the one-off cost of computing the cached
-kernels (compile + run) for a new input shape.
+`--variants` takes bench/train_step.py's convolution and patch variants (default,
+xla_convs, xla_forward, no_space_to_depth, f4_from_16px, ...) and `per_call_kernels`
+(the Winograd kernels transformed in every call, as before relight.RelightFunction
+cached them), timed interleaved in one process. "kernels s" is the one-off cost of
+computing the cached kernels (compile + run) for a new input shape.
 """
 
 import argparse
@@ -32,7 +32,7 @@ from bench import common
 from bench import train_step as train_step_bench
 from relight_jax import host_memory
 
-VARIANTS = ("default", "per_call_kernels", *train_step_bench.CONV_SETTINGS)
+VARIANTS = ("default", "per_call_kernels", *train_step_bench.CONV_SETTINGS, *common.PATCHES)
 
 
 def _parse_args(argv):
@@ -68,19 +68,20 @@ def _compile(model_name, size, variant, args, images):
     config.model.update(train_step_bench.CONV_SETTINGS.get(variant, {}))
   variables = jax.jit(functools.partial(state_lib.init_variables, config))(jax.random.key(0))
   relight_fn = relight.make_relight_fn(registry.create_model(config.model), variables)
-  if variant == "per_call_kernels":
+  with common.patched(variant):  # traced here: the patch variants of common.PATCHES
+    if variant == "per_call_kernels":
+      start = time.perf_counter()
+      compiled = relight_fn.plain.lower(variables, *images).compile()
+      return (functools.partial(compiled, variables), time.perf_counter() - start, 0.0,
+              common.flops_of(compiled))
+    # The transformed Winograd kernels, computed once (relight.RelightFunction), then
+    # the function each call runs.
     start = time.perf_counter()
-    compiled = relight_fn.plain.lower(variables, *images).compile()
-    return (functools.partial(compiled, variables), time.perf_counter() - start, 0.0,
-            common.flops_of(compiled))
-  # The transformed Winograd kernels, computed once (relight.RelightFunction), then the
-  # function each call runs.
-  start = time.perf_counter()
-  kernels = jax.block_until_ready(relight_fn.kernels(*images))
-  prepare_s = time.perf_counter() - start
-  start = time.perf_counter()
-  compiled = relight_fn.lower(*images).compile()
-  compile_s = time.perf_counter() - start
+    kernels = jax.block_until_ready(relight_fn.kernels(*images))
+    prepare_s = time.perf_counter() - start
+    start = time.perf_counter()
+    compiled = relight_fn.lower(*images).compile()
+    compile_s = time.perf_counter() - start
   return (functools.partial(compiled, variables, kernels), compile_s, prepare_s,
           common.flops_of(compiled))
 

@@ -25,7 +25,6 @@ the same machine load; the ratio column is JAX pairs/s over PyTorch pairs/s.
 """
 
 import argparse
-import contextlib
 import functools
 import json
 import pathlib
@@ -130,7 +129,13 @@ class TorchWorker:
 #   xla_convs      both 'xla' (the step before models/winograd.py);
 #   xla_transforms  model.winograd_transforms = 'xla': the Winograd tile transforms in
 #                   jax.numpy, and the `auto` layer rules that go with them (the step
-#                   before models/native_tiles.py).
+#                   before models/native_tiles.py);
+#   no_space_to_depth  the 7x7 stem on XLA's convolution (models/space_to_depth.py off);
+#   xla_strided_grads  the strided convs' kernel gradients by XLA's convolution
+#                      (models/patch_gradient.py off);
+#   f4_from_16px   F(4x4) on every map of >= 16 px whatever the batch (winograd.tile_size
+#                  before its tile-count rule).
+# The last three (and resize_upsample) patch the code while tracing: common.PATCHES.
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
 CONV_SETTINGS = {
@@ -141,19 +146,7 @@ CONV_SETTINGS = {
     "xla_convs": {"conv_kernel_grad": "xla", "conv_forward": "xla"},
     "xla_transforms": {"winograd_transforms": "xla"},
 }
-VARIANTS = ("default", "resize_upsample", "bf16", "no_donate", *CONV_SETTINGS)
-
-
-@contextlib.contextmanager
-def _patched_upsample(enabled):
-  from relight_jax.models import unet  # pylint: disable=g-import-not-at-top
-  original = unet.upsample2x
-  if enabled:
-    unet.upsample2x = common.resize_upsample2x
-  try:
-    yield
-  finally:
-    unet.upsample2x = original
+VARIANTS = ("default", "bf16", "no_donate", *CONV_SETTINGS, *common.PATCHES)
 
 
 class _Variant:
@@ -178,7 +171,7 @@ class _Variant:
     self.params = state_lib.parameter_count(self.state.params)
     self.batch = placement.put_batch(common.synthetic_batch(batch_size, size))
     self.cache_entries = _count_files(args.cache_dir)
-    with _patched_upsample(name == "resize_upsample"):
+    with common.patched(name):
       start = time.perf_counter()
       lowered = build_step(config, placement, donate).lower(self.state, self.batch)
       self.lower_s = time.perf_counter() - start
