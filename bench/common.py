@@ -209,14 +209,8 @@ def _xla_strided_grads():
   return winograd, "_patch_gradient", lambda *args: False
 
 
-def _f4_from_16px():
-  # F(4x4) on 16 px maps at any batch (tile_size before its tile-count rule).
-  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
-  return winograd, "_MIN_F4_TILES", 0
-
-
 PATCHES = {"resize_upsample": _resize_upsample, "no_space_to_depth": _no_space_to_depth,
-           "xla_strided_grads": _xla_strided_grads, "f4_from_16px": _f4_from_16px}
+           "xla_strided_grads": _xla_strided_grads}
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ no G) is timed interleaved at the same size.
   python -m bench.inference --sizes=256 --variants=default,xla_convs   # Winograd or not
 
 `--variants` takes bench/train_step.py's convolution and patch variants (default,
-xla_convs, xla_forward, no_space_to_depth, f4_from_16px, ...) and `per_call_kernels`
+xla_convs, xla_forward, no_space_to_depth, ...) and `per_call_kernels`
 (the Winograd kernels transformed in every call, as before relight.RelightFunction
 cached them), timed interleaved in one process. "kernels s" is the one-off cost of
 computing the cached kernels (compile + run) for a new input shape.
@@ -96,15 +96,18 @@ def measure(model_name, size, args, torch_worker=None):
   compiled = {variant: _compile(model_name, size, variant, args, images)
               for variant in variants}
   times = {variant: [] for variant in variants}
-  torch_times = []
+  torch_times, torch_error = [], None
   for round_index in range(args.rounds):
     warmup = args.warmup if round_index == 0 else 0
     for variant, (function, _, _, _) in compiled.items():
       run = functools.partial(lambda f: jax.block_until_ready(f(*images)), function)
       times[variant] += common.timed(run, args.steps, warmup)[0]
-    if torch_worker is not None and str(size) in args.torch_sizes.split(","):
-      torch_times += torch_worker.time(model_name, args.batch, size, args.steps, warmup,
-                                       mode="infer")["times"]
+    if torch_worker is not None and str(size) in args.torch_sizes.split(",") \
+        and torch_error is None:
+      reply = torch_worker.time(model_name, args.batch, size, args.steps, warmup,
+                                mode="infer")
+      torch_error = reply.get("error")
+      torch_times += reply.get("times", [])
   rows = []
   for variant, (_, compile_s, prepare_s, flops) in compiled.items():
     median = statistics.median(times[variant])
@@ -117,6 +120,8 @@ def measure(model_name, size, args, torch_worker=None):
            "peak_rss_mib": common.peak_rss_mib()}
     if rows:
       row["speedup_vs_first"] = rows[0]["s_per_pair"] / row["s_per_pair"]
+    if torch_error is not None:
+      row["torch_error"] = torch_error  # e.g. the original IlluminationPredicter at 1024 px
     if torch_times:
       torch_median = statistics.median(torch_times)
       row.update(torch_latency=common.summarize(torch_times),

@@ -322,18 +322,25 @@ def serve():
   """Line protocol for interleaved timing: one JSON request per line on stdin.
 
   Request: {"model", "batch", "size", "steps", "warmup", "mode": "train"|"infer"}.
-  Reply (one line on stdout): {"times": [wall s per step], "cpu_times": [CPU s]}.
+  Reply (one line on stdout): {"times": [wall s per step], "cpu_times": [CPU s]}, or
+  {"error": message} when the original cannot run the request (its IlluminationPredicter
+  MLP takes 256 px images only).
   """
   trainers = {}
   for line in sys.stdin:
     request = json.loads(line)
     key = (request["model"], request["batch"], request["size"])
-    if key not in trainers:
-      trainers.clear()  # One model resident at a time: memory is shared with JAX.
-      trainers[key] = Trainer(*key)
-    trainer = trainers[key]
-    fn = trainer.step if request.get("mode", "train") == "train" else trainer.infer
-    times, cpu_times = common.timed(fn, request["steps"], request.get("warmup", 1))
+    try:
+      if key not in trainers:
+        trainers.clear()  # One model resident at a time: memory is shared with JAX.
+        trainers[key] = Trainer(*key)
+      trainer = trainers[key]
+      fn = trainer.step if request.get("mode", "train") == "train" else trainer.infer
+      times, cpu_times = common.timed(fn, request["steps"], request.get("warmup", 1))
+    except RuntimeError as error:  # torch's shape errors
+      trainers.clear()
+      print(json.dumps({"error": f"{key}: {error}".splitlines()[0]}), flush=True)
+      continue
     print(json.dumps({"times": times, "cpu_times": cpu_times}), flush=True)
 
 

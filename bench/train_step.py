@@ -132,10 +132,8 @@ class TorchWorker:
 #                   before models/native_tiles.py);
 #   no_space_to_depth  the 7x7 stem on XLA's convolution (models/space_to_depth.py off);
 #   xla_strided_grads  the strided convs' kernel gradients by XLA's convolution
-#                      (models/patch_gradient.py off);
-#   f4_from_16px   F(4x4) on every map of >= 16 px whatever the batch (winograd.tile_size
-#                  before its tile-count rule).
-# The last three (and resize_upsample) patch the code while tracing: common.PATCHES.
+#                      (models/patch_gradient.py off).
+# The last two (and resize_upsample) patch the code while tracing: common.PATCHES.
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
 CONV_SETTINGS = {
@@ -200,15 +198,16 @@ def measure(model, size, batch_size, args, placement, torch_worker=None):
   """Rows (one per variant): compile times, step times (interleaved), FLOPs, memory."""
   variants = [_Variant(name, model, size, batch_size, args, placement)
               for name in args.variants.split(",")]
-  torch_walls, torch_cpus = [], []
+  torch_walls, torch_cpus, torch_error = [], [], None
   for round_index in range(args.rounds):
     warmup = args.warmup if round_index == 0 else 0
     for variant in variants:
       variant.run(args.steps, warmup)
-    if torch_worker is not None:
+    if torch_worker is not None and torch_error is None:
       reply = torch_worker.time(model, batch_size, size, args.steps, warmup)
-      torch_walls += reply["times"]
-      torch_cpus += reply["cpu_times"]
+      torch_error = reply.get("error")  # e.g. the original IlluminationPredicter at 128 px
+      torch_walls += reply.get("times", [])
+      torch_cpus += reply.get("cpu_times", [])
   profile = None
   if args.profile_dir:
     out_dir = pathlib.Path(args.profile_dir) / f"{model}_{size}px_b{batch_size}"
@@ -241,6 +240,8 @@ def measure(model, size, batch_size, args, placement, torch_worker=None):
     if rows:
       row["speedup_vs_first"] = rows[0]["step_s"] / median
       row["cpu_speedup_vs_first"] = rows[0]["cpu_s"] / cpu
+    if torch_error is not None:
+      row["torch_error"] = torch_error
     if torch_walls:
       torch_median = statistics.median(torch_walls)
       torch_cpu = statistics.median(torch_cpus)

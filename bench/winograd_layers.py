@@ -77,7 +77,7 @@ def measure(shape, steps):
       jax.jit(lambda dy, k: jax.vjp(lambda x_: _xla_conv(x_, k), x)[1](dy)[0]), (dy, kernel),
       steps)
   for name, native in (("wx", False), ("wn", True)):
-    m = winograd.tile_size(batch, height, width, native)
+    m = winograd.tile_size(height, width, native)
     row[f"fwd_{name}"] = _median_ms(
         jax.jit(functools.partial(winograd.correlation, m=m, native=native)), (x, kernel), steps)
     row[f"kgrad_{name}"] = _median_ms(

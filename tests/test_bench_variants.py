@@ -30,9 +30,6 @@ def test_patch_variants_change_the_traced_code_and_restore_it():
     assert not _rewritten(*stem) and _rewritten(*strided)
   with common.patched("xla_strided_grads"):
     assert _rewritten(*stem) and not _rewritten(*strided)
-  with common.patched("f4_from_16px"):
-    assert winograd.tile_size(1, 16, 16, native=True) == 4
-  assert winograd.tile_size(1, 16, 16, native=True) == 2
   assert _rewritten(*stem) and _rewritten(*strided)
   with common.patched("default"):  # not a patch: nothing changes
     assert _rewritten(*stem)

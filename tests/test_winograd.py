@@ -214,18 +214,6 @@ def test_auto_takes_winograd_only_for_large_layers_on_cpu():
   assert winograd.conv_function("xla", "xla") is None
 
 
-def test_tile_size_takes_f4_only_with_enough_tiles():
-  # C++ transforms: F(4x4) from 16 px once the batch holds 64 tiles of 4x4 (BENCHMARKS.md,
-  # section 9); the jax.numpy ones from 32 px.
-  assert winograd.tile_size(4, 16, 16, native=True) == 4
-  assert winograd.tile_size(2, 16, 16, native=True) == 2  # inference at 256 px
-  assert winograd.tile_size(1, 32, 32, native=True) == 4
-  assert winograd.tile_size(8, 16, 16, native=False) == 2
-  assert winograd.tile_size(1, 32, 32, native=False) == 4
-  assert winograd.tile_size(1, 6, 10) == 2
-  assert winograd.tile_size(1, 7, 8) is None
-
-
 def test_auto_rewrites_the_stem_and_strided_convs_on_cpu():
   # The paper model's stem at 256 px (batch 8 = [I; T] at batch 4) becomes a 48 -> 464
   # channel 3x3 conv on 64 px maps, which `auto` gives to Winograd; the demo preset's
@@ -265,7 +253,7 @@ def test_kernel_tape_records_replays_and_checks():
     return tape.kernels
 
   recorded = jax.jit(record)(x, kernels)
-  assert [k.shape for k in recorded] == [(36, 8, 8)] * 2  # 16 px, 4 x 16 tiles of 4 x 4: F(4x4)
+  assert [k.shape for k in recorded] == [(36, 8, 8)] * 2  # 16 px: F(4x4)
   # Replayed kernels are used as they are: zeros in place of the second layer's give 0.
   with winograd.replaying_kernels([recorded[0], jnp.zeros_like(recorded[1])]) as tape:
     zero = net(x, kernels)

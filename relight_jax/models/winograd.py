@@ -68,8 +68,6 @@ TRANSFORM_MATRICES = {
 }
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
-# F(4 x 4) only where the batch holds this many 4 x 4 output tiles (tile_size).
-_MIN_F4_TILES = 64
 
 
 def _combine(matrix, parts):
@@ -90,20 +88,18 @@ def _combine(matrix, parts):
   return rows
 
 
-def tile_size(batch, height, width, native=False):
-  """The Winograd output tile m for a batch of H x W maps: 4 or 2; None if neither fits.
+def tile_size(height, width, native=False):
+  """The Winograd output tile m for an H x W map: 4 or 2; None if neither fits.
 
-  F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles and 4x the kernel
-  (F(2 x 2): 16/9). With the jax.numpy transforms F(2 x 2) measured faster on maps of
-  16 px and less (BENCHMARKS.md, section 5 of "Where the time went"); with the C++ ones
-  (`native`) F(4 x 4) is as fast or faster from 16 px (section 8) once the batch holds
-  _MIN_F4_TILES 4 x 4 tiles: below that (a 16 px layer at batch 1 or 2, as in inference)
-  the kernel's side of the product dominates and F(2 x 2) was 1.1-1.6x faster (section
-  9).
+  F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles. With the jax.numpy
+  transforms F(2 x 2) measured faster on maps of 16 px and less (BENCHMARKS.md, section 5
+  of "Where the time went"); with the C++ ones (`native`) F(4 x 4) is as fast or faster
+  from 16 px (section 8). (At inference, batch 1, F(2 x 2) on the 16 px maps was 1.1-1.2x
+  faster while every call transformed the kernels, as fast once they are cached:
+  section 9.)
   """
   smallest = 16 if native else 32
-  if (height % 4 == 0 and width % 4 == 0 and min(height, width) >= smallest
-      and batch * (height // 4) * (width // 4) >= _MIN_F4_TILES):
+  if height % 4 == 0 and width % 4 == 0 and min(height, width) >= smallest:
     return 4
   if height % 2 == 0 and width % 2 == 0:
     return 2
@@ -333,7 +329,7 @@ def _xla_conv3x3(x, kernel, precision):
 def _conv3x3_impl(x, kernel, precision, forward, kernel_grad, native):
   del kernel_grad  # backward only
   if forward:
-    return correlation(x, kernel, tile_size(*x.shape[:3], native), precision,
+    return correlation(x, kernel, tile_size(x.shape[1], x.shape[2], native), precision,
                        native)
   return _xla_conv3x3(x, kernel, precision)
 
@@ -359,7 +355,7 @@ def _conv3x3_forward(x, kernel, precision, forward, kernel_grad, native):
 
 def _conv3x3_backward(precision, forward, kernel_grad, native, residuals, dy):
   x, kernel = residuals
-  m = tile_size(*x.shape[:3], native)
+  m = tile_size(x.shape[1], x.shape[2], native)
   if forward:
     dx = input_gradient(dy, kernel, m, precision, native)
   else:
@@ -438,7 +434,7 @@ def _winograd_parts(kernel_grad, forward, native, lhs_shape, rhs_shape):
   if not all(isinstance(size, int) for size in (*lhs_shape, *rhs_shape)):
     return False, False  # symbolic sizes (jax.export's polymorphic batch): XLA's convolution
   batch, height, width, channels = lhs_shape
-  if tuple(rhs_shape[:2]) != (3, 3) or tile_size(batch, height, width, native) is None:
+  if tuple(rhs_shape[:2]) != (3, 3) or tile_size(height, width, native) is None:
     return False, False
   rules = _AUTO_RULES[native]
   large_map = jax.default_backend() == "cpu" and min(height, width) >= _AUTO_MIN_SIZE
