@@ -189,28 +189,40 @@ def resize_upsample2x(x):
 
 # Benchmark variants that replace a piece of the code while a step is traced, to time
 # the code without one of its speed-ups in the same process: name -> a function giving
-# (module, attribute, replacement). The imports wait for the call: bench/torch_original.py
-# imports this module in a virtualenv without jax.
+# [(module, attribute, replacement), ...]. The imports wait for the call:
+# bench/torch_original.py imports this module in a virtualenv without jax.
 def _resize_upsample():
   # jax.image.resize upsampling (the model before the two-tap upsample).
   from relight_jax.models import unet  # pylint: disable=g-import-not-at-top
-  return unet, "upsample2x", resize_upsample2x
+  return [(unet, "upsample2x", resize_upsample2x)]
 
 
 def _no_space_to_depth():
   # The 7x7 stem on XLA's convolution: no space-to-depth factor for any kernel.
   from relight_jax.models import space_to_depth  # pylint: disable=g-import-not-at-top
-  return space_to_depth, "factor", lambda *args: None
+  return [(space_to_depth, "factor", lambda *args: None)]
 
 
 def _xla_strided_grads():
   # Strided convs with XLA's kernel gradient (no patch product).
   from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
-  return winograd, "_patch_gradient", lambda *args: False
+  return [(winograd, "_patch_gradient", lambda *args: False)]
+
+
+def _xla_kernel_transforms():
+  # The Winograd kernel transforms (G g G^T, flipped, and the kernel gradient's G^T du G)
+  # as jax.numpy sums, the tile transforms staying C++.
+  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  transform, inverse = winograd._kernel_transform, winograd._kernel_gradient_inverse  # pylint: disable=protected-access
+  return [(winograd, "_kernel_transform",
+           lambda kernel, m, native, flip=False: transform(kernel, m, False, flip)),
+          (winograd, "_kernel_gradient_inverse",
+           lambda du, m, native: inverse(du, m, False))]
 
 
 PATCHES = {"resize_upsample": _resize_upsample, "no_space_to_depth": _no_space_to_depth,
-           "xla_strided_grads": _xla_strided_grads}
+           "xla_strided_grads": _xla_strided_grads,
+           "xla_kernel_transforms": _xla_kernel_transforms}
 
 
 @contextlib.contextmanager
@@ -219,10 +231,13 @@ def patched(variant):
   if variant not in PATCHES:
     yield
     return
-  module, attribute, replacement = PATCHES[variant]()
-  original = getattr(module, attribute)
-  setattr(module, attribute, replacement)
+  replacements = PATCHES[variant]()
+  originals = [(module, attribute, getattr(module, attribute))
+               for module, attribute, _ in replacements]
+  for module, attribute, replacement in replacements:
+    setattr(module, attribute, replacement)
   try:
     yield
   finally:
-    setattr(module, attribute, original)
+    for module, attribute, original in originals:
+      setattr(module, attribute, original)

@@ -132,8 +132,10 @@ class TorchWorker:
 #                   before models/native_tiles.py);
 #   no_space_to_depth  the 7x7 stem on XLA's convolution (models/space_to_depth.py off);
 #   xla_strided_grads  the strided convs' kernel gradients by XLA's convolution
-#                      (models/patch_gradient.py off).
-# The last two (and resize_upsample) patch the code while tracing: common.PATCHES.
+#                      (models/patch_gradient.py off);
+#   xla_kernel_transforms  the Winograd kernel-side transforms as jax.numpy sums (the
+#                          tile transforms stay C++).
+# The last three (and resize_upsample) patch the code while tracing: common.PATCHES.
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
 CONV_SETTINGS = {

@@ -31,6 +31,15 @@ def test_patch_variants_change_the_traced_code_and_restore_it():
   with common.patched("xla_strided_grads"):
     assert _rewritten(*stem) and not _rewritten(*strided)
   assert _rewritten(*stem) and _rewritten(*strided)
+
+  def kernel_transform_calls():
+    kernel = jax.ShapeDtypeStruct((3, 3, 4, 4), jnp.float32)
+    return jax.jit(lambda k: winograd._kernel_transform(k, 4, True)).lower(kernel).as_text()
+
+  assert "relight_winograd_kernel" in kernel_transform_calls()
+  with common.patched("xla_kernel_transforms"):
+    assert "relight_winograd" not in kernel_transform_calls()
+  assert "relight_winograd_kernel" in kernel_transform_calls()
   with common.patched("default"):  # not a patch: nothing changes
     assert _rewritten(*stem)
 

@@ -5,6 +5,7 @@ import ctypes
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -56,6 +57,10 @@ def test_compiled_matrices_are_checked():
   wrong[4]["AT"][3, 5] = 2.0
   with pytest.raises(native_tiles.BuildError, match="matrix 1 for m=4 differs"):
     native_tiles._check_matrices(library, wrong)
+  wrong = {m: dict(matrices) for m, matrices in winograd.TRANSFORM_MATRICES.items()}
+  wrong[2]["G"] = wrong[2]["G"] * 2.0
+  with pytest.raises(native_tiles.BuildError, match="matrix 3 for m=2 differs"):
+    native_tiles._check_matrices(library, wrong)
 
 
 @pytest.mark.parametrize("tile", [2, 4])
@@ -71,6 +76,22 @@ def test_transforms_equal_the_jax_numpy_ones(tile):
   for actual, expected in pairs:
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_kernel_transforms_equal_the_jax_numpy_ones(tile):
+  keys = jax.random.split(jax.random.key(1), 2)
+  kernel = jax.random.normal(keys[0], (3, 3, 5, 19))  # 16 out channels as a vector, 3 not
+  du = jax.random.normal(keys[1], ((tile + 2) ** 2, 5, 19))
+  pairs = [(native_tiles.kernel_transform(kernel, tile),
+            winograd._kernel_transform(kernel, tile, False)),
+           (native_tiles.kernel_transform(kernel, tile, flip=True),
+            winograd._kernel_transform(jnp.flip(kernel, (0, 1)), tile, False)),
+           (native_tiles.kernel_gradient_inverse(du, tile),
+            winograd._kernel_gradient_inverse(du, tile, False))]
+  for actual, expected in pairs:
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_auto_falls_back_to_the_jax_numpy_transforms_without_the_library(monkeypatch):

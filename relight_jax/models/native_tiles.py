@@ -41,6 +41,9 @@ _TARGETS = {  # FFI target name: exported handler symbol
     "relight_winograd_input": "RelightWinogradInput",
     "relight_winograd_output_gradient": "RelightWinogradOutputGradient",
     "relight_winograd_output": "RelightWinogradOutput",
+    "relight_winograd_kernel": "RelightWinogradKernel",
+    "relight_winograd_flipped_kernel": "RelightWinogradFlippedKernel",
+    "relight_winograd_kernel_gradient": "RelightWinogradKernelGradient",
 }
 ENV_DIR = "RELIGHT_JAX_NATIVE_DIR"
 
@@ -109,10 +112,13 @@ def _build(compiler):
 
 
 def _check_matrices(library, transforms):
-  """The library's compiled-in B^T, A^T and A equal winograd.py's (`transforms`)."""
+  """The library's compiled-in B^T, A^T, A, G and G^T equal winograd.py's (`transforms`),
+  rounded to float32."""
   out = (ctypes.c_float * 36)()
   for m, matrices in transforms.items():
-    for which, expected in enumerate((matrices["BT"], matrices["AT"], matrices["AT"].T)):
+    for which, expected in enumerate((matrices["BT"], matrices["AT"], matrices["AT"].T,
+                                      matrices["G"], matrices["G"].T)):
+      expected = expected.astype(np.float32)
       count = library.RelightWinogradMatrix(m, which, out)
       actual = np.frombuffer(out, np.float32)[:count]
       if count != expected.size or not np.array_equal(actual, expected.ravel()):
@@ -192,6 +198,35 @@ def input_transform(x, m):
 def output_gradient_transform(dy, m):
   """A dy A^T of every m x m tile of dy [batch, H, W, c]: [(m + 2)^2, batch, H / m, W / m, c]."""
   return _map_to_tiles("relight_winograd_output_gradient", dy, m)
+
+
+def _replicated(function, x):
+  """function(x) for a replicated x (a kernel): on each device of its mesh, if any."""
+  sharding = jax.typeof(x).sharding
+  if sharding.mesh.empty:
+    return function(x)
+  if any(axis is not None for axis in sharding.spec):
+    raise ValueError(f"native Winograd kernel transforms need a replicated kernel; got "
+                     f"spec {sharding.spec}")
+  return jax.shard_map(function, mesh=sharding.mesh, in_specs=jax.P(),
+                       out_specs=jax.P())(x)
+
+
+def kernel_transform(kernel, m, flip=False):
+  """G g G^T of a 3x3 HWIO kernel [3, 3, cin, cout] (turned by 180 degrees first with
+  `flip`): [(m + 2)^2, cin, cout] (winograd._kernel_transform's result)."""
+  load()
+  target = "relight_winograd_flipped_kernel" if flip else "relight_winograd_kernel"
+  return _replicated(
+      lambda k: _call(target, k, ((m + 2) ** 2, *k.shape[2:]), m), kernel)
+
+
+def kernel_gradient_inverse(du, m):
+  """G^T du G of a Winograd-domain kernel gradient [(m + 2)^2, cin, cout]: the HWIO
+  kernel gradient [3, 3, cin, cout]."""
+  load()
+  return _replicated(
+      lambda d: _call("relight_winograd_kernel_gradient", d, (3, 3, *d.shape[1:]), m), du)
 
 
 def output_transform(product, m):

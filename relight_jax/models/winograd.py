@@ -154,9 +154,21 @@ def _sandwich(matrix, tiles):
                     for entry in _combine(matrix, [row[j] for j in range(row.shape[0])])])
 
 
-def _kernel_transform(kernel, m):
-  """G g G^T of the HWIO kernel: [(m + 2)^2, in, out]."""
-  return _sandwich(TRANSFORM_MATRICES[m]["G"], kernel)
+def _kernel_transform(kernel, m, native, flip=False):
+  """G g G^T of the HWIO kernel (turned by 180 degrees first with `flip`): [(m + 2)^2,
+  in, out]."""
+  if native:
+    return native_tiles.kernel_transform(kernel, m, flip)
+  return _sandwich(TRANSFORM_MATRICES[m]["G"], jnp.flip(kernel, (0, 1)) if flip else kernel)
+
+
+def _kernel_gradient_inverse(du, m, native):
+  """G^T du G of the Winograd-domain kernel gradient [(m + 2)^2, in, out]: [3, 3, in, out]."""
+  if native:
+    return native_tiles.kernel_gradient_inverse(du, m)
+  a = m + 2
+  gradient = _sandwich(TRANSFORM_MATRICES[m]["G"].T, du.reshape(a, a, *du.shape[1:]))
+  return gradient.reshape(3, 3, *du.shape[1:])
 
 
 class KernelTape:
@@ -168,10 +180,10 @@ class KernelTape:
     self._replaying = kernels is not None
     self._position = 0
 
-  def transformed(self, kernel, m):
+  def transformed(self, kernel, m, native):
     """G g G^T of `kernel` for F(m x m): recorded, or the next recorded one replayed."""
     if not self._replaying:
-      self.kernels.append(_kernel_transform(kernel, m))
+      self.kernels.append(_kernel_transform(kernel, m, native))
       return self.kernels[-1]
     expected = ((m + 2) ** 2, *kernel.shape[2:])
     if self._position >= len(self.kernels):
@@ -234,10 +246,12 @@ def replaying_kernels(kernels):
   return _tape(KernelTape(kernels))
 
 
-def _forward_kernel(kernel, m):
+def _forward_kernel(kernel, m, native):
   """G g G^T for a forward convolution, through the active kernel tape if any."""
   tape = _TAPE.get()
-  return _kernel_transform(kernel, m) if tape is None else tape.transformed(kernel, m)
+  if tape is None:
+    return _kernel_transform(kernel, m, native)
+  return tape.transformed(kernel, m, native)
 
 
 def _output_transform(product, m, native):
@@ -271,7 +285,7 @@ def correlation(x, kernel, m, precision=None, native=False):
   """
   with jax.named_scope("winograd"):  # profiles (bench/step_profile.py) group by it
     v = _input_transform(x, m, native)
-    u = _forward_kernel(kernel, m)
+    u = _forward_kernel(kernel, m, native)
     # One matrix product per tile position over every tile of the batch (batch-sharded
     # tiles stay batch-sharded: no axis holding the batch is merged or split).
     product = jnp.einsum("kbhwc,kcd->kbhwd", v, u, precision=precision)
@@ -289,7 +303,7 @@ def input_gradient(dy, kernel, m, precision=None, native=False):
   """
   with jax.named_scope("winograd"):
     v = _input_transform(dy, m, native)
-    u = _kernel_transform(jnp.flip(kernel, (0, 1)), m)  # [(m + 2)^2, in, out]
+    u = _kernel_transform(kernel, m, native, flip=True)  # [(m + 2)^2, in, out]
     product = jnp.einsum("kbhwd,kcd->kbhwc", v, u, precision=precision)
     return _output_transform(product, m, native)
 
@@ -307,7 +321,6 @@ def kernel_gradient(x, dy, m, precision=None, native=False):
   Returns:
     float32 [3, 3, in, out], the gradient of the HWIO kernel.
   """
-  a = m + 2
   with jax.named_scope("winograd"):
     v = _input_transform(x, m, native)
     dm = _output_gradient_transform(dy, m, native)
@@ -317,8 +330,7 @@ def kernel_gradient(x, dy, m, precision=None, native=False):
     replicated = jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh,
                                             jax.sharding.PartitionSpec())
     du = jnp.einsum("kbhwc,kbhwd->kcd", v, dm, precision=precision, out_sharding=replicated)
-    gradient = _sandwich(TRANSFORM_MATRICES[m]["G"].T, du.reshape(a, a, *du.shape[1:]))
-    return gradient.reshape(3, 3, *du.shape[1:])
+    return _kernel_gradient_inverse(du, m, native)
 
 
 def _xla_conv3x3(x, kernel, precision):

@@ -11,6 +11,12 @@
 // coefficients and the +-1 products; native_tiles.py checks them against winograd.py's
 // when it loads the library (RelightWinogradMatrix). Work is split into rows of tiles
 // over XLA's intra-op thread pool.
+//
+// The kernel side has the same sandwich: u = G g G^T of each 3x3 kernel (and of the
+// kernel turned by 180 degrees, for the input gradient), and the kernel gradient's
+// inverse G^T du G, 16 output channels at a time, split over the input channels
+// (BENCHMARKS.md, section 9: XLA's fused sums for these took ~0.6 s of thread time per
+// 256 px train step).
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -58,6 +64,34 @@ struct AT2 {
 struct ATT2 {
   static constexpr int kRows = 4, kTaps = 2;
   static constexpr float kM[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};
+};
+
+// The kernel transform G (u = G g G^T) and its transpose (the kernel gradient's inverse
+// transform, dg = G^T du G).
+struct G4 {
+  static constexpr int kRows = 6, kTaps = 3;
+  static constexpr float kM[6][3] = {{1.f / 4, 0, 0},
+                                     {-1.f / 6, -1.f / 6, -1.f / 6},
+                                     {-1.f / 6, 1.f / 6, -1.f / 6},
+                                     {1.f / 24, 1.f / 12, 1.f / 6},
+                                     {1.f / 24, -1.f / 12, 1.f / 6},
+                                     {0, 0, 1}};
+};
+struct GT4 {  // G4 transposed (checked by native_tiles.py)
+  static constexpr int kRows = 3, kTaps = 6;
+  static constexpr float kM[3][6] = {{1.f / 4, -1.f / 6, -1.f / 6, 1.f / 24, 1.f / 24, 0},
+                                     {0, -1.f / 6, 1.f / 6, 1.f / 12, -1.f / 12, 0},
+                                     {0, -1.f / 6, -1.f / 6, 1.f / 6, 1.f / 6, 1}};
+};
+struct G2 {
+  static constexpr int kRows = 4, kTaps = 3;
+  static constexpr float kM[4][3] = {
+      {1, 0, 0}, {1.f / 2, 1.f / 2, 1.f / 2}, {1.f / 2, -1.f / 2, 1.f / 2}, {0, 0, 1}};
+};
+struct GT2 {
+  static constexpr int kRows = 3, kTaps = 4;
+  static constexpr float kM[3][4] = {
+      {1, 1.f / 2, 1.f / 2, 0}, {0, 1.f / 2, -1.f / 2, 0}, {0, 1.f / 2, 1.f / 2, 1}};
 };
 
 template <class V>
@@ -224,6 +258,28 @@ void Inverse(ffi::ThreadPool& pool, const float* e, int64_t batch, int64_t tiles
   });
 }
 
+// out[i * R + j, ci, co] = sum_pq M[i, p] M[j, q] k[p, q, ci, co] for a T x T HWIO kernel
+// k [T, T, cin, cout] (M = Mat::kM [R, T]); with `flip`, of the kernel turned by 180
+// degrees, k[T - 1 - p, T - 1 - q]. Work is split over the input channels.
+template <class Mat>
+void KernelSandwich(ffi::ThreadPool& pool, const float* k, int64_t cin, int64_t cout,
+                    bool flip, float* out) {
+  constexpr int R = Mat::kRows, T = Mat::kTaps;
+  const int64_t plane = cin * cout;  // one tap (or one entry) of every channel pair
+  const int64_t vectors = cout / kLanes * kLanes;
+  const int64_t first = flip ? (T * T - 1) * plane : 0;
+  const int64_t in_row = flip ? -T * plane : T * plane, in_col = flip ? -plane : plane;
+  ParallelFor(pool, cin, [=](int64_t ci) {
+    const float* src = k + first + ci * cout;
+    float* dst = out + ci * cout;
+    int64_t co = 0;
+    for (; co < vectors; co += kLanes)
+      SandwichTile<Mat, Vec>(src + co, in_row, in_col, dst + co, R * plane, plane);
+    for (; co < cout; ++co)
+      SandwichTile<Mat, float>(src + co, in_row, in_col, dst + co, R * plane, plane);
+  });
+}
+
 // Checks what XLA hands over (the Python side builds the shapes; a mismatch is a bug).
 ffi::Error CheckMap(ffi::Buffer<ffi::F32>& x, int64_t m, int64_t pad, int64_t taps,
                     ffi::ResultBuffer<ffi::F32>& out) {
@@ -278,6 +334,46 @@ ffi::Error OutputTransform(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> product, 
   return ffi::Error::Success();
 }
 
+// G g G^T of a 3x3 HWIO kernel g [3, 3, cin, cout] (turned by 180 degrees first with
+// `flip`): [(m + 2)^2, cin, cout].
+ffi::Error KernelTransform(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& kernel, int64_t m,
+                           bool flip, ffi::ResultBuffer<ffi::F32>& out) {
+  auto d = kernel.dimensions();
+  auto o = out->dimensions();
+  if (m != 2 && m != 4) return ffi::Error::InvalidArgument("Winograd tile m must be 2 or 4");
+  if (d.size() != 4 || o.size() != 3 || d[0] != 3 || d[1] != 3 ||
+      o[0] != (m + 2) * (m + 2) || o[1] != d[2] || o[2] != d[3])
+    return ffi::Error::InvalidArgument("Winograd kernel transform: shapes do not match");
+  if (m == 4) KernelSandwich<G4>(pool, kernel.typed_data(), d[2], d[3], flip, out->typed_data());
+  else KernelSandwich<G2>(pool, kernel.typed_data(), d[2], d[3], flip, out->typed_data());
+  return ffi::Error::Success();
+}
+
+ffi::Error Kernel(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> kernel, int64_t m,
+                  ffi::ResultBuffer<ffi::F32> out) {
+  return KernelTransform(pool, kernel, m, false, out);
+}
+
+ffi::Error FlippedKernel(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> kernel, int64_t m,
+                         ffi::ResultBuffer<ffi::F32> out) {
+  return KernelTransform(pool, kernel, m, true, out);
+}
+
+// G^T du G of the Winograd-domain kernel gradient du [(m + 2)^2, cin, cout]: the HWIO
+// kernel gradient [3, 3, cin, cout].
+ffi::Error KernelGradient(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> du, int64_t m,
+                          ffi::ResultBuffer<ffi::F32> out) {
+  auto d = du.dimensions();
+  auto o = out->dimensions();
+  if (m != 2 && m != 4) return ffi::Error::InvalidArgument("Winograd tile m must be 2 or 4");
+  if (d.size() != 3 || o.size() != 4 || d[0] != (m + 2) * (m + 2) || o[0] != 3 ||
+      o[1] != 3 || o[2] != d[1] || o[3] != d[2])
+    return ffi::Error::InvalidArgument("Winograd kernel gradient: shapes do not match");
+  if (m == 4) KernelSandwich<GT4>(pool, du.typed_data(), d[1], d[2], false, out->typed_data());
+  else KernelSandwich<GT2>(pool, du.typed_data(), d[1], d[2], false, out->typed_data());
+  return ffi::Error::Success();
+}
+
 template <class Mat>
 int CopyMatrix(float* out) {
   std::memcpy(out, Mat::kM, sizeof(Mat::kM));
@@ -286,17 +382,22 @@ int CopyMatrix(float* out) {
 
 }  // namespace
 
-// The compiled-in B^T (which = 0), A^T (1) or A (2) of F(m x m, 3 x 3), row-major into
-// `out` (room for 36 floats); returns the number of entries written, 0 if unknown.
+// The compiled-in B^T (which = 0), A^T (1), A (2), G (3) or G^T (4) of F(m x m, 3 x 3),
+// row-major into `out` (room for 36 floats); returns the number of entries written, 0 if
+// unknown.
 extern "C" int RelightWinogradMatrix(int m, int which, float* out) {
   if (m == 4) {
     if (which == 0) return CopyMatrix<BT4>(out);
     if (which == 1) return CopyMatrix<AT4>(out);
     if (which == 2) return CopyMatrix<ATT4>(out);
+    if (which == 3) return CopyMatrix<G4>(out);
+    if (which == 4) return CopyMatrix<GT4>(out);
   } else if (m == 2) {
     if (which == 0) return CopyMatrix<BT2>(out);
     if (which == 1) return CopyMatrix<AT2>(out);
     if (which == 2) return CopyMatrix<ATT2>(out);
+    if (which == 3) return CopyMatrix<G2>(out);
+    if (which == 4) return CopyMatrix<GT2>(out);
   }
   return 0;
 }
@@ -312,3 +413,6 @@ extern "C" int RelightWinogradMatrix(int m, int which, float* out) {
 RELIGHT_WINOGRAD_HANDLER(RelightWinogradInput, InputTransform)
 RELIGHT_WINOGRAD_HANDLER(RelightWinogradOutputGradient, OutputGradientTransform)
 RELIGHT_WINOGRAD_HANDLER(RelightWinogradOutput, OutputTransform)
+RELIGHT_WINOGRAD_HANDLER(RelightWinogradKernel, Kernel)
+RELIGHT_WINOGRAD_HANDLER(RelightWinogradFlippedKernel, FlippedKernel)
+RELIGHT_WINOGRAD_HANDLER(RelightWinogradKernelGradient, KernelGradient)
