@@ -84,11 +84,12 @@ class RelightFunction:
 
   The Winograd convolutions' transformed kernels (models/winograd.py) depend on the
   variables only: they are computed once per input shape (`winograd.recording_kernels`)
-  and replayed to every call (`winograd.replaying_kernels`), which saves their cost,
-  ~15% of a 256 px relighting at batch 1 (BENCHMARKS.md, section 9). They take ~4x the
-  memory of the 3x3 kernels they stand for (~0.35 GB for a paper-size model); only
-  the latest input shape's are kept. Called inside another trace (jax.export, an
-  enclosing jax.jit), the function traces the plain model instead.
+  and replayed to every call (`winograd.replaying_kernels`), which saves 8-12% of a
+  256 px relighting at batch 1 with the C++ kernel transforms, 12-22% with the
+  jax.numpy ones (BENCHMARKS.md, section 9). They take up to 4x the memory of the
+  kernels they stand for (0.56 GiB for the paper-size Envmap models, 0.31 GiB for
+  IlluminationPredicter); only the latest input shape's are kept. Called inside another
+  trace (jax.export, an enclosing jax.jit), the function traces the plain model instead.
   """
 
   def __init__(self, model, variables):

@@ -222,7 +222,7 @@ def recording_kernels():
   its transformed kernel to the yielded `KernelTape`'s `kernels`.
 
   For inference with fixed weights (relight.make_relight_fn): the kernel transforms of
-  every layer, ~20% of a 256 px relighting at batch 1 (BENCHMARKS.md, section 9), are
+  every layer, 8-12% of a 256 px relighting at batch 1 (BENCHMARKS.md, section 9), are
   computed once, as the outputs of a function that traces the model under this context,
   and passed to later calls, which trace it under `replaying_kernels`. The same model,
   settings and input shapes trace the same convolutions in the same order.
