@@ -61,11 +61,21 @@ def restore(manager, config, sharding, step=None):
   if step is None:
     return None, None
   target = abstract_state(config, sharding)
-  restored = manager.restore(
-      step,
-      args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target),
-          data=ocp.args.JsonRestore()))
+  try:
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target),
+            data=ocp.args.JsonRestore()))
+  except ValueError as error:
+    if "do not match" not in str(error):  # orbax: "... tree structures do not match"
+      raise
+    raise ValueError(
+        f"the checkpoint {pathlib.Path(manager.directory) / str(step)} holds a training "
+        f"state of another shape than this config builds: the model settings, "
+        f"train.lr_decay, train.warmup_steps and train.gan decide it. Resume with the "
+        f"settings it was written with (the workdir's {CONFIG_FILE}) or use a new "
+        f"--workdir. Orbax: {error}") from None
   return restored["state"], restored["data"]
 
 

@@ -118,7 +118,10 @@ def base_config():
   config.train.learning_rate = 2e-4           # optax Adam (report: Adam; rate not given)
   config.train.b1 = 0.9
   config.train.b2 = 0.999
-  config.train.warmup_steps = 0               # linear warm-up before the constant rate
+  config.train.warmup_steps = 0               # linear warm-up from 0 to the peak rate
+  # After the warm-up: 'constant' (the rate stays at its peak; the report gives no
+  # schedule) or 'cosine' (half-cosine decay to 0 at num_steps; state.make_optimizer).
+  config.train.lr_decay = "constant"
   config.train.gan = False                    # alternate PatchGAN discriminator updates
   config.train.discriminator_learning_rate = 2e-4
   config.train.log_every = 25                 # fetch metrics, write scalars, print progress
@@ -179,6 +182,12 @@ def apply_presets(config, args):
     config.data.extra_fraction = 0.5
     config.train.batch_size = 16
     config.train.num_steps = 1500
+    # A higher rate decayed to 0: at the constant 2e-4, floating-point rounding alone
+    # (conv gradients that agree to 2e-6) moved the final Score on Eval between 1.56 and
+    # 1.78 and on Eval[d_I = d_T] between 0.83 and 2.40; the decay settles the weights
+    # and the BatchNorm statistics (two such runs: 1.73 / 1.75 and 2.26 / 2.37; README).
+    config.train.learning_rate = 5e-4
+    config.train.lr_decay = "cosine"
     config.eval.num_pairs = 1000
     config.eval.batch_size = 50
   elif args.preset == "paper":

@@ -30,9 +30,38 @@ class TrainState(train_state.TrainState):
   discriminator: Any = None  # a DiscriminatorState for GAN configs, else an empty dict
 
 
-def make_optimizer(learning_rate, warmup_steps, b1, b2):
-  """optax Adam (the report's optimiser) with an optional linear warm-up."""
-  if warmup_steps:
+LR_DECAYS = ("constant", "cosine")
+
+
+def make_optimizer(learning_rate, warmup_steps, b1, b2, decay="constant", total_steps=0):
+  """optax Adam (the report's optimiser) with an optional linear warm-up and decay.
+
+  Args:
+    learning_rate: the peak rate.
+    warmup_steps: steps of linear warm-up from 0 (0: none).
+    b1, b2: Adam's moment decay rates.
+    decay: 'constant' (the rate stays at its peak after the warm-up) or 'cosine' (it
+      falls to 0 at total_steps along a half cosine: the weights and the BatchNorm
+      running statistics settle at the end, so a short run's final evaluation does not
+      depend on where the last large steps happened to land).
+    total_steps: the run's length (train.num_steps), used by 'cosine'.
+
+  Returns:
+    An optax GradientTransformation.
+
+  Raises:
+    ValueError: an unknown decay, or 'cosine' without a total_steps past the warm-up.
+  """
+  if decay not in LR_DECAYS:
+    raise ValueError(f"train.lr_decay={decay!r}: expected one of {LR_DECAYS}")
+  if decay == "cosine":
+    if total_steps <= warmup_steps:
+      raise ValueError(f"train.lr_decay='cosine' needs train.num_steps ({total_steps}) > "
+                       f"train.warmup_steps ({warmup_steps})")
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if warmup_steps else learning_rate, peak_value=learning_rate,
+        warmup_steps=warmup_steps, decay_steps=total_steps, end_value=0.0)
+  elif warmup_steps:
     schedule = optax.linear_schedule(0.0, learning_rate, warmup_steps)
   else:
     schedule = learning_rate
@@ -66,8 +95,11 @@ def create_train_state(config, rng):
   """
   model_rng, discriminator_rng = jax.random.split(rng)
   variables = init_variables(config, model_rng)
+  # A workdir's config.json written before train.lr_decay existed had a constant rate.
+  decay = config.train.get("lr_decay", "constant")
   tx = make_optimizer(config.train.learning_rate, config.train.warmup_steps,
-                      config.train.b1, config.train.b2)
+                      config.train.b1, config.train.b2, decay=decay,
+                      total_steps=config.train.num_steps)
   discriminator = {}
   if config.train.gan:
     discriminator_model = registry.create_discriminator(config.model)
@@ -81,7 +113,8 @@ def create_train_state(config, rng):
         params=discriminator_variables["params"],
         batch_stats=discriminator_variables.get("batch_stats", {}),
         tx=make_optimizer(config.train.discriminator_learning_rate, 0,
-                          config.train.b1, config.train.b2))
+                          config.train.b1, config.train.b2, decay=decay,
+                          total_steps=config.train.num_steps))
   return TrainState.create(
       apply_fn=registry.create_model(config.model).apply,
       params=variables["params"],

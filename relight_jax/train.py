@@ -144,8 +144,8 @@ class _Prefetcher:
     return host_batch, device_batch, data_state
 
 
-def _prepare_workdir(config, workdir):
-  """Writes config.json, refusing to resume a workdir trained with another model."""
+def _check_workdir(config, workdir):
+  """Refuses to resume a workdir trained with another model (its config.json)."""
   path = workdir / checkpointing.CONFIG_FILE
   if path.exists():
     previous = config_utils.load_config(path)
@@ -153,8 +153,6 @@ def _prepare_workdir(config, workdir):
       raise ValueError(
           f"{workdir} holds a run of another model ({previous.model.name}, width "
           f"{previous.model.width}); use a new --workdir or the same model config")
-  if jax.process_index() == 0:
-    config_utils.save_config(config, path)
 
 
 def _write_pictures(writer, step, host_batch, outputs, count=4):
@@ -193,7 +191,7 @@ def train(config, workdir):
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _prepare_workdir(config, workdir)
+  _check_workdir(config, workdir)
   placement = parallel.create_placement()
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   data = config.data
@@ -216,6 +214,10 @@ def train(config, workdir):
   else:
     iterator.set_state(data_state)
     logging.info("Resumed from step %d", int(train_state.step))
+  # Only now: a config whose state cannot restore the checkpoints leaves config.json as
+  # it was, still describing them (evaluate and relight read it).
+  if jax.process_index() == 0:
+    config_utils.save_config(config, workdir / checkpointing.CONFIG_FILE)
   start_step = int(jax.device_get(train_state.step))
   num_steps = config.train.num_steps
 

@@ -26,6 +26,50 @@ def _config(name, data_dir, arg="smoke", **overrides):
   return load_config(name, arg, **{"data.data_dir": data_dir, **overrides})
 
 
+def _adam_rates(optimizer, steps):
+  """The rate of each step: Adam's update of a scalar under a constant gradient of 1
+  is -rate / (1 + eps), since its bias-corrected moments are both 1."""
+  params = np.float32(0.0)
+  opt_state = optimizer.init(params)
+  rates = []
+  for _ in range(steps):
+    updates, opt_state = optimizer.update(np.float32(1.0), opt_state, params)
+    rates.append(-float(updates) * (1 + 1e-8))
+  return np.array(rates)
+
+
+def test_learning_rate_schedules():
+  constant = _adam_rates(state_lib.make_optimizer(1e-3, 0, 0.9, 0.999), 5)
+  np.testing.assert_allclose(constant, 1e-3, rtol=1e-4)
+  steps = np.arange(8)
+  cosine = _adam_rates(state_lib.make_optimizer(1e-3, 0, 0.9, 0.999, "cosine", 8), 8)
+  np.testing.assert_allclose(cosine, 1e-3 * 0.5 * (1 + np.cos(np.pi * steps / 8)),
+                             rtol=1e-4, atol=1e-9)
+  # Warm-up 2 steps from 0, then a half cosine over the remaining 6.
+  warm = _adam_rates(state_lib.make_optimizer(1e-3, 2, 0.9, 0.999, "cosine", 8), 8)
+  np.testing.assert_allclose(warm[:3], [0.0, 5e-4, 1e-3], rtol=1e-4, atol=1e-9)
+  np.testing.assert_allclose(warm[2:], 1e-3 * 0.5 * (1 + np.cos(np.pi * steps[:6] / 6)),
+                             rtol=1e-4, atol=1e-9)
+  with pytest.raises(ValueError, match="train.lr_decay='linear'"):
+    state_lib.make_optimizer(1e-3, 0, 0.9, 0.999, "linear", 8)
+  with pytest.raises(ValueError, match=r"train.num_steps \(4\) > train.warmup_steps \(4\)"):
+    state_lib.make_optimizer(1e-3, 4, 0.9, 0.999, "cosine", 4)
+
+
+def test_presets_choose_their_schedule(tiny_data_dir):
+  assert _config("envmap", tiny_data_dir).train.lr_decay == "constant"
+  demo = load_config("envmap", "cpu")
+  assert (demo.train.lr_decay, demo.train.learning_rate) == ("cosine", 5e-4)
+  assert load_config("envmap", "paper").train.lr_decay == "constant"
+  # create_train_state passes the schedule on: a scalar of its optimizer, 4 steps.
+  config = _config("envmap", tiny_data_dir, **{"train.lr_decay": "cosine",
+                                                "train.num_steps": 4})
+  train_state = state_lib.create_train_state(config, jax.random.key(0))
+  rates = _adam_rates(train_state.tx, 4)
+  np.testing.assert_allclose(rates, config.train.learning_rate * np.array(
+      [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)]), rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["envmap", "envmap_scene", "illumination_predictor"])
 def test_smoke_trains_and_evaluates(name, tiny_data_dir, tmp_path):
   config = _config(name, tiny_data_dir)
@@ -177,3 +221,18 @@ def test_refuses_to_resume_another_model(tiny_data_dir, tmp_path):
   other = _config("illumination_predictor", tiny_data_dir)
   with pytest.raises(ValueError, match="holds a run of another model"):
     train.train(other, tmp_path)
+
+
+def test_resuming_with_another_schedule_names_it_and_keeps_config(tiny_data_dir, tmp_path):
+  config = _config("envmap", tiny_data_dir, **{"train.num_steps": 2, "train.eval_every": 100})
+  train.train(config, tmp_path)
+  config_json = (tmp_path / checkpointing.CONFIG_FILE).read_text()
+  # A decaying rate adds a step count to the optimizer state: the checkpoint cannot fit.
+  other = _config("envmap", tiny_data_dir, **{"train.num_steps": 4, "train.eval_every": 100,
+                                              "train.lr_decay": "cosine"})
+  with pytest.raises(ValueError, match=r"checkpoints/2 holds a training state.*train.lr_decay"):
+    train.train(other, tmp_path)
+  # config.json still describes the checkpoints, so the trained model still loads.
+  assert (tmp_path / checkpointing.CONFIG_FILE).read_text() == config_json
+  _, variables, step = checkpointing.load_inference_variables(tmp_path)
+  assert step == 2 and "params" in variables
