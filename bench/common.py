@@ -108,6 +108,42 @@ def peak_rss_mib():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+# Dense peaks per device in TFLOP/s (NVIDIA data sheets), by a substring of jax's
+# `device_kind`, first match wins: (bfloat16, float32). float32 is the TF32 tensor-core
+# peak: XLA's default precision for float32 convolutions and matmuls on these GPUs.
+PEAK_TFLOPS = (("H100 PCIe", 756.0, 378.0), ("H100", 989.4, 494.7),
+               ("H200", 989.4, 494.7), ("A100", 312.0, 156.0))
+
+
+def peak_tflops(device, dtype, override=0.0):
+  """The device's peak TFLOP/s for dtype ('float32' | 'bfloat16'), None if unknown.
+
+  Args:
+    device: a jax Device.
+    dtype: the model's compute dtype.
+    override: a peak given on the command line (e.g. a CPU's measured FMA rate); used
+      when > 0.
+  """
+  if override > 0:
+    return float(override)
+  for name, bfloat16, float32 in PEAK_TFLOPS:
+    if name in device.device_kind:
+      return bfloat16 if dtype == "bfloat16" else float32
+  return None
+
+
+def device_peak_mib(device):
+  """Peak bytes in use on the device so far, in MiB (None where the backend keeps no
+  allocator statistics, as on CPU)."""
+  try:
+    stats = device.memory_stats()
+  except (AttributeError, NotImplementedError, RuntimeError):
+    return None
+  if not stats or "peak_bytes_in_use" not in stats:
+    return None
+  return stats["peak_bytes_in_use"] / 2**20
+
+
 def flops_of(compiled):
   """FLOPs of a compiled XLA executable from its cost analysis (None if unavailable)."""
   analysis = compiled.cost_analysis()

@@ -117,7 +117,8 @@ def measure(model_name, size, args, torch_worker=None):
            "s_per_pair": median / args.batch,
            "gflops": None if flops is None else flops / 1e9,
            "gflops_per_s": None if flops is None else flops / 1e9 / median,
-           "peak_rss_mib": common.peak_rss_mib()}
+           "peak_rss_mib": common.peak_rss_mib(),
+           "peak_device_mib": common.device_peak_mib(jax.local_devices()[0])}
     if rows:
       row["speedup_vs_first"] = rows[0]["s_per_pair"] / row["s_per_pair"]
     if torch_error is not None:
@@ -157,7 +158,8 @@ def main(argv=None):
              ("torch_s_per_pair", "torch s/pair", "{:.3f}"),
              ("ratio_vs_torch", "speed-up", "{:.2f}"),
              ("speedup_vs_first", "vs 1st variant", "{:.2f}"),
-             ("peak_rss_mib", "peak RSS MiB", "{:.0f}")]
+             ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
+             ("peak_device_mib", "peak device MiB", "{:.0f}")]
   common.emit("inference", rows, columns, {"args": vars(args)})
 
 

@@ -17,7 +17,9 @@ optimised HLO's op metadata:
                      the loss, Adam).
 
 Thunks of the two XLA:CPU worker threads can overlap, so the sum may exceed the wall
-time of the step. Used by `python -m bench.train_step --profile_dir=DIR`.
+time of the step. On a GPU the events are kernels, matched to HLO by their `hlo_op`
+argument; the Perfetto trace holds the time line. Used by
+`python -m bench.train_step --profile_dir=DIR`.
 """
 
 import collections
@@ -91,10 +93,18 @@ def profile_step(compiled, args, out_dir, top=8):
   with gzip.open(traces[-1]) as file:
     trace = json.load(file)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  # Device work carries the HLO instruction it runs in args.hlo_op (XLA:CPU's thunks and
+  # GPU kernels alike, whose event names are kernel names); without any, the event names.
+  complete = [event for event in events if event.get("ph") == "X"]
   per_thunk = collections.defaultdict(float)
-  for event in events:
-    if event.get("ph") == "X" and not event["name"].startswith(_WRAPPERS):
-      per_thunk[event["name"]] += event["dur"] / 1e3
+  if any("hlo_op" in event.get("args", {}) for event in complete):
+    for event in complete:
+      if "hlo_op" in event.get("args", {}):
+        per_thunk[event["args"]["hlo_op"]] += event["dur"] / 1e3
+  else:
+    for event in complete:
+      if not event["name"].startswith(_WRAPPERS):
+        per_thunk[event["name"]] += event["dur"] / 1e3
   hlo = compiled.as_text()
   totals = collections.defaultdict(float)
   rows = []

@@ -1,6 +1,6 @@
 """Train-step throughput of the JAX relighters (pairs/s), compile times, FLOPs, memory.
 
-Times `relight_jax.train.train_step` jitted exactly as the training loop jits it (over
+Times `relight_jax.step.train_step` jitted exactly as the training loop jits it (over
 the `data` mesh of `parallel.create_placement()`, state donated) on a synthetic batch
 already on the device: this is the step alone, the input pipeline is measured by
 `bench/input_pipeline.py`. For each model / resolution / batch it reports
@@ -8,8 +8,11 @@ already on the device: this is the step alone, the input pipeline is measured by
   * lowering time, cold compile time (empty persistent cache) and compile time with
     the persistent compilation cache warm (same HLO compiled again);
   * median seconds per step over >= 5 timed steps after warm-up, pairs/s;
-  * FLOPs per step from XLA's cost analysis and the achieved GFLOP/s;
-  * the process's peak RSS so far (getrusage; monotone over the rows of one run).
+  * FLOPs per step from XLA's cost analysis and the achieved GFLOP/s; MFU (achieved
+    over the device's peak) where the peak is known (a GPU of common.PEAK_TFLOPS, or
+    --peak_tflops);
+  * the process's peak RSS and the device's peak memory so far (getrusage and the
+    allocator's statistics, None on a CPU; monotone over the rows of one run).
 
 With `--torch_python=/tmp/torchvenv/bin/python` the PyTorch re-creation of the original
 models (`bench/torch_original.py --serve`) runs in a subprocess and its steps are
@@ -69,6 +72,9 @@ def _parse_args(argv):
   parser.add_argument("--profile_dir", default="",
                       help="also profile one step of each row's first variant here and "
                            "print where its time goes (bench/step_profile.py)")
+  parser.add_argument("--peak_tflops", type=float, default=0.0,
+                      help="the device's peak TFLOP/s for the MFU column (default: "
+                           "bench/common.py's table of GPUs; none on a CPU)")
   parser.add_argument("--conv_probe", action="store_true",
                       help="only time PROBE_CONVS (fwd + bwd), e.g. to screen XLA_FLAGS")
   return parser.parse_args(argv)
@@ -81,9 +87,9 @@ def _count_files(directory):
 
 def build_step(config, placement, donate):
   """The train step jitted as in `train.train` (replicated state, sharded batch)."""
-  from relight_jax import train  # pylint: disable=g-import-not-at-top
+  from relight_jax import step  # pylint: disable=g-import-not-at-top
   return jax.jit(
-      functools.partial(train.train_step, config=config),
+      functools.partial(step.train_step, config=config),
       in_shardings=(placement.replicated, placement.batch),
       out_shardings=(placement.replicated, placement.replicated),
       donate_argnums=0 if donate else ())
@@ -157,7 +163,7 @@ class _Variant:
     if name not in VARIANTS:
       raise ValueError(f"unknown variant {name!r}; expected one of {VARIANTS}")
     self.name = name
-    dtype = "bfloat16" if name == "bf16" else args.dtype
+    self.dtype = dtype = "bfloat16" if name == "bf16" else args.dtype
     config = common.load_config(model, image_size=size, batch_size=batch_size,
                                 width=args.width, dtype=dtype)
     with config.unlocked():
@@ -236,7 +242,14 @@ def measure(model, size, batch_size, args, placement, torch_worker=None):
            "pairs_per_s": batch_size / median,
            "gflops_per_step": None if flops is None else flops / 1e9,
            "gflops_per_s": None if flops is None else flops / 1e9 / median,
-           "peak_rss_mib": common.peak_rss_mib()}
+           "dtype": variant.dtype,
+           "peak_rss_mib": common.peak_rss_mib(),
+           "peak_device_mib": common.device_peak_mib(jax.local_devices()[0])}
+    # XLA's FLOPs are those of one device's program; the peak is one device's too.
+    peak = common.peak_tflops(jax.local_devices()[0], variant.dtype, args.peak_tflops)
+    if peak is not None and flops is not None:
+      row.update(peak_tflops=peak, tflops_per_s=flops / 1e12 / median,
+                 mfu=flops / 1e12 / median / peak)
     if profile is not None and not rows:
       row["profile"] = profile
     if rows:
@@ -337,8 +350,11 @@ def main(argv=None):
              ("ratio_vs_torch", "JAX/torch", "{:.2f}"),
              ("cpu_ratio_vs_torch", "JAX/torch CPU", "{:.2f}"),
              ("speedup_vs_first", "vs 1st variant", "{:.2f}"),
-             ("peak_rss_mib", "peak RSS MiB", "{:.0f}")]
-  extra = {"args": vars(args), "devices": [str(d) for d in jax.devices()]}
+             ("mfu", "MFU", "{:.1%}"),
+             ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
+             ("peak_device_mib", "peak device MiB", "{:.0f}")]
+  extra = {"args": vars(args), "devices": [str(d) for d in jax.devices()],
+           "device_kind": jax.devices()[0].device_kind}
   common.emit("train_step", rows, columns, extra)
   if args.json_out:
     with pathlib.Path(args.json_out).open("a") as file:

@@ -26,6 +26,7 @@ from jax.experimental import multihost_utils
 
 from relight_jax import input_pipeline
 from relight_jax import metrics
+from relight_jax import step as step_lib
 from relight_jax import visualize
 from relight_jax.models import registry
 
@@ -38,18 +39,9 @@ TABLE_ROWS = (("mse", "MSE", "{:.4f}"), ("psnr", "PSNR", "{:.2f} dB"), ("ssim", 
               ("lpips", "LPIPS", "{:.4f}"), ("score", "Score", "{:.3f}"))
 
 
-def float_images(batch):
-  """The batch with its uint8 images as float32 in [0, 1] (done on device, in jit)."""
-  converted = dict(batch)
-  for key in ("input_image", "target_image", "ground_truth"):
-    if batch[key].dtype == jnp.uint8:
-      converted[key] = batch[key].astype(jnp.float32) / 255.0
-  return converted
-
-
 def predict(variables, batch, *, config):
   """The relighter's outputs on a batch in inference mode (BatchNorm running stats)."""
-  batch = float_images(batch)
+  batch = step_lib.float_images(batch)
   model = registry.create_model(config.model)
   return model.apply(variables, batch["input_image"], batch["target_image"], train=False)
 
@@ -60,7 +52,7 @@ def eval_step(variables, batch, *, config, with_lpips):
   Returns:
     Dict of float32 [batch] arrays.
   """
-  batch = float_images(batch)
+  batch = step_lib.float_images(batch)
   model = registry.create_model(config.model)
   relit = model.apply(variables, batch["input_image"], batch["target_image"], train=False)["relit"]
   ground_truth, input_image = batch["ground_truth"], batch["input_image"]

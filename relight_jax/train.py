@@ -1,12 +1,10 @@
-"""Training: one jitted, data-parallel train step and the loop around it.
+"""Training: the loop around the train step of `relight_jax.step`.
 
-`train_step` is a pure module-level function jitted once over a one-axis `data` mesh
-(state replicated, batch sharded, state buffers donated). GAN configs alternate a
-PatchGAN discriminator update (LSGAN, its own Adam) with the relighter's update in the
-same step. The loop resumes from the latest orbax checkpoint (state + data-stream
-position), writes TensorBoard scalars/images through clu, prints a progress line with
-steps/s and ETA, evaluates periodically, and stops on a non-finite loss without saving
-it, so the last good checkpoint stays the latest.
+The step is jitted once over a one-axis `data` mesh (state replicated, batch sharded,
+state buffers donated). The loop resumes from the latest orbax checkpoint (state +
+data-stream position), writes TensorBoard scalars/images through clu, prints a progress
+line with steps/s and ETA, evaluates periodically, and stops on a non-finite loss
+without saving it, so the last good checkpoint stays the latest.
 """
 
 import functools
@@ -17,9 +15,7 @@ import threading
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from clu import metric_writers
 from clu import periodic_actions
 
@@ -27,82 +23,10 @@ from relight_jax import checkpointing
 from relight_jax import config_utils
 from relight_jax import evaluate
 from relight_jax import input_pipeline
-from relight_jax import losses
-from relight_jax import objectives
 from relight_jax import parallel
 from relight_jax import state as state_lib
+from relight_jax import step as step_lib
 from relight_jax import visualize
-
-
-def _discriminator_input(input_image, candidate):
-  # pix2pix's conditional PatchGAN judges (input, candidate) pairs.
-  return jnp.concatenate([input_image, candidate], axis=-1)
-
-
-def _apply_discriminator(discriminator, params, images):
-  variables = {"params": params, "batch_stats": discriminator.batch_stats}
-  logits, updates = discriminator.apply_fn(variables, images, train=True, mutable=["batch_stats"])
-  return logits, updates["batch_stats"]
-
-
-def train_step(train_state, batch, *, config, lpips_fn=None):
-  """One optimisation step on a global batch.
-
-  Args:
-    train_state: `state.TrainState` (replicated).
-    batch: dict following the batch contract of `objectives.py`, images uint8 or float.
-    config: experiment config (static).
-    lpips_fn: optional LPIPS callable; by default `objectives` uses losses.lpips_loss.
-
-  Returns:
-    (new train state, dict of scalar metrics).
-  """
-  batch = evaluate.float_images(batch)
-  model_name = config.model.name
-  needs_ground_truth = objectives.NEEDS_GROUND_TRUTH_LATENT[model_name]
-  discriminator = train_state.discriminator if config.train.gan else None
-
-  def loss_fn(params):
-    outputs, updates = train_state.apply_fn(
-        {"params": params, "batch_stats": train_state.batch_stats},
-        batch["input_image"], batch["target_image"],
-        ground_truth=batch["ground_truth"] if needs_ground_truth else None,
-        train=True, mutable=["batch_stats"])
-    total, terms = objectives.compute_losses(
-        model_name, outputs, batch, config.loss, lpips_fn=lpips_fn)
-    discriminator_stats = None
-    if discriminator is not None:
-      fake_logits, discriminator_stats = _apply_discriminator(
-          discriminator, discriminator.params,
-          _discriminator_input(batch["input_image"], outputs["relit"]))
-      adversarial = losses.lsgan_generator_loss(fake_logits)
-      terms["generator_adversarial"] = adversarial
-      total = total + config.loss.gan_weight * adversarial
-    return total, (terms, updates["batch_stats"], outputs["relit"], discriminator_stats)
-
-  (total, (terms, batch_stats, relit, _)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(train_state.params)
-  metrics = dict(terms, loss=total, grad_norm=optax.tree.norm(grads))
-  new_discriminator = train_state.discriminator
-  if discriminator is not None:
-    fake = jax.lax.stop_gradient(relit)
-
-    def discriminator_loss_fn(params):
-      real_logits, stats = _apply_discriminator(
-          discriminator, params, _discriminator_input(batch["input_image"], batch["ground_truth"]))
-      fake_logits, _ = _apply_discriminator(
-          discriminator.replace(batch_stats=stats), params,
-          _discriminator_input(batch["input_image"], fake))
-      return losses.lsgan_discriminator_loss(real_logits, fake_logits), stats
-
-    (discriminator_loss, stats), discriminator_grads = jax.value_and_grad(
-        discriminator_loss_fn, has_aux=True)(discriminator.params)
-    new_discriminator = discriminator.apply_gradients(
-        grads=discriminator_grads).replace(batch_stats=stats)
-    metrics["discriminator"] = discriminator_loss
-  new_state = train_state.apply_gradients(
-      grads=grads, batch_stats=batch_stats, discriminator=new_discriminator)
-  return new_state, metrics
 
 
 class _Prefetcher:
@@ -228,7 +152,7 @@ def train(config, workdir):
     writer.write_hparams({key: value for key, value in _flatten(config.to_dict()).items()})
 
   step_fn = jax.jit(
-      functools.partial(train_step, config=config),
+      functools.partial(step_lib.train_step, config=config),
       in_shardings=(placement.replicated, placement.batch),
       out_shardings=(placement.replicated, placement.replicated), donate_argnums=0)
   predict_fn = jax.jit(functools.partial(evaluate.predict, config=config))

@@ -17,6 +17,7 @@ from relight_jax import checkpointing
 from relight_jax import input_pipeline
 from relight_jax import parallel
 from relight_jax import state as state_lib
+from relight_jax import step as step_lib
 from relight_jax import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ def test_four_devices_match_one_device(tiny_data_dir):
     assert placement.mesh.size == len(devices)
     train_state = jax.jit(lambda key: state_lib.create_train_state(config, key),
                           out_shardings=placement.replicated)(state_lib.init_key(0))
-    step = jax.jit(lambda s, b: train.train_step(s, b, config=config),
+    step = jax.jit(lambda s, b: step_lib.train_step(s, b, config=config),
                    in_shardings=(placement.replicated, placement.batch),
                    out_shardings=(placement.replicated, placement.replicated))
     new_state, metrics = step(train_state, placement.put_batch(host_batch))
