@@ -8,9 +8,9 @@ already on the device: this is the step alone, the input pipeline is measured by
   * lowering time, cold compile time (empty persistent cache) and compile time with
     the persistent compilation cache warm (same HLO compiled again);
   * median seconds per step over >= 5 timed steps after warm-up, pairs/s;
-  * FLOPs per step from XLA's cost analysis and the achieved GFLOP/s; MFU (achieved
-    over the device's peak) where the peak is known (a GPU of common.PEAK_TFLOPS, or
-    --peak_tflops);
+  * FLOPs per step from XLA's cost analysis of the compiled program and the achieved
+    GFLOP/s; the model's FLOPs (direct convolutions, `model_flops`), its TFLOP/s and MFU
+    (over the device's peak, where known: a GPU of common.PEAK_TFLOPS, or --peak_tflops);
   * the process's peak RSS and the device's peak memory so far (getrusage and the
     allocator's statistics, None on a CPU; monotone over the rows of one run).
 
@@ -155,6 +155,22 @@ CONV_SETTINGS = {
 VARIANTS = ("default", "bf16", "no_donate", *CONV_SETTINGS, *common.PATCHES)
 
 
+def model_flops(config, placement, state, batch):
+  """FLOPs of the train step as written, with direct convolutions: the MFU numerator.
+
+  Counted by XLA's cost analysis of the lowered (unoptimised) program with
+  model.conv_forward / conv_kernel_grad = 'xla' and the stem and strided-conv rewrites
+  off. The compiled program's count misses cuDNN's convolutions on a GPU (custom calls:
+  28 GFLOP for a 6 TFLOP step) and counts Winograd's cheaper products on a CPU.
+  """
+  direct = config.copy_and_resolve_references()
+  with direct.unlocked():
+    direct.model.update({"conv_forward": "xla", "conv_kernel_grad": "xla"})
+  with common.patched("no_space_to_depth"), common.patched("xla_strided_grads"):
+    lowered = build_step(direct, placement, donate=False).lower(state, batch)
+  return common.flops_of(lowered)
+
+
 class _Variant:
   """One compiled train step and its state, with its own timings."""
 
@@ -190,6 +206,7 @@ class _Variant:
     relowered.compile()
     self.cached_s = time.perf_counter() - start
     self.flops = common.flops_of(self.compiled)
+    self.model_flops = model_flops(config, placement, self.state, self.batch)
     self.walls, self.cpus = [], []
 
   def step(self):
@@ -245,11 +262,14 @@ def measure(model, size, batch_size, args, placement, torch_worker=None):
            "dtype": variant.dtype,
            "peak_rss_mib": common.peak_rss_mib(),
            "peak_device_mib": common.device_peak_mib(jax.local_devices()[0])}
-    # XLA's FLOPs are those of one device's program; the peak is one device's too.
+    model_flops_ = variant.model_flops
+    if model_flops_ is not None:
+      row.update(model_tflops_per_step=model_flops_ / 1e12,
+                 tflops_per_s=model_flops_ / 1e12 / median)
+    # The FLOPs are those of one device's program; the peak is one device's too.
     peak = common.peak_tflops(jax.local_devices()[0], variant.dtype, args.peak_tflops)
-    if peak is not None and flops is not None:
-      row.update(peak_tflops=peak, tflops_per_s=flops / 1e12 / median,
-                 mfu=flops / 1e12 / median / peak)
+    if peak is not None and model_flops_ is not None:
+      row.update(peak_tflops=peak, mfu=model_flops_ / 1e12 / median / peak)
     if profile is not None and not rows:
       row["profile"] = profile
     if rows:
@@ -350,6 +370,7 @@ def main(argv=None):
              ("ratio_vs_torch", "JAX/torch", "{:.2f}"),
              ("cpu_ratio_vs_torch", "JAX/torch CPU", "{:.2f}"),
              ("speedup_vs_first", "vs 1st variant", "{:.2f}"),
+             ("tflops_per_s", "model TFLOP/s", "{:.2f}"),
              ("mfu", "MFU", "{:.1%}"),
              ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
              ("peak_device_mib", "peak device MiB", "{:.0f}")]
