@@ -5,8 +5,12 @@
 #          profiled float32 step per model (Perfetto traces under $OUT/profile);
 #   infer: latency per pair at 1024 px, batch 1, float32, each model.
 #
-#   OUT=/tmp/gpu bash bench/gpu_check.sh          # both parts, ~6-9 min on a GPU (estimate)
+#   OUT=/tmp/gpu bash bench/gpu_check.sh          # both parts
 #   PART=train OUT=/tmp/gpu bash bench/gpu_check.sh
+# On an H200 (2026-11-30) train took ~9 min (cold compiles of 47-160 s per model and
+# dtype) and infer ~1 min: under the device tool's 10-minute limit per call, run them
+# as two calls. The Perfetto traces are also copied flat to $OUT/traces/ (the device
+# tool does not bring back deep folders).
 #
 # Knobs (environment): PY (python3), OUT (/tmp/gpu_check), PART (all | train | infer),
 # MODELS (all three), SIZE (256), BATCH (32), WIDTH (1.0), INFER_SIZE (1024), STEPS (5),
@@ -48,6 +52,12 @@ if [[ "$PART" != infer ]]; then
     --peak_tflops="$PEAK_TFLOPS" --cache_dir="$OUT/jax_cache" \
     --json_out="$OUT/train_step.jsonl" --profile_dir="$OUT/profile" 2>&1 \
     | tee "$OUT/train_step.txt"
+  mkdir -p "$OUT/traces"
+  for trace in "$OUT"/profile/*/plugins/profile/*/perfetto_trace.json.gz; do
+    [[ -e "$trace" ]] || continue
+    row=${trace#"$OUT"/profile/}
+    cp "$trace" "$OUT/traces/${row%%/*}.perfetto_trace.json.gz"
+  done
 fi
 if [[ "$PART" != train ]]; then
   "$PY" -m bench.inference --models="$MODELS" --sizes="$INFER_SIZE" --width="$WIDTH" \

@@ -66,6 +66,7 @@ def test_gpu_check_script_runs_at_a_tiny_size(tmp_path):
       rows["default"]["model_tflops_per_step"], rel=0.1)
   assert rows["default"]["model_tflops_per_step"] * 1e3 >= rows["default"]["gflops_per_step"]
   assert list((tmp_path / "profile").glob("envmap_32px_b2/**/perfetto_trace.json.gz"))
+  assert (tmp_path / "traces" / "envmap_32px_b2.perfetto_trace.json.gz").is_file()
   assert "s/pair" in (tmp_path / "inference.txt").read_text()
   assert not (tmp_path / "jax_cache").exists()
   bad = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=REPO, capture_output=True,
