@@ -96,15 +96,14 @@ def profile_step(compiled, args, out_dir, top=8):
   # Device work carries the HLO instruction it runs in args.hlo_op (XLA:CPU's thunks and
   # GPU kernels alike, whose event names are kernel names); without any, the event names.
   complete = [event for event in events if event.get("ph") == "X"]
+  named = [(event["args"]["hlo_op"], event["dur"]) for event in complete
+           if "hlo_op" in event.get("args", {})]
+  if not named:
+    named = [(event["name"], event["dur"]) for event in complete
+             if not event["name"].startswith(_WRAPPERS)]
   per_thunk = collections.defaultdict(float)
-  if any("hlo_op" in event.get("args", {}) for event in complete):
-    for event in complete:
-      if "hlo_op" in event.get("args", {}):
-        per_thunk[event["args"]["hlo_op"]] += event["dur"] / 1e3
-  else:
-    for event in complete:
-      if not event["name"].startswith(_WRAPPERS):
-        per_thunk[event["name"]] += event["dur"] / 1e3
+  for name, microseconds in named:
+    per_thunk[name] += microseconds / 1e3
   hlo = compiled.as_text()
   totals = collections.defaultdict(float)
   rows = []

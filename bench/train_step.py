@@ -159,16 +159,18 @@ def model_flops(config, placement, state, batch):
   """FLOPs of the train step as written, with direct convolutions: the MFU numerator.
 
   Counted by XLA's cost analysis of the lowered (unoptimised) program with
-  model.conv_forward / conv_kernel_grad = 'xla' and the stem and strided-conv rewrites
-  off. The compiled program's count misses cuDNN's convolutions on a GPU (custom calls:
-  28 GFLOP for a 6 TFLOP step) and counts Winograd's cheaper products on a CPU.
+  model.conv_forward / conv_kernel_grad = 'xla', under which every conv is
+  `lax.conv_general_dilated` (no Winograd, stem or strided-conv rewrite). The compiled
+  program's count misses cuDNN's convolutions on a GPU (custom calls: 28 GFLOP for a
+  6 TFLOP step) and counts Winograd's cheaper products on a CPU.
   """
+  from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
   direct = config.copy_and_resolve_references()
   with direct.unlocked():
     direct.model.update({"conv_forward": "xla", "conv_kernel_grad": "xla"})
-  with common.patched("no_space_to_depth"), common.patched("xla_strided_grads"):
-    lowered = build_step(direct, placement, donate=False).lower(state, batch)
-  return common.flops_of(lowered)
+  # The step applies the state's model: rebind it to the direct-convolution one.
+  state = state.replace(apply_fn=registry.create_model(direct.model).apply)
+  return common.flops_of(build_step(direct, placement, donate=False).lower(state, batch))
 
 
 class _Variant:
