@@ -15,10 +15,22 @@ Conventions (the direction convention is `lights.py`'s, the one for the whole pr
     (N at column 0, E at 8, S at 16, W at 24 for 32 columns), wrapping around.
   * Row: the bump is centred on the horizon, halfway down the map ((height - 1) / 2 in
     row indices: between rows 7 and 8 of 16).
-  * Brightness: exp(-r² / (2σ²)), σ = 0.1 * height = 1.6 px, r the wrapped pixel distance.
-    The original code used exp(-r / (2σ²)) (r, not r²): a wider, non-Gaussian blob.
-  * RGB form [16, 32, 3] = colour * brightness; HSV form [2 + 16*32] = (hue in turns
-    [0, 1), saturation, the 512 row-major values = brightness * max channel).
+  * Brightness: PEAK * exp(-r / (2σ²)), σ = 0.1 * height = 1.6 px, r the wrapped pixel
+    distance, PEAK = 255: the original code's blob and units (`utils/envmap.py`). The
+    report calls it a Gaussian, but with a true Gaussian exp(-r² / 2σ²) on [0, 1] maps
+    two lights 45 deg apart barely overlap, and under Le (a log-L2) predicting an all-zero
+    map then costs less than a map 45 deg off: the light latent is barely supervised.
+    On the original's scale Le ranks maps by azimuth error and costs the zero map most
+    (tests/test_losses.py), and its weight against the reconstruction loss is the
+    original's.
+  * RGB form [16, 32, 3] = colour * brightness; HSV form [2 + 16*32] = (hue, saturation,
+    the 512 row-major values = brightness * max channel), hue and saturation in the same
+    0..255 units as the values, as the original stored them (255 = one turn of hue, or
+    full saturation). The weighted pooling that predicts all 514 starts on that scale;
+    with saturation in [0, 1] its MSE would start ~100x the LPIPS reconstruction term.
+    `losses.hsv_envmap_losses` takes the hue's cosine over a period of 255 and the
+    saturation's MSE in units of 255 (the report's terms; the original's code instead
+    took one log-L2 of the HSV map converted to RGB).
 
 Maps are cached per (temperature, direction): the input pipeline asks for every triplet.
 """
@@ -37,6 +49,7 @@ ENVMAP_HEIGHT = 16
 ENVMAP_WIDTH = 32
 # Report §3.4: σ equal to 10% of the environment map height.
 SIGMA_FRACTION_OF_HEIGHT = 0.1
+ENVMAP_PEAK = lights.ENVMAP_PEAK  # 0..255, the original's units (see lights.py)
 
 
 @functools.cache
@@ -62,7 +75,10 @@ def light_rgb(temperature_k: float) -> np.ndarray:
 
 def brightness(direction_index: int, height: int = ENVMAP_HEIGHT,
                width: int = ENVMAP_WIDTH) -> np.ndarray:
-  """Gaussian brightness bump of a light direction (report §3.4), float64 [height, width].
+  """Brightness of a light direction (report §3.4), float64 [height, width], peak ENVMAP_PEAK.
+
+  PEAK * exp(-r / (2σ²)) with r the distance in pixels to the light's position on the
+  horizon, wrapped horizontally (see the module docstring for why not r²).
 
   Args:
     direction_index: 0..7 (N, NE, ..., NW; `lights.DIRECTIONS`).
@@ -77,7 +93,8 @@ def brightness(direction_index: int, height: int = ENVMAP_HEIGHT,
   dx = np.abs(np.arange(width) - column)
   dx = np.minimum(dx, width - dx)  # The map wraps around horizontally (azimuth).
   dy = np.arange(height) - row
-  return np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2.0 * sigma**2))
+  distance = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
+  return ENVMAP_PEAK * np.exp(-distance / (2.0 * sigma**2))
 
 
 @functools.cache
@@ -86,7 +103,8 @@ def _envmaps(temperature_k: float, direction_index: int) -> tuple[np.ndarray, np
   bump = brightness(direction_index)
   rgb = (bump[..., None] * rgb_colour).astype(np.float32)  # [16, 32, 3]
   hue, saturation, value = colorsys.rgb_to_hsv(*rgb_colour)
-  hsv = np.concatenate([[hue, saturation], (bump * value).reshape(-1)]).astype(np.float32)
+  hsv = np.concatenate([[ENVMAP_PEAK * hue, ENVMAP_PEAK * saturation],
+                        (bump * value).reshape(-1)]).astype(np.float32)
   rgb.flags.writeable = False  # Cached: callers must not modify the shared arrays.
   hsv.flags.writeable = False
   return rgb, hsv
@@ -105,8 +123,8 @@ def envmap_rgb(temperature_k: float, direction_index: int) -> np.ndarray:
 def envmap_hsv(temperature_k: float, direction_index: int) -> np.ndarray:
   """Ground-truth HSV envmap vector of a light, np.float32 [514] (read-only, cached).
 
-  (hue in turns [0, 1), saturation, 16 * 32 row-major values) as the "Envmap + scene"
-  model predicts it (report §3.4).
+  (hue, saturation, 16 * 32 row-major values), all in 0..ENVMAP_PEAK units, as the
+  "Envmap + scene" model predicts it (report §3.4).
   """
   return _envmaps(float(temperature_k), int(direction_index))[1]
 
@@ -150,7 +168,8 @@ def envmap_sheet(scale: int = 4, gap: int = 2) -> np.ndarray:
     for d in range(lights.NUM_DIRECTIONS):
       cell = np.kron(envmap_rgb(temperature, d), np.ones((scale, scale, 1)))
       top, left = gap + t * (cell_h + gap), gap + d * (cell_w + gap)
-      sheet[top:top + cell_h, left:left + cell_w] = np.round(255 * np.clip(cell, 0, 1))
+      sheet[top:top + cell_h, left:left + cell_w] = np.round(
+          255 * np.clip(cell / ENVMAP_PEAK, 0, 1))
   return sheet
 
 

@@ -1,13 +1,17 @@
-"""Evaluation over the report's Eval sets, Table 1, and the best/median/worst sheet.
+"""Evaluation over the report's Eval sets: metrics with CIs, Table 1, pictures.
 
 For every subset (Eval, Eval[c_I = c_T], Eval[d_I = d_T], report §3.5) a fixed seeded
-list of pairs is relit; per-example MSE, PSNR, SSIM, LPIPS and latent distances are
-averaged over the list. Every metric is also computed for the identity mapping G_hat = I,
-the baseline row. Score = mean l2(G, I) / mean l2(G, G_hat) over the subset (> 1 beats the
-identity; a ratio of means, not a mean of ratios, so that near-identical pairs do not
-dominate it). Results go to `<workdir>/eval/metrics.json`, `table.md` and `sheet_<subset>.png`.
+list of pairs of the `eval.split` split (`test` by default: locations never used for a
+choice) is relit; per-example MSE, PSNR, SSIM, DSSIM, LPIPS, latent distances and the
+light estimates of I, T and G (report §4.1) are computed, then averaged with 95%
+bootstrap intervals over scenes (`results.py`). The image metrics are also computed for
+the identity mapping G_hat = I, the baseline column. Results go to
+`<workdir>/eval/metrics.json`, `table.md`, `sheet_<subset>.png` (best / median / worst
+examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over generated
+envmaps, the report's Figs. 15-16).
 
-Several workdirs' metrics.json combine into one table with a column per model:
+Several workdirs' metrics.json combine into one table with a column per model; it
+refuses evaluations of different sets:
   python -m relight_jax.evaluate --workdir=runs/envmap --workdir=runs/ip --output=table.md
 """
 
@@ -24,19 +28,20 @@ from absl import app
 from absl import flags
 from jax.experimental import multihost_utils
 
+from relight_jax import envmap
 from relight_jax import input_pipeline
+from relight_jax import lights
 from relight_jax import metrics
+from relight_jax import results as results_lib
 from relight_jax import step as step_lib
 from relight_jax import visualize
 from relight_jax.models import registry
 
-SUBSET_TITLES = {
-    "eval": "Eval",
-    "eval_same_temperature": "Eval[c_I = c_T]",
-    "eval_same_direction": "Eval[d_I = d_T]",
-}
-TABLE_ROWS = (("mse", "MSE", "{:.4f}"), ("psnr", "PSNR", "{:.2f} dB"), ("ssim", "SSIM", "{:.4f}"),
-              ("lpips", "LPIPS", "{:.4f}"), ("score", "Score", "{:.3f}"))
+SUBSET_TITLES = results_lib.SUBSET_TITLES
+# The roles whose light the model estimates in evaluation (all three are real images).
+_LIGHT_ROLES = ("input", "target", "ground_truth")
+_PALETTE_RGB = np.stack([envmap.light_rgb(t) for t in lights.TEMPERATURES_K])
+_PALETTE_K = np.asarray(lights.TEMPERATURES_K, np.float32)
 
 
 def predict(variables, batch, *, config):
@@ -44,6 +49,27 @@ def predict(variables, batch, *, config):
   batch = step_lib.float_images(batch)
   model = registry.create_model(config.model)
   return model.apply(variables, batch["input_image"], batch["target_image"], train=False)
+
+
+def _light_metrics(model_name, encoded, batch):
+  """Per-example light-estimate metrics of one role's encoding (report §4.1)."""
+  direction = lights.DEGREES_PER_DIRECTION * batch["direction"].astype(jnp.float32)
+  temperature = batch["temperature"].astype(jnp.float32)
+  if model_name == "illumination_predictor":
+    prediction = encoded["prediction"]  # [b, 2] = (direction deg, temperature K)
+    return metrics.light_estimate_metrics(direction, prediction[:, 0], temperature,
+                                          prediction[:, 1])
+  rgb = encoded["envmap"].astype(jnp.float32)  # [b, 16, 32, 3]
+  result = metrics.light_estimate_metrics(
+      direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
+      metrics.envmap_temperature_k(rgb, _PALETTE_RGB, _PALETTE_K))
+  del result["lc"], result["ld"]  # the envmap models predict no (direction, temperature)
+  if model_name == "envmap":
+    result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
+  else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
+    result["envmap_error"] = metrics.envmap_error(encoded["envmap_hsv"][:, 2:],
+                                                  batch["envmap_hsv"][:, 2:])
+  return result
 
 
 def eval_step(variables, batch, *, config, with_lpips):
@@ -61,6 +87,7 @@ def eval_step(variables, batch, *, config, with_lpips):
     results[prefix + "mse"] = metrics.mse(ground_truth, candidate)
     results[prefix + "psnr"] = metrics.psnr(ground_truth, candidate)
     results[prefix + "ssim"] = metrics.ssim(ground_truth, candidate)
+    results[prefix + "dssim"] = (1.0 - results[prefix + "ssim"]) / 2.0
     if with_lpips:
       results[prefix + "lpips"] = metrics.lpips(ground_truth, candidate)
   # Report §3.5: distances between the scene (light) latents of I, T, G and G_hat. One
@@ -68,11 +95,20 @@ def eval_step(variables, batch, *, config, with_lpips):
   stacked = jnp.concatenate([input_image, batch["target_image"], ground_truth, relit], axis=0)
   encoded = model.apply(variables, stacked, train=False, method=model.encode)
   size = input_image.shape[0]
+  part = lambda value, k: None if value is None else value[k * size:(k + 1) * size]
   for kind in ("scene", "light"):
     if encoded.get(kind) is not None:
       results.update(metrics.latent_distances(
-          {role: encoded[kind][k * size:(k + 1) * size]
-           for k, role in enumerate(metrics.LATENT_ROLES)}, kind))
+          {role: part(encoded[kind], k) for k, role in enumerate(metrics.LATENT_ROLES)}, kind))
+  per_role = []
+  for k, role in enumerate(_LIGHT_ROLES):
+    role_batch = {key: batch[f"{role}_{key}"] for key in
+                  ("direction", "temperature", "envmap", "envmap_hsv")}
+    per_role.append(_light_metrics(config.model.name,
+                                   {key: part(value, k) for key, value in encoded.items()},
+                                   role_batch))
+  for key in per_role[0]:
+    results[f"light/{key}"] = sum(item[key] for item in per_role) / len(per_role)
   return results
 
 
@@ -84,7 +120,7 @@ def _fetch(tree):
 
 def evaluate_pairs(variables, images, pairs, *, config, step_fn, put_batch,
                    max_batches=None, progress=False):
-  """Relights `pairs` in fixed-size batches; returns (summary, per-example arrays).
+  """Relights `pairs` in fixed-size batches; returns the per-example metrics.
 
   Args:
     variables: the relighter's variables (replicated).
@@ -95,6 +131,9 @@ def evaluate_pairs(variables, images, pairs, *, config, step_fn, put_batch,
     put_batch: host batch -> global device batch.
     max_batches: stop after this many batches (periodic evaluation during training).
     progress: show a progress bar.
+
+  Returns:
+    ({metric: [n] values}, the n pairs evaluated): n < len(pairs) under max_batches.
   """
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   collected, masks = [], []
@@ -113,11 +152,7 @@ def evaluate_pairs(variables, images, pairs, *, config, step_fn, put_batch,
                  for key in collected[0]}
   mask = np.concatenate([np.asarray(_fetch(put_batch({"m": m})["m"])) for m in masks]) > 0
   per_example = {key: value[mask] for key, value in per_example.items()}
-  summary = {key: float(np.mean(value)) for key, value in per_example.items()}
-  summary["score"] = summary["identity/mse"] / max(summary["mse"], 1e-12)
-  summary["identity/score"] = 1.0
-  summary["num_pairs"] = int(mask.sum())
-  return summary, per_example
+  return per_example, pairs[:int(mask.sum())]
 
 
 def make_eval_step(config, with_lpips, replicated, batch_sharding):
@@ -125,41 +160,6 @@ def make_eval_step(config, with_lpips, replicated, batch_sharding):
   return jax.jit(
       functools.partial(eval_step, config=config, with_lpips=with_lpips),
       in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
-
-
-def format_table(results_by_model):
-  """Markdown tables in the layout of the report's Table 1, one per evaluation subset.
-
-  Args:
-    results_by_model: {model label: {subset: summary dict}} (summaries of `evaluate_pairs`).
-
-  Returns:
-    Markdown text: per subset, rows MSE/PSNR/SSIM/LPIPS/Score, an identity column, then
-    one column per model.
-  """
-  labels = list(results_by_model)
-  first = results_by_model[labels[0]]
-  lines = []
-  for subset, title in SUBSET_TITLES.items():
-    if subset not in first:
-      continue
-    pairs = first[subset].get("num_pairs", "?")
-    lines += [f"### {title} ({pairs} pairs)", "",
-              "| Metric | Identity (G_hat = I) | " + " | ".join(labels) + " |",
-              "|---" * (len(labels) + 2) + "|"]
-    for key, name, fmt in TABLE_ROWS:
-      if key not in first[subset]:
-        continue
-      cells = [fmt.format(first[subset][f"identity/{key}"])]
-      for label in labels:
-        value = results_by_model[label].get(subset, {}).get(key)
-        cells.append("n/a" if value is None else fmt.format(value))
-      lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("")
-  lines.append("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5 (not DSSIM); "
-               "LPIPS: AlexNet on [-1, 1]; Score = l2(G, I) / l2(G, G_hat) (> 1 beats the "
-               "identity mapping).")
-  return "\n".join(lines) + "\n"
 
 
 def sheet_indices(per_example, count):
@@ -197,6 +197,20 @@ def _label_column(labels, size):
   return np.asarray(column)
 
 
+def write_envmap_sheet(path, variables, images, pairs, *, config, count=4):
+  """Predicted over generated envmaps of I and T for `count` pairs (report Figs. 15-16)."""
+  batch = input_pipeline.stack_examples(images, pairs[:count])
+  outputs = jax.device_get(jax.jit(functools.partial(predict, config=config))(variables, batch))
+  rows = []
+  for role in ("input", "target"):
+    grid = visualize.envmap_grid(np.asarray(outputs[f"{role}_envmap"], np.float32),
+                                 batch[f"{role}_envmap"], count)
+    cell_width = grid.shape[1] // count
+    rows.append(visualize.with_titles(
+        grid, [f"{role} {i}: predicted / generated" for i in range(count)], cell_width))
+  return visualize.save_png(path, np.concatenate(rows, axis=0))
+
+
 def _atomic_write_text(path, text):
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,50 +219,74 @@ def _atomic_write_text(path, text):
   temporary.replace(path)
 
 
-def write_results(eval_dir, label, results):
-  """Writes metrics.json and table.md for one model."""
+def evaluation_meta(config, steps, label):
+  """What an evaluation measured and how (the `meta` of its record)."""
+  return {
+      "label": label, "model": config.model.name, "recipe": config.recipe,
+      "width": config.model.width, "seed": config.seed, "steps": int(steps),
+      "train_pairing": config.data.pairing,
+      "train_extra": (f"{config.data.extra_fraction:g} of {config.data.extra_pairing}"
+                      if config.data.extra_fraction else ""),
+      "data": config.data.name,
+      "split": config.eval.split, "image_size": config.data.image_size,
+      "eval_pairing": config.eval.pairing, "eval_num_pairs": config.eval.num_pairs,
+      "eval_seed": config.eval.seed, "bootstrap_samples": config.eval.bootstrap_samples,
+      "bootstrap_seed": config.eval.bootstrap_seed,
+  }
+
+
+def write_results(eval_dir, record):
+  """Writes metrics.json (the record) and table.md for one model; returns the table."""
   eval_dir = pathlib.Path(eval_dir)
-  _atomic_write_text(eval_dir / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
-  table = format_table({label: results})
+  _atomic_write_text(eval_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
+  table = results_lib.format_table({record["meta"]["label"]: [record]})
   _atomic_write_text(eval_dir / "table.md", table)
   return table
 
 
-def run(config, workdir, variables, placement, label=None):
-  """Full evaluation of trained `variables`: every subset, metrics.json, table.md, sheets.
+def run(config, workdir, variables, placement, *, steps, label=None):
+  """Full evaluation of trained `variables` on `config.eval.split`: every subset.
 
   Args:
     config: experiment config.
     workdir: training workdir; results go to `<workdir>/eval/`.
     variables: the relighter's variables, replicated over `placement`.
     placement: `parallel.Placement`.
+    steps: training steps of `variables` (recorded in the table).
     label: the model's column title (default: the workdir's name).
 
   Returns:
-    (results {subset: summary}, Markdown table).
+    (record {"meta", "subsets"}, Markdown table).
   """
   eval_dir = pathlib.Path(workdir) / "eval"
+  label = label or pathlib.Path(workdir).name
   images = input_pipeline.SceneImages(
-      config.data.name, config.data.eval_split, config.data.data_dir, config.data.image_size,
+      config.data.name, config.eval.split, config.data.data_dir, config.data.image_size,
       config.data.cache_mib)
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
-  results = {}
+  record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
   for offset, (subset, rules) in enumerate(
       input_pipeline.eval_subsets(config.eval.pairing).items()):
     pairs = input_pipeline.eval_pairs(images.num_scenes, rules, config.eval.num_pairs,
                                       config.eval.seed + offset)
-    logging.info("Evaluating %s: %d pairs", SUBSET_TITLES[subset], len(pairs))
-    summary, per_example = evaluate_pairs(
+    logging.info("Evaluating %s on %s: %d pairs", SUBSET_TITLES[subset], config.eval.split,
+                 len(pairs))
+    per_example, pairs = evaluate_pairs(
         variables, images, pairs, config=config, step_fn=step_fn,
         put_batch=placement.put_batch, progress=True)
-    results[subset] = summary
+    record["subsets"][subset] = results_lib.summarize(
+        per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
+        seed=config.eval.bootstrap_seed)
     if jax.process_index() == 0:
       write_sheet(eval_dir / f"sheet_{subset}.png", variables, images, pairs, per_example,
                   config=config, count=config.eval.sheet_examples)
-  table = format_table({label or pathlib.Path(workdir).name: results})
+      if config.model.name != "illumination_predictor":
+        write_envmap_sheet(eval_dir / f"envmaps_{subset}.png", variables, images, pairs,
+                           config=config)
+  table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
-    write_results(eval_dir, label or pathlib.Path(workdir).name, results)
-  return results, table
+    write_results(eval_dir, record)
+  return record, table
 
 
 def run_workdir(config, workdir, step=None):
@@ -264,7 +302,21 @@ def run_workdir(config, workdir, step=None):
     manager.close()
   if train_state is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
-  return run(config, workdir, state_lib.variables_of(train_state), placement)
+  return run(config, workdir, state_lib.variables_of(train_state), placement,
+             steps=int(jax.device_get(train_state.step)))
+
+
+def load_record(workdir):
+  """The evaluation record of a workdir (its eval/metrics.json), with a clear error."""
+  path = pathlib.Path(workdir) / "eval" / "metrics.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
+                            f"--workdir={workdir} --config=... first")
+  record = json.loads(path.read_text())
+  if "meta" not in record or "subsets" not in record:
+    raise ValueError(f"{path} is not an evaluation record of this version (no meta/subsets): "
+                     "re-run --mode=evaluate")
+  return record
 
 
 FLAGS = flags.FLAGS
@@ -273,18 +325,16 @@ FLAGS = flags.FLAGS
 def main(argv):
   """Combines the metrics.json of several workdirs into one table (a column per model)."""
   del argv
-  results = {}
+  columns = {}
   for workdir in FLAGS.workdir:
-    path = pathlib.Path(workdir) / "eval" / "metrics.json"
-    if not path.exists():
-      raise SystemExit(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
-                       f"--workdir={workdir} --config=... first")
-    results[pathlib.Path(workdir).name] = json.loads(path.read_text())
-  table = format_table(results)
+    columns.setdefault(pathlib.Path(workdir).name, []).append(load_record(workdir))
+  try:
+    table = results_lib.format_table(columns)
+  except ValueError as error:
+    raise SystemExit(f"error: {error}") from None
   if FLAGS.output:
     _atomic_write_text(FLAGS.output, table)
   print(table)
-  logging.info("Combined %d models", len(results))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ DIRECTION_AZIMUTHS_DEG = tuple(DEGREES_PER_DIRECTION * k for k in range(len(DIRE
 NUM_TEMPERATURES = len(TEMPERATURES_K)
 NUM_DIRECTIONS = len(DIRECTIONS)
 NUM_LIGHTS = NUM_TEMPERATURES * NUM_DIRECTIONS  # 40
+# Units of the generated envmaps (envmap.py) and of the envmap models' predictions:
+# 0..255, the original code's. In the HSV form, 255 is also one turn of hue and full
+# saturation. Le (a log-L2, report eq. 2) ranks envmaps by azimuth error on this scale.
+ENVMAP_PEAK = 255.0
 
 
 def light_index(temperature_index, direction_index):

@@ -61,20 +61,22 @@ def temperature_loss(temperature_k, predicted_temperature_k):
       TEMPERATURE_LOSS_SCALE_K**2)
 
 
-def hsv_envmap_losses(predicted_hsv, target_hsv):
+def hsv_envmap_losses(predicted_hsv, target_hsv, unit):
   """The "Envmap + scene" envmap loss terms (report §3.4), separately weighted by the caller.
 
   Args:
-    predicted_hsv: [batch, 2 + P] = (hue in turns, saturation, P values).
-    target_hsv: same, from `envmap.envmap_hsv`.
+    predicted_hsv: [batch, 2 + P] = (hue, saturation, P values), hue and saturation in
+      units where `unit` is one turn of hue and full saturation.
+    target_hsv: same, from `envmap.envmap_hsv` (unit = envmap.ENVMAP_PEAK).
+    unit: that unit.
 
   Returns:
-    dict "hue": cosine distance (eq. 1 with a period of one turn), "saturation": MSE,
-    "value": Le (eq. 2) on the P values.
+    dict "hue": cosine distance (eq. 1 with a period of one turn), "saturation": MSE of
+    the saturation in [0, 1] units, "value": Le (eq. 2) on the P values.
   """
   return {
-      "hue": cosine_angle_loss(target_hsv[:, 0], predicted_hsv[:, 0], 1.0),
-      "saturation": l2(predicted_hsv[:, 1], target_hsv[:, 1]),
+      "hue": cosine_angle_loss(target_hsv[:, 0], predicted_hsv[:, 0], unit),
+      "saturation": l2(predicted_hsv[:, 1] / unit, target_hsv[:, 1] / unit),
       "value": log_l2(predicted_hsv[:, 2:], target_hsv[:, 2:]),
   }
 

@@ -13,9 +13,13 @@ over a dataset and pick the best and worst examples. Images are float [batch, H,
   * Score = ℓ2(G, I) / ℓ2(G, Ĝ): > 1 beats the identity mapping Ĝ = I. The report's
     text defines it so; its printed formula is the inverse.
   * Latent distances (report §3.5): mean squared difference between two latents.
+  * Light estimates (report §4.1): direction error and accuracy (within ±22.5°, half a
+    direction class), temperature error, Lc and Ld; for envmaps the direction is the
+    brightest column's azimuth and the temperature the palette colour nearest the map's.
 """
 
 import dm_pix
+import jax
 import jax.numpy as jnp
 
 from relight_jax import losses
@@ -121,3 +125,66 @@ def image_metrics(input_image, ground_truth, relit, *, with_lpips: bool = True) 
   if with_lpips:
     result["lpips"] = lpips(relit, ground_truth)
   return result
+
+
+# A predicted light direction counts as right within half a direction class (8 classes).
+DIRECTION_TOLERANCE_DEG = 22.5
+
+
+def wrapped_angle_error_deg(angle_deg, predicted_deg):
+  """|angle - predicted| on the circle, in [0, 180] degrees, [batch]."""
+  difference = jnp.mod(predicted_deg - angle_deg + 180.0, 360.0) - 180.0
+  return jnp.abs(difference)
+
+
+def envmap_azimuth_deg(brightness):
+  """Azimuth of an envmap's brightest column (lights.py's convention), [batch].
+
+  Args:
+    brightness: [batch, height, width] non-negative values (e.g. an envmap's channel sum).
+  """
+  width = brightness.shape[-1]
+  column = jnp.argmax(jnp.sum(brightness, axis=1), axis=-1)
+  return column.astype(jnp.float32) * (360.0 / width)
+
+
+def envmap_temperature_k(envmap_rgb, palette_rgb, palette_k):
+  """The palette temperature whose light colour is nearest the envmap's mean colour, [batch].
+
+  Args:
+    envmap_rgb: [batch, height, width, 3] non-negative.
+    palette_rgb: [n, 3] light colours, largest channel 1 (`envmap.light_rgb`).
+    palette_k: [n] their temperatures in kelvin.
+  """
+  colour = jnp.sum(envmap_rgb.astype(jnp.float32), axis=(1, 2))
+  colour = colour / jnp.maximum(jnp.max(colour, axis=-1, keepdims=True), _EPSILON)
+  distance = jnp.sum(jnp.square(colour[:, None, :] - jnp.asarray(palette_rgb)[None]), -1)
+  # A one-hot product, not a gather: gathering from a constant with a batch sharded on
+  # 'data' does not trace here.
+  nearest = jax.nn.one_hot(jnp.argmin(distance, axis=-1), len(palette_k))
+  return nearest @ jnp.asarray(palette_k, jnp.float32)
+
+
+def light_estimate_metrics(direction_deg, predicted_direction_deg, temperature_k,
+                           predicted_temperature_k):
+  """How well a light was estimated, per example: the report's §4.1 measurements.
+
+  Returns:
+    dict "direction_error_deg", "direction_accuracy" (1 within DIRECTION_TOLERANCE_DEG),
+    "temperature_error_k" (absolute), "ld" (eq. 1), "lc" ((c - ĉ)² / 2000²), [batch] each.
+  """
+  error = wrapped_angle_error_deg(direction_deg, predicted_direction_deg)
+  temperature_error = predicted_temperature_k - temperature_k
+  return {
+      "direction_error_deg": error,
+      "direction_accuracy": (error <= DIRECTION_TOLERANCE_DEG).astype(jnp.float32),
+      "temperature_error_k": jnp.abs(temperature_error),
+      "ld": 1.0 - jnp.cos(jnp.pi * (direction_deg - predicted_direction_deg) / 180.0),
+      "lc": jnp.square(temperature_error) / losses.TEMPERATURE_LOSS_SCALE_K**2,
+  }
+
+
+def envmap_error(predicted, target):
+  """Le (report eq. 2) per example between a predicted and a ground-truth envmap, [batch]."""
+  return _per_example_mean(jnp.square(jnp.log1p(predicted.astype(jnp.float32)) -
+                                      jnp.log1p(target.astype(jnp.float32))))

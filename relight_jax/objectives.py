@@ -1,16 +1,19 @@
 """Per-model training objectives: the report's losses composed for each variant (report §3.4).
 
   envmap                  Lr (reconstruction, ℓ1 in the report) + Le (eq. 2) on the
-                          predicted envmaps of I and T (and G when it was encoded).
+                          predicted envmaps of I and T, the two terms summed as in the
+                          original's `trainWithGeneratedEnvmaps.py`.
   envmap_scene            LPIPS reconstruction + cosine hue + MSE saturation + Le on the
-                          512 envmap values, on I and T (and G when encoded).
+                          512 envmap values, on I and T, summed likewise.
   illumination_predictor  ℓ2 reconstruction + Lc + Ld averaged over I, T and G (the
                           original code's average; G must be encoded).
 
 The reconstruction term is picked by `loss.reconstruction` ('l1' | 'l2' | 'lpips') so
-ablations need no code. `NEEDS_GROUND_TRUTH_LATENT` tells the train step whether to
-pass G to the model: encoding it cost the original ~19% of its forward pass for models
-whose losses never read its latent.
+ablations need no code. The report's abandoned latent losses L(1) / L(2) (§3.4) are
+added when `loss.scene_latent_weight` or `loss.light_latent_weight` is non-zero.
+`needs_ground_truth_latent` / `needs_relit_latent` tell the train step what to encode
+besides I and T: encoding G cost the original ~19% of its forward pass for models whose
+losses never read its latent.
 """
 
 from collections.abc import Callable
@@ -31,6 +34,17 @@ NEEDS_GROUND_TRUTH_LATENT = {
 }
 
 _ROLES = ("input", "target", "ground_truth")
+LATENT_LOSSES = ("plain", "with_reference")
+
+
+def needs_relit_latent(loss_config) -> bool:
+  """Whether the loss reads the relit image's latents (the report's latent losses)."""
+  return bool(loss_config.scene_latent_weight or loss_config.light_latent_weight)
+
+
+def needs_ground_truth_latent(model_name: str, loss_config) -> bool:
+  """Whether the loss reads G's latents: the model's own terms or the latent losses."""
+  return NEEDS_GROUND_TRUTH_LATENT[model_name] or needs_relit_latent(loss_config)
 
 
 def _encoded_roles(outputs):
@@ -52,22 +66,27 @@ def _reconstruction(outputs, batch, loss_config, lpips_fn):
   raise ValueError(f"loss.reconstruction={name!r} is not one of 'l1', 'l2', 'lpips'")
 
 
+# The envmap models supervise the envmaps of I and T (the original never encoded G).
+_ENVMAP_ROLES = ("input", "target")
+
+
 def _envmap_terms(outputs, batch, loss_config):
-  roles = _encoded_roles(outputs)
+  # Summed, not averaged, over I and T: the original's loss, whose balance against the
+  # reconstruction term (Le is ~40x L1 at initialisation) the loss weights assume.
   envmap = sum(losses.log_l2(outputs[f"{role}_envmap"], batch[f"{role}_envmap"])
-               for role in roles) / len(roles)
+               for role in _ENVMAP_ROLES)
   return {"envmap": (loss_config.envmap_weight, envmap)}
 
 
 def _envmap_scene_terms(outputs, batch, loss_config):
-  roles = _encoded_roles(outputs)
   per_role = [losses.hsv_envmap_losses(outputs[f"{role}_envmap_hsv"],
-                                       batch[f"{role}_envmap_hsv"]) for role in roles]
-  mean = lambda key: sum(terms[key] for terms in per_role) / len(roles)
+                                       batch[f"{role}_envmap_hsv"], lights.ENVMAP_PEAK)
+              for role in _ENVMAP_ROLES]
+  summed = lambda key: sum(terms[key] for terms in per_role)
   return {
-      "hue": (loss_config.hue_weight, mean("hue")),
-      "saturation": (loss_config.saturation_weight, mean("saturation")),
-      "value": (loss_config.value_weight, mean("value")),
+      "hue": (loss_config.hue_weight, summed("hue")),
+      "saturation": (loss_config.saturation_weight, summed("saturation")),
+      "value": (loss_config.value_weight, summed("value")),
   }
 
 
@@ -88,6 +107,35 @@ def _illumination_predictor_terms(outputs, batch, loss_config):
       "temperature": (loss_config.temperature_weight, temperature / len(roles)),
       "direction": (loss_config.direction_weight, direction / len(roles)),
   }
+
+
+def _latent_loss_terms(outputs, loss_config):
+  """The report's L(1) / L(2) scene and light latent losses (§3.4) with their weights."""
+  form = loss_config.latent_loss
+  if form not in LATENT_LOSSES:
+    raise ValueError(f"loss.latent_loss={form!r} is not one of {LATENT_LOSSES}")
+  terms = {}
+  # L_s compares the scene latents of I, G and relit (same scene); its reference pair
+  # (T, G) has different scenes. L_l compares the light latents of T, G and relit (same
+  # light); its reference pair (I, G) has different lights.
+  for kind, weight, (a, b, c), (ref_a, ref_b) in (
+      ("scene", loss_config.scene_latent_weight, ("input", "ground_truth", "relit"),
+       ("target", "ground_truth")),
+      ("light", loss_config.light_latent_weight, ("target", "ground_truth", "relit"),
+       ("input", "ground_truth"))):
+    if not weight:
+      continue
+    if outputs.get(f"input_{kind}") is None and outputs.get(f"target_{kind}") is None:
+      raise ValueError(f"loss.{kind}_latent_weight={weight} but this model has no {kind} "
+                       "latent (the Envmap model's latent is all light)")
+    latents = [outputs[f"{role}_{kind}"] for role in (a, b, c)]
+    if form == "plain":
+      value = losses.latent_loss(*latents)
+    else:
+      value = losses.latent_loss_with_reference(
+          *latents, outputs[f"{ref_a}_{kind}"], outputs[f"{ref_b}_{kind}"])
+    terms[f"{kind}_latent"] = (weight, value)
+  return terms
 
 
 # model.name -> the model's latent loss terms {name: (weight, value)}.
@@ -126,6 +174,8 @@ def compute_losses(model_name: str, outputs: dict, batch: dict,
   terms = {"reconstruction": (loss_config.reconstruction_weight,
                               _reconstruction(outputs, batch, loss_config, lpips_fn))}
   terms.update(LATENT_TERMS[model_name](outputs, batch, loss_config))
+  if needs_relit_latent(loss_config):
+    terms.update(_latent_loss_terms(outputs, loss_config))
   if discriminator_fake_logits is not None:
     terms["generator_gan"] = (loss_config.gan_weight,
                               losses.lsgan_generator_loss(discriminator_fake_logits))
@@ -143,30 +193,3 @@ def discriminator_loss(real_logits, fake_logits):
 def generator_gan_loss(fake_logits):
   """LSGAN generator term on the PatchGAN logits of Ĝ (weighted by loss.gan_weight)."""
   return losses.lsgan_generator_loss(fake_logits)
-
-
-def default_loss_config(model_name: str) -> ml_collections.ConfigDict:
-  """The `loss` section for a model as in the report (configs copy it).
-
-  Args:
-    model_name: a key of LATENT_TERMS.
-
-  Returns:
-    ConfigDict with every key compute_losses reads.
-  """
-  if model_name not in LATENT_TERMS:
-    raise ValueError(f"model name {model_name!r} is not one of {sorted(LATENT_TERMS)}")
-  config = ml_collections.ConfigDict()
-  # Report §3.4: ℓ1 for Envmap, LPIPS for Envmap + scene, ℓ2 for IlluminationPredicter.
-  config.reconstruction = {"envmap": "l1", "envmap_scene": "lpips",
-                           "illumination_predictor": "l2"}[model_name]
-  config.reconstruction_weight = 1.0
-  config.envmap_weight = 1.0  # Le on RGB envmaps (envmap).
-  config.hue_weight = 1.0  # envmap_scene: cosine hue.
-  config.saturation_weight = 1.0  # envmap_scene: MSE saturation.
-  config.value_weight = 1.0  # envmap_scene: Le on the envmap values.
-  config.temperature_weight = 1.0  # illumination_predictor: Lc.
-  config.direction_weight = 1.0  # illumination_predictor: Ld.
-  config.lpips_net = "alex"  # 'alex' | 'vgg'.
-  config.gan_weight = 0.0  # Generator adversarial term when a discriminator is used.
-  return config

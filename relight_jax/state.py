@@ -79,7 +79,8 @@ def init_variables(config, rng):
   model = registry.create_model(config.model)
   image = dummy_image(config)
   # Initialise with the ground truth encoded too, so every parameter a loss may use exists.
-  ground_truth = image if objectives.NEEDS_GROUND_TRUTH_LATENT[config.model.name] else None
+  encode_ground_truth = objectives.needs_ground_truth_latent(config.model.name, config.loss)
+  ground_truth = image if encode_ground_truth else None
   return model.init({"params": rng}, image, image, ground_truth=ground_truth, train=False)
 
 

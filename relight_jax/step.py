@@ -50,7 +50,8 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
   """
   batch = float_images(batch)
   model_name = config.model.name
-  needs_ground_truth = objectives.NEEDS_GROUND_TRUTH_LATENT[model_name]
+  needs_ground_truth = objectives.needs_ground_truth_latent(model_name, config.loss)
+  needs_relit = objectives.needs_relit_latent(config.loss)
   discriminator = train_state.discriminator if config.train.gan else None
 
   def loss_fn(params):
@@ -59,6 +60,14 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
         batch["input_image"], batch["target_image"],
         ground_truth=batch["ground_truth"] if needs_ground_truth else None,
         train=True, mutable=["batch_stats"])
+    if needs_relit:
+      # The relit image's latents for the report's latent losses: one more encoder pass,
+      # differentiated through (the losses pull relit towards G's latents).
+      relit_encoded, updates = train_state.apply_fn(
+          {"params": params, "batch_stats": updates["batch_stats"]}, outputs["relit"],
+          train=True, mutable=["batch_stats"], method="encode")
+      outputs = dict(outputs, **{f"relit_{key}": value for key, value in relit_encoded.items()
+                                 if value is not None})
     total, terms = objectives.compute_losses(
         model_name, outputs, batch, config.loss, lpips_fn=lpips_fn)
     discriminator_stats = None

@@ -24,6 +24,7 @@ from relight_jax import config_utils
 from relight_jax import evaluate
 from relight_jax import input_pipeline
 from relight_jax import parallel
+from relight_jax import results as results_lib
 from relight_jax import state as state_lib
 from relight_jax import step as step_lib
 from relight_jax import visualize
@@ -98,9 +99,29 @@ def train_and_evaluate(config, workdir):
     (final `TrainState`, evaluation results, Markdown table).
   """
   train_state = train(config, workdir)
-  results, table = evaluate.run(config, workdir, state_lib.variables_of(train_state),
-                                parallel.create_placement())
-  return train_state, results, table
+  record, table = evaluate.run(config, workdir, state_lib.variables_of(train_state),
+                               parallel.create_placement(),
+                               steps=int(jax.device_get(train_state.step)))
+  return train_state, record, table
+
+
+def periodic_eval_sets(config, train_images, eval_images):
+  """The sets of the periodic evaluation (report Fig. 6): {name: (images, pairs)}.
+
+  "train_set": pairs of training scenes under the Eval rule (the report's Train set, which
+  shows overfitting); "eval" and "eval_same_direction": the validation split's Eval and
+  Eval[d_I = d_T]. Each holds train.eval_batches batches, fixed and seeded.
+  """
+  count = config.train.eval_batches * config.eval.batch_size
+  subsets = input_pipeline.eval_subsets(config.eval.pairing)
+  sets = {}
+  for name, images, rules in (("train_set", train_images, subsets["eval"]),
+                              ("eval", eval_images, subsets["eval"]),
+                              ("eval_same_direction", eval_images,
+                               subsets["eval_same_direction"])):
+    sets[name] = (images, input_pipeline.eval_pairs(images.num_scenes, rules, count,
+                                                    config.eval.seed))
+  return sets
 
 
 def train(config, workdir):
@@ -117,6 +138,12 @@ def train(config, workdir):
   workdir.mkdir(parents=True, exist_ok=True)
   _check_workdir(config, workdir)
   placement = parallel.create_placement()
+  for name, batch_size in (("train.batch_size", config.train.batch_size),
+                           ("eval.batch_size", config.eval.batch_size)):
+    if batch_size % len(placement.mesh.devices.flat):
+      raise ValueError(
+          f"{name}={batch_size} does not split over the {placement.mesh.devices.size} "
+          f"devices: use a multiple of {placement.mesh.devices.size} (--config.{name}=...)")
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   data = config.data
   train_images = input_pipeline.SceneImages(
@@ -157,10 +184,7 @@ def train(config, workdir):
       out_shardings=(placement.replicated, placement.replicated), donate_argnums=0)
   predict_fn = jax.jit(functools.partial(evaluate.predict, config=config))
   eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
-  eval_pairs = input_pipeline.eval_pairs(eval_images.num_scenes,
-                                         input_pipeline.parse_rule(config.eval.pairing),
-                                         config.train.eval_batches * config.eval.batch_size,
-                                         config.eval.seed)
+  periodic_sets = periodic_eval_sets(config, train_images, eval_images)
   report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
   prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
   pending, last_log = [], (start_step, time.time())
@@ -195,15 +219,16 @@ def train(config, workdir):
         variables = state_lib.variables_of(train_state)
         _write_pictures(writer, step, host_batch, predict_fn(variables, device_batch))
       if step % config.train.eval_every == 0 or is_last:
-        summary, _ = evaluate.evaluate_pairs(
-            state_lib.variables_of(train_state), eval_images, eval_pairs, config=config,
-            step_fn=eval_step_fn, put_batch=placement.put_batch,
-            max_batches=config.train.eval_batches)
-        writer.write_scalars(step, {f"eval/{key}": value for key, value in summary.items()
-                                    if key != "num_pairs"})
-        logging.info("step %d eval (%d pairs): score %.3f  mse %.4f  identity mse %.4f",
-                     step, summary["num_pairs"], summary["score"], summary["mse"],
-                     summary["identity/mse"])
+        scores = {}
+        for name, (images, pairs) in periodic_sets.items():
+          per_example, _ = evaluate.evaluate_pairs(
+              state_lib.variables_of(train_state), images, pairs, config=config,
+              step_fn=eval_step_fn, put_batch=placement.put_batch)
+          summary = results_lib.means(per_example)
+          writer.write_scalars(step, {f"{name}/{key}": value for key, value in summary.items()})
+          scores[name] = summary["score"]
+        logging.info("step %d Score: Train %.3f, validation Eval %.3f, Eval[d_I = d_T] %.3f",
+                     step, scores["train_set"], scores["eval"], scores["eval_same_direction"])
       if save_now:
         checkpointing.save(manager, step, train_state, data_state)
         last_saved = step

@@ -37,12 +37,9 @@ def tiny_data_dir(tmp_path_factory):
 
 def load_config(name, arg="smoke", **overrides):
   """Loads configs/<name>.py with a config string, then applies dotted overrides."""
-  import importlib.util
+  from relight_jax import config_utils
 
-  spec = importlib.util.spec_from_file_location(name, _REPO / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg)
+  config = config_utils.config_from_file(f"{name}.py:{arg}")
   with config.unlocked():
     for dotted, value in overrides.items():
       section, key = dotted.split(".")

@@ -63,3 +63,42 @@ def test_load_config_errors(tmp_path):
   (tmp_path / "bad.json").write_text("{not json")
   with pytest.raises(ValueError, match="not valid JSON"):
     config_utils.load_config(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("name, batch, pairing, steps", [
+    ("envmap", 25, "different_scene,different_direction", 120_000),
+    ("envmap_scene", 25, "different_scene,different_direction", 320_000),
+    ("illumination_predictor", 8, "", 60_000)])
+def test_paper_preset_is_the_original_training(name, batch, pairing, steps):
+  config = load_config(name, "preset=paper")
+  assert config.recipe == "report"
+  assert (config.train.learning_rate, config.train.lr_decay) == (1e-3, "constant")
+  assert (config.train.batch_size, config.data.pairing, config.train.num_steps) == (
+      batch, pairing, steps)
+  assert config.model.output == "direct" and config.data.extra_fraction == 0.0
+  assert config.loss.gan_weight == 0.0  # the original never added the generator's GAN term
+  # Our additions are a named recipe, at any size; every model evaluates on one rule.
+  ours = load_config(name, "preset=paper,recipe=ours")
+  assert (ours.model.output, ours.data.extra_fraction, ours.train.lr_decay) == (
+      "residual", 0.5, "cosine")
+  assert ours.eval.pairing == config.eval.pairing == "different_scene,different_direction"
+  assert config.eval.split == "test" and config.data.eval_split == "validation"
+
+
+def test_skip_link_variants_and_latent_losses_are_reachable():
+  config = load_config("envmap", "smoke,disabled_skips=0+1,target_skips=9")
+  assert config.model.disabled_skips == (0, 1) and config.model.target_skips == (9,)
+  with pytest.raises(ValueError, match="expected skip-link indices"):
+    config_utils.parse_arg("disabled_skips=a+b")
+  with pytest.raises(ValueError, match="unknown recipe 'mine'"):
+    config_utils.parse_arg("recipe=mine")
+  config = load_config("illumination_predictor", "smoke", **{"loss.scene_latent_weight": 1.0})
+  assert config.loss.latent_loss == "plain"
+
+
+def test_config_from_file_accepts_names_and_paths():
+  assert config_utils.config_from_file("envmap.py:smoke").data.image_size == 32
+  assert config_utils.config_from_file(
+      str(config_utils.CONFIGS_DIR / "envmap.py") + ":smoke").model.name == "envmap"
+  with pytest.raises(FileNotFoundError, match="nope.py"):
+    config_utils.config_from_file("nope.py")

@@ -47,9 +47,12 @@ def test_bump_position_width_and_wrap(direction):
   assert set(np.flatnonzero(values.max(axis=0) == values.max())) == {column}
   np.testing.assert_allclose(values[7], values[8])
   assert values[:7].max() < values[7].max() and values[9:].max() < values[8].max()
-  # Gaussian with σ = 1.6 px (10% of 16) and wrapping: one column away on either side
-  # (across the map's edge for N) is exp(-1 / (2 σ²)) of the peak.
-  ratio = np.exp(-1.0 / (2 * 1.6**2))
+  # The original's blob 255 exp(-r / (2 σ²)), σ = 1.6 px (10% of 16), r the distance to
+  # (row 7.5, column), wrapping: one column away on either side (across the map's edge
+  # for N) is exp(-(sqrt(1.25) - 0.5) / (2 σ²)) of the peak, itself 255 exp(-0.5 / (2 σ²)).
+  two_sigma2 = 2 * 1.6**2
+  np.testing.assert_allclose(values[7, column], 255 * np.exp(-0.5 / two_sigma2), rtol=1e-5)
+  ratio = np.exp(-(np.sqrt(1.25) - 0.5) / two_sigma2)
   np.testing.assert_allclose(values[7, (column + 1) % 32] / values[7, column], ratio, rtol=1e-5)
   np.testing.assert_allclose(values[7, (column - 1) % 32] / values[7, column], ratio, rtol=1e-5)
 
@@ -59,13 +62,15 @@ def test_hsv_form_reproduces_rgb_form():
     for direction in (0, 3, 7):
       hsv = envmap.envmap_hsv(temperature, direction)
       assert hsv.shape == (514,) and hsv.dtype == np.float32
+      # skimage's hsv2rgb works on values in [0, 1]: compare in units of the peak.
+      peak = envmap.ENVMAP_PEAK
       image_hsv = np.stack([np.full((16, 32), hsv[0]), np.full((16, 32), hsv[1]),
-                            hsv[2:].reshape(16, 32)], axis=-1)
+                            hsv[2:].reshape(16, 32)], axis=-1) / peak
       rgb = envmap.envmap_rgb(temperature, direction)
-      np.testing.assert_allclose(skimage_color.hsv2rgb(image_hsv), rgb, atol=1e-5)
+      np.testing.assert_allclose(skimage_color.hsv2rgb(image_hsv), rgb / peak, atol=1e-5)
       # The model's RGB view of an HSV envmap (dm_pix) agrees too.
-      np.testing.assert_allclose(latent.hsv_envmap_to_rgb(hsv[None], 16, 32)[0], rgb,
-                                 atol=1e-5)
+      np.testing.assert_allclose(latent.hsv_envmap_to_rgb(hsv[None], 16, 32)[0] / peak,
+                                 rgb / peak, atol=1e-5)
 
 
 def test_cached_and_batched():
@@ -94,4 +99,5 @@ def test_write_envmap_sheet(tmp_path):
   # Cell (temperature 2500 K, direction E) holds that envmap, upscaled x2.
   top, left = 2, 2 + 2 * 66
   cell = sheet[top:top + 32:2, left:left + 64:2] / 255.0
-  np.testing.assert_allclose(cell, envmap.envmap_rgb(2500, 2), atol=1 / 255)
+  np.testing.assert_allclose(cell, envmap.envmap_rgb(2500, 2) / envmap.ENVMAP_PEAK,
+                             atol=1 / 255)

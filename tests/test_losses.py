@@ -36,7 +36,12 @@ def test_l1_l2_log_l2_against_numpy():
 def test_hsv_envmap_losses():
   predicted = jnp.concatenate([jnp.array([[0.95, 0.5]]), jnp.full((1, 512), 1.0)], axis=1)
   target = jnp.concatenate([jnp.array([[0.05, 0.25]]), jnp.zeros((1, 512))], axis=1)
-  terms = losses.hsv_envmap_losses(predicted, target)
+  terms = losses.hsv_envmap_losses(predicted, target, 1.0)
+  # In 0..255 units (the envmaps'), hue and saturation are compared in turns and [0, 1].
+  scaled = losses.hsv_envmap_losses(predicted.at[:, :2].multiply(255.0),
+                                    target.at[:, :2].multiply(255.0), 255.0)
+  np.testing.assert_allclose(scaled["hue"], terms["hue"], rtol=1e-5)
+  np.testing.assert_allclose(scaled["saturation"], terms["saturation"], rtol=1e-5)
   # Hue wraps around: 0.95 and 0.05 turns are 0.1 turn apart.
   np.testing.assert_allclose(terms["hue"], 1 - np.cos(2 * np.pi * 0.1), rtol=1e-5)
   np.testing.assert_allclose(terms["saturation"], 0.0625, rtol=1e-6)

@@ -79,3 +79,29 @@ def test_image_metrics_jit_per_example():
                                    with_lpips=False)
   np.testing.assert_allclose(identity["score"], 1.0, rtol=1e-6)
   assert "lpips" not in identity
+
+
+def test_light_estimates_of_generated_envmaps_are_exact():
+  from relight_jax import envmap
+  from relight_jax import evaluate
+  from relight_jax import lights
+  temperatures = np.repeat(np.asarray(lights.TEMPERATURES_K), 8)
+  directions = np.tile(np.arange(8), 5)
+  rgb, _ = envmap.batch_envmaps(temperatures, directions)
+  azimuth = metrics.envmap_azimuth_deg(jnp.asarray(rgb).sum(-1))
+  np.testing.assert_allclose(azimuth, 45.0 * directions)
+  estimated = metrics.envmap_temperature_k(jnp.asarray(rgb), evaluate._PALETTE_RGB,
+                                           evaluate._PALETTE_K)
+  np.testing.assert_allclose(estimated, temperatures)
+
+
+def test_light_estimate_metrics():
+  result = metrics.light_estimate_metrics(
+      jnp.array([0.0, 350.0, 90.0]), jnp.array([22.0, 20.0, 270.0]),
+      jnp.array([2500.0, 6500.0, 4500.0]), jnp.array([2500.0, 4500.0, 3500.0]))
+  np.testing.assert_allclose(result["direction_error_deg"], [22.0, 30.0, 180.0], atol=1e-4)
+  np.testing.assert_array_equal(result["direction_accuracy"], [1.0, 0.0, 0.0])
+  np.testing.assert_allclose(result["temperature_error_k"], [0.0, 2000.0, 1000.0])
+  np.testing.assert_allclose(result["lc"], [0.0, 1.0, 0.25])
+  np.testing.assert_allclose(result["ld"], [1 - np.cos(np.radians(22.0)),
+                                            1 - np.cos(np.radians(30.0)), 2.0], atol=1e-6)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import load_config
 
 from relight_jax import envmap
 from relight_jax import objectives
@@ -206,8 +207,9 @@ def test_gradient_reaches_every_parameter_and_losses_are_finite(name):
   # Depth 1 and 1 bottleneck conv at 16 px: every kind of layer, a fraction of the compile.
   model = registry.create_model(_config(name, depth=1, bottleneck_convs=1))
   batch = _batch(size=16)
-  loss_config = objectives.default_loss_config(name)
-  loss_config.reconstruction = "l1"  # LPIPS has its own tests; keep this compile small.
+  loss_config = load_config(name, "smoke").loss
+  with loss_config.unlocked():
+    loss_config.reconstruction = "l1"  # LPIPS has its own tests; keep this compile small.
   needs_ground_truth = objectives.NEEDS_GROUND_TRUTH_LATENT[name]
 
   @jax.jit
@@ -241,7 +243,7 @@ def test_predictor_loss_requires_ground_truth_latent():
              "input_prediction": jnp.zeros((2, 2)), "target_prediction": jnp.zeros((2, 2))}
   with pytest.raises(ValueError, match="ground_truth"):
     objectives.compute_losses("illumination_predictor", outputs, _batch(),
-                              objectives.default_loss_config("illumination_predictor"))
+                              load_config("illumination_predictor", "smoke").loss)
 
 
 def test_two_tap_upsample_equals_bilinear_resize():

@@ -71,23 +71,39 @@ def test_presets_choose_their_schedule(tiny_data_dir):
       [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)]), rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["envmap", "envmap_scene", "illumination_predictor"])
-def test_smoke_trains_and_evaluates(name, tiny_data_dir, tmp_path):
-  config = _config(name, tiny_data_dir)
-  final_state, results, table = train.train_and_evaluate(config, tmp_path)
-  assert int(final_state.step) == config.train.num_steps
-  for subset in ("eval", "eval_same_temperature", "eval_same_direction"):
-    summary = results[subset]
-    assert summary["num_pairs"] == config.eval.num_pairs
-    for key in ("mse", "psnr", "ssim", "score", "identity/mse"):
-      assert np.isfinite(summary[key]), (subset, key)
-    assert (tmp_path / "eval" / f"sheet_{subset}.png").exists()
+def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_dir, tmp_path):
+  from relight_jax import reproduce
+  result, table = reproduce.reproduce("smoke", tmp_path, seeds=(0,), data_dir=tiny_data_dir)
+  assert set(result) == {"envmap", "envmap_scene", "illumination_predictor", "identity"}
+  for model, subsets in result.items():
+    assert set(subsets) == {"eval", "eval_same_temperature", "eval_same_direction"}, model
+    for subset, values in subsets.items():
+      for key in ("mse", "psnr", "ssim", "score"):
+        low, high = values[key]["ci95"]
+        assert low <= values[key]["mean"] + 1e-9 and values[key]["mean"] <= high + 1e-9
+        assert np.isfinite(values[key]["mean"]), (model, subset, key)
   # Identity mapping on Eval[d_I = d_T] is far better than on Eval (same shadows).
-  assert results["eval_same_direction"]["identity/mse"] < results["eval"]["identity/mse"]
-  saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-  assert saved["eval"]["mse"] == pytest.approx(results["eval"]["mse"])
-  assert "| MSE |" in table and "Eval[d_I = d_T]" in table
-  assert (tmp_path / "eval" / "table.md").read_text() == table
+  assert (result["identity"]["eval_same_direction"]["mse"]["mean"]
+          < result["identity"]["eval"]["mse"]["mean"])
+  # The light estimates of the report's §4.1, per model kind.
+  assert {"light/lc", "light/ld", "light/direction_accuracy"} <= set(
+      result["illumination_predictor"]["eval"])
+  assert {"light/envmap_error", "light/direction_accuracy", "light/temperature_error_k"} <= set(
+      result["envmap"]["eval"])
+  assert json.loads((tmp_path / "metrics.json").read_text()) == result
+  assert (tmp_path / "table1.md").read_text() == table
+  assert "split `test`" in table and "| Envmap | Envmap (report) |" in table
+  figures = {path.name for path in (tmp_path / "figures").iterdir()}
+  assert {"envmap_seed0_training.png", "envmap_seed0_envmaps_eval.png",
+          "illumination_predictor_seed0_sheet_eval_same_direction.png"} <= figures
+  # Each workdir's own record: the test split, its protocol, every subset.
+  record = json.loads((tmp_path / "runs" / "envmap_seed0" / "eval" / "metrics.json").read_text())
+  assert record["meta"]["split"] == "test" and record["meta"]["recipe"] == "report"
+  assert record["subsets"]["eval"]["num_pairs"] == 16
+  # Re-running resumes: nothing is retrained, the same table comes out.
+  again, _ = reproduce.reproduce("smoke", tmp_path, seeds=(0,), data_dir=tiny_data_dir,
+                                 models=("illumination_predictor",))
+  assert again["illumination_predictor"] == result["illumination_predictor"]
 
 
 def test_gan_variant_trains(tiny_data_dir, tmp_path):
@@ -237,3 +253,37 @@ def test_resuming_with_another_schedule_names_it_and_keeps_config(tiny_data_dir,
   assert (tmp_path / checkpointing.CONFIG_FILE).read_text() == config_json
   _, variables, step = checkpointing.load_inference_variables(tmp_path)
   assert step == 2 and "params" in variables
+
+
+@pytest.mark.parametrize("form", ["plain", "with_reference"])
+def test_latent_losses_train_and_move_the_scene_latents(form, tiny_data_dir):
+  # The report's L(1) / L(2) (§3.4) from a config alone: the step encodes G and relit too.
+  config = _config("illumination_predictor", tiny_data_dir, **{
+      "loss.scene_latent_weight": 1.0, "loss.light_latent_weight": 1.0,
+      "loss.latent_loss": form})
+  images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
+  pairs = input_pipeline.eval_pairs(images.num_scenes, ("different_scene",), 8, 0)
+  batch = input_pipeline.stack_examples(images, pairs)
+  train_state = state_lib.create_train_state(config, jax.random.key(0))
+  step = jax.jit(lambda s, b: step_lib.train_step(s, b, config=config))
+  _, metrics = step(train_state, batch)
+  assert np.isfinite(float(metrics["scene_latent"])) and float(metrics["scene_latent"]) > 0
+  assert np.isfinite(float(metrics["light_latent"]))
+  with_weight = float(metrics["loss"])
+  assert with_weight > float(metrics["reconstruction"]) + float(metrics["scene_latent"]) * 0.99
+
+
+def test_envmap_model_has_no_scene_latent_to_constrain(tiny_data_dir):
+  config = _config("envmap", tiny_data_dir, **{"loss.scene_latent_weight": 1.0})
+  images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
+  batch = input_pipeline.stack_examples(
+      images, input_pipeline.eval_pairs(images.num_scenes, ("different_scene",), 8, 0))
+  train_state = state_lib.create_train_state(config, jax.random.key(0))
+  with pytest.raises(ValueError, match="no scene latent"):
+    step_lib.train_step(train_state, batch, config=config)
+
+
+def test_batch_that_does_not_split_over_the_devices_is_refused(tiny_data_dir, tmp_path):
+  config = _config("envmap", tiny_data_dir, **{"train.batch_size": 25})
+  with pytest.raises(ValueError, match="train.batch_size=25 does not split over the 4 devices"):
+    train.train(config, tmp_path)

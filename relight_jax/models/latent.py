@@ -70,12 +70,13 @@ def tile(vector, spatial_shape):
 def hsv_envmap_to_rgb(envmap_hsv, height: int, width: int):
   """RGB view [b, height, width, 3] of HSV envmap vectors [b, 2 + height * width].
 
-  The vector is (hue in [0, 1) turns, saturation, height*width values), as built by
-  `relight_jax.envmap.envmap_hsv`.
+  The vector is (hue, saturation, height*width values) in 0..ENVMAP_PEAK units, as built
+  by `relight_jax.envmap.envmap_hsv`.
   """
   batch = envmap_hsv.shape[0]
-  hue = jnp.broadcast_to(envmap_hsv[:, None, None, 0], (batch, height, width))
-  saturation = jnp.broadcast_to(envmap_hsv[:, None, None, 1], (batch, height, width))
+  unit = lights.ENVMAP_PEAK
+  hue = jnp.broadcast_to(envmap_hsv[:, None, None, 0] / unit, (batch, height, width))
+  saturation = jnp.broadcast_to(envmap_hsv[:, None, None, 1] / unit, (batch, height, width))
   values = envmap_hsv[:, 2:].reshape(batch, height, width)
   hsv = jnp.stack([jnp.mod(hue, 1.0), jnp.clip(saturation, 0.0, 1.0), values], axis=-1)
   return dm_pix.hsv_to_rgb(hsv)

@@ -137,9 +137,7 @@ class Relighter(nn.Module):
       for key, value in encoded.items():
         if value is not None:
           outputs[f"{role}_{key}"] = part(value, index)
-    # The swap: I's scene latent with T's light latent (report §3.3). One model of the
-    # original code overwrote I's scene latent with T's light latent (a bug we fix by
-    # keeping them in separately named outputs).
+    # The swap: I's scene latent with T's light latent (report §3.3).
     swapped = self.latent_head.assemble(
         outputs.get("input_scene"), outputs["target_light"], latent.shape[1:3], train=train)
     decoder_skips = [part(skip, 1 if k in self.target_skips else 0)

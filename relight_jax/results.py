@@ -1,0 +1,197 @@
+"""Evaluation results: bootstrap confidence intervals, the protocol record, Table 1.
+
+An evaluation of one model is a record `{"meta": {...}, "subsets": {subset: summary}}`
+(the workdir's `eval/metrics.json`). `meta` says what was evaluated and how (data,
+split, image size, pairing rule, pair-list seed, steps, ...); a summary holds, for every
+metric, its mean over the subset's fixed pair list and a 95% confidence interval.
+
+Confidence intervals are bootstrap percentiles that resample *scenes*, not pairs: the
+pairs of one scene share its content, so they are not independent draws. A replicate
+draws the split's scenes with replacement and weights every pair (I, T) by
+count(scene_I) * count(scene_T) (a pigeonhole bootstrap for pairs of scenes). Score is
+the ratio of the weighted mean l2 of the identity to that of the model in every
+replicate, as it is the ratio of the means on the full list.
+
+Records combine into one table only when they evaluated the same sets
+(`check_compatible`); the columns of one model over several seeds show mean +- sd.
+"""
+
+import numpy as np
+
+SUBSET_TITLES = {
+    "eval": "Eval",
+    "eval_same_temperature": "Eval[c_I = c_T]",
+    "eval_same_direction": "Eval[d_I = d_T]",
+}
+# Table rows: (metric key, row title, format). Image metrics have an identity value.
+IMAGE_ROWS = (("mse", "MSE", "{:.4f}"), ("psnr", "PSNR (dB)", "{:.2f}"),
+              ("ssim", "SSIM", "{:.4f}"), ("dssim", "DSSIM = (1 - SSIM) / 2", "{:.4f}"),
+              ("lpips", "LPIPS", "{:.4f}"), ("score", "Score", "{:.3f}"))
+LIGHT_ROWS = (("light/direction_accuracy", "Light direction accuracy (+-22.5 deg)", "{:.3f}"),
+              ("light/direction_error_deg", "Light direction error (deg)", "{:.1f}"),
+              ("light/temperature_error_k", "Light temperature error (K)", "{:.0f}"),
+              ("light/envmap_error", "Envmap error Le (eq. 2)", "{:.3f}"),
+              ("light/lc", "Lc", "{:.4f}"), ("light/ld", "Ld", "{:.4f}"))
+# What two evaluations must share to sit in one table.
+PROTOCOL_KEYS = ("data", "split", "image_size", "eval_pairing", "eval_num_pairs", "eval_seed",
+                 "bootstrap_samples", "bootstrap_seed")
+
+
+def scene_weights(pairs, num_scenes, samples, seed):
+  """Bootstrap weights of the pairs: [samples, N] = count(scene_I) * count(scene_T).
+
+  Args:
+    pairs: int [N, 4] of (scene_I, light_I, scene_T, light_T).
+    num_scenes: scenes of the split (the population resampled).
+    samples: number of replicates.
+    seed: seed of the resampling.
+  """
+  rng = np.random.default_rng(seed)
+  counts = rng.multinomial(num_scenes, np.full(num_scenes, 1.0 / num_scenes), size=samples)
+  return (counts[:, pairs[:, 0]] * counts[:, pairs[:, 2]]).astype(np.float64)
+
+
+def summarize(per_example, pairs, num_scenes, *, samples, seed):
+  """Means and 95% bootstrap CIs of every per-example metric, and of Score.
+
+  Args:
+    per_example: {metric: [N] values}, with "mse" and "identity/mse".
+    pairs: int [N, 4], the pairs the values belong to.
+    num_scenes: scenes of the evaluated split.
+    samples: bootstrap replicates (0: no intervals, each ci95 is [mean, mean]).
+    seed: bootstrap seed.
+
+  Returns:
+    {"num_pairs", "num_scenes", "metrics": {key: {"mean": x, "ci95": [lo, hi]}}}.
+  """
+  values = {key: np.asarray(value, np.float64) for key, value in per_example.items()}
+  means = {key: float(np.mean(value)) for key, value in values.items()}
+  means["score"] = means["identity/mse"] / max(means["mse"], 1e-12)
+  replicates = {}
+  if samples:
+    weights = scene_weights(pairs, num_scenes, samples, seed)
+    total = weights.sum(axis=1)
+    usable = total > 0  # A replicate may draw no scene pair present in the list.
+    weights, total = weights[usable], total[usable]
+    replicates = {key: weights @ value / total for key, value in values.items()}
+    replicates["score"] = replicates["identity/mse"] / np.maximum(replicates["mse"], 1e-12)
+  summary = {}
+  for key, mean in means.items():
+    if key in replicates:
+      low, high = np.percentile(replicates[key], [2.5, 97.5])
+      summary[key] = {"mean": mean, "ci95": [float(low), float(high)]}
+    else:
+      summary[key] = {"mean": mean, "ci95": [mean, mean]}
+  summary["identity/score"] = {"mean": 1.0, "ci95": [1.0, 1.0]}
+  return {"num_pairs": int(len(pairs)), "num_scenes": int(num_scenes), "metrics": summary}
+
+
+def means(per_example):
+  """Plain means of every metric and the Score (periodic evaluation, no intervals)."""
+  result = {key: float(np.mean(value)) for key, value in per_example.items()}
+  result["score"] = result["identity/mse"] / max(result["mse"], 1e-12)
+  return result
+
+
+def check_compatible(records, labels):
+  """Raises ValueError unless every record evaluated the same sets as the first.
+
+  Args:
+    records: evaluation records (`{"meta", "subsets"}`).
+    labels: a name for each record (its workdir), used in the message.
+  """
+  first, first_label = records[0], labels[0]
+  for record, label in zip(records[1:], labels[1:], strict=True):
+    for key in PROTOCOL_KEYS:
+      if record["meta"].get(key) != first["meta"].get(key):
+        raise ValueError(
+            f"cannot combine {first_label} and {label}: they were evaluated with different "
+            f"{key} ({first['meta'].get(key)!r} vs {record['meta'].get(key)!r}); evaluate "
+            f"both with the same settings (--mode=evaluate)")
+    for subset in set(first["subsets"]) & set(record["subsets"]):
+      counts = [r["subsets"][subset]["num_pairs"] for r in (first, record)]
+      if counts[0] != counts[1]:
+        raise ValueError(f"cannot combine {first_label} and {label}: {SUBSET_TITLES[subset]} "
+                         f"has {counts[0]} pairs in one and {counts[1]} in the other")
+
+
+def _cell(records, key, subset, fmt):
+  """One table cell: mean [CI] of one record, or mean +- sd over several (seeds)."""
+  found = [r["subsets"][subset]["metrics"][key] for r in records
+           if subset in r["subsets"] and key in r["subsets"][subset]["metrics"]]
+  if not found:
+    return "n/a"
+  if len(found) == 1:
+    low, high = found[0]["ci95"]
+    return f"{fmt.format(found[0]['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
+  values = np.array([item["mean"] for item in found])
+  return f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
+
+
+def protocol_lines(meta):
+  """The sentence every table starts with: data, split, size, pairs, seeds."""
+  pairing = meta.get("eval_pairing") or "all pairs"
+  return [f"Data: `{meta['data']}`, split `{meta['split']}`, {meta['image_size']} px. "
+          f"Pairs: fixed list of up to {meta['eval_num_pairs']} per set, seed "
+          f"{meta['eval_seed']}, rule `{pairing}` (Eval[c_I = c_T] adds equal temperatures, "
+          f"Eval[d_I = d_T] requires equal directions). 95% CIs: "
+          f"{meta['bootstrap_samples']} bootstrap replicates over scenes (seed "
+          f"{meta['bootstrap_seed']})."]
+
+
+def model_line(label, records):
+  runs = ", ".join(f"seed {r['meta']['seed']}: {r['meta']['steps']} steps" for r in records)
+  meta = records[0]["meta"]
+  extra = f" mixed with {meta['train_extra']}" if meta.get("train_extra") else ""
+  return (f"- **{label}**: `{meta['model']}`, recipe `{meta['recipe']}`, width "
+          f"{meta['width']}, trained on `{meta['train_pairing'] or 'all pairs'}`{extra} "
+          f"({runs})")
+
+
+def format_table(columns, *, reference=None):
+  """Markdown tables in the layout of the report's Table 1, one per evaluation subset.
+
+  Args:
+    columns: {label: [records]} in column order; several records of one label are seeds
+      (cells show mean ± sd over them), one record shows mean [95% CI].
+    reference: optional {label: {metric key: value}}, the report's printed Table 1,
+      shown as a "(report)" column after each model's.
+
+  Returns:
+    Markdown text. Raises ValueError (check_compatible) for evaluations of other sets.
+  """
+  labels = list(columns)
+  flat = [record for label in labels for record in columns[label]]
+  check_compatible(flat, [label for label in labels for _ in columns[label]])
+  first = flat[0]
+  lines = protocol_lines(first["meta"]) + [""] + [model_line(label, columns[label])
+                                                  for label in labels] + [""]
+  header = ["Metric", "Identity (G_hat = I)"]
+  for label in labels:
+    header.append(label)
+    if reference and label in reference:
+      header.append(f"{label} (report)")
+  for subset, title in SUBSET_TITLES.items():
+    if subset not in first["subsets"]:
+      continue
+    summary = first["subsets"][subset]
+    lines += [f"### {title} ({summary['num_pairs']} pairs, {summary['num_scenes']} scenes)", "",
+              "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    present = set().union(*(r["subsets"].get(subset, {}).get("metrics", {}) for r in flat))
+    for key, name, fmt in IMAGE_ROWS + LIGHT_ROWS:
+      if key not in present:
+        continue
+      identity_key = f"identity/{key}"
+      cells = [_cell([first], identity_key, subset, fmt) if identity_key in present else "–"]
+      for label in labels:
+        cells.append(_cell(columns[label], key, subset, fmt))
+        if reference and label in reference:
+          value = reference[label].get(key)
+          cells.append("–" if value is None else fmt.format(value))
+      lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+  lines.append("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS: AlexNet "
+               "on [-1, 1]; Score = l2(G, I) / l2(G, G_hat) (> 1 beats the identity mapping). "
+               "Light rows: averaged over the estimates of I, T and G (envmap models: the "
+               "brightest column and the nearest light colour of the predicted envmap).")
+  return "\n".join(lines) + "\n"

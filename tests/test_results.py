@@ -1,0 +1,100 @@
+"""Bootstrap intervals over scenes, the protocol check and the Table 1 layout (results.py)."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from relight_jax import results
+
+
+def _pairs(num_scenes, per_pair_of_scenes=3):
+  """Every ordered pair of different scenes, `per_pair_of_scenes` times: [N, 4]."""
+  rows = [(a, k, b, k + 1) for a in range(num_scenes) for b in range(num_scenes) if a != b
+          for k in range(per_pair_of_scenes)]
+  return np.asarray(rows)
+
+
+def test_scene_weights_are_products_of_scene_counts():
+  pairs = _pairs(5)
+  weights = results.scene_weights(pairs, 5, samples=50, seed=3)
+  counts = np.random.default_rng(3).multinomial(5, np.full(5, 0.2), size=50)
+  np.testing.assert_array_equal(weights, counts[:, pairs[:, 0]] * counts[:, pairs[:, 2]])
+
+
+def test_resampling_scenes_sees_what_resampling_pairs_misses():
+  # Values that depend on the input scene (pairs of one scene are not independent): the
+  # interval over scenes must be far wider than a naive bootstrap over pairs.
+  rng = np.random.default_rng(0)
+  pairs = _pairs(12)
+  scene_effect = rng.normal(0.0, 1.0, 12)
+  values = 5.0 + scene_effect[pairs[:, 0]] + rng.normal(0.0, 0.1, len(pairs))
+  per_example = {"mse": values, "identity/mse": np.full(len(pairs), 5.0)}
+  summary = results.summarize(per_example, pairs, 12, samples=1000, seed=0)
+  low, high = summary["metrics"]["mse"]["ci95"]
+  naive = [np.mean(rng.choice(values, len(values))) for _ in range(1000)]
+  naive_low, naive_high = np.percentile(naive, [2.5, 97.5])
+  assert low < values.mean() < high
+  assert (high - low) > 3 * (naive_high - naive_low)
+  # The scene-level spread sets the width: about 2 * 1.96 * sd(scene effect) / sqrt(12).
+  assert 0.5 < (high - low) / (2 * 1.96 * scene_effect.std() / np.sqrt(12)) < 2.0
+  # Score is the ratio of means, in the point estimate and in every replicate.
+  score = summary["metrics"]["score"]
+  assert score["mean"] == pytest.approx(5.0 / values.mean())
+  assert score["ci95"][0] == pytest.approx(5.0 / high, rel=0.05)
+
+
+def test_summarize_without_replicates_and_identity_score():
+  pairs = _pairs(3)
+  per_example = {"mse": np.full(len(pairs), 0.02), "identity/mse": np.full(len(pairs), 0.06)}
+  summary = results.summarize(per_example, pairs, 3, samples=0, seed=0)
+  assert summary["num_pairs"] == len(pairs) and summary["num_scenes"] == 3
+  assert summary["metrics"]["score"] == {"mean": pytest.approx(3.0),
+                                         "ci95": [pytest.approx(3.0), pytest.approx(3.0)]}
+  assert summary["metrics"]["identity/score"]["mean"] == 1.0
+
+
+def _record(label, mse, seed=0, **meta):
+  pairs = _pairs(4)
+  per_example = {"mse": np.full(len(pairs), mse), "identity/mse": np.full(len(pairs), 0.06),
+                 "psnr": np.full(len(pairs), 20.0), "identity/psnr": np.full(len(pairs), 12.0)}
+  base = {"label": label, "model": "envmap", "recipe": "report", "width": 0.25, "seed": seed,
+          "steps": 100, "train_pairing": "different_scene,different_direction",
+          "train_extra": "", "data": "vidit/synthetic_small", "split": "test",
+          "image_size": 64, "eval_pairing": "different_scene,different_direction",
+          "eval_num_pairs": 1000, "eval_seed": 1234, "bootstrap_samples": 100,
+          "bootstrap_seed": 0}
+  base.update(meta)
+  return {"meta": base, "subsets": {
+      "eval": results.summarize(per_example, pairs, 4, samples=100, seed=0)}}
+
+
+def test_table_states_the_protocol_and_shows_intervals_and_seed_spread():
+  columns = {"Envmap": [_record("Envmap", 0.02), _record("Envmap", 0.03, seed=1)],
+             "IP": [_record("IP", 0.03)]}
+  table = results.format_table(columns, reference={"Envmap": {"mse": 0.0219}})
+  assert "Data: `vidit/synthetic_small`, split `test`, 64 px." in table
+  assert "seed 1234" in table and "over scenes" in table
+  assert "seed 0: 100 steps, seed 1: 100 steps" in table
+  assert "### Eval (36 pairs, 4 scenes)" in table
+  assert "| Metric | Identity (G_hat = I) | Envmap | Envmap (report) | IP |" in table
+  # Envmap: mean ± sd over its two seeds, the report's figure, IP: mean [CI].
+  assert "| MSE | 0.0600 [0.0600, 0.0600] | 0.0250 ± 0.0071 | 0.0219 | 0.0300 [0.0300, 0.0300] |" \
+      in table
+
+
+@pytest.mark.parametrize("key, value", [("split", "validation"), ("image_size", 32),
+                                        ("eval_seed", 7), ("data", "vidit/synthetic"),
+                                        ("eval_pairing", "different_scene")])
+def test_combining_different_evaluations_is_refused_naming_the_difference(key, value):
+  other = _record("IP", 0.03, **{key: value})
+  with pytest.raises(ValueError, match=f"different {key}"):
+    results.format_table({"Envmap": [_record("Envmap", 0.02)], "IP": [other]})
+
+
+def test_combining_lists_of_other_lengths_is_refused():
+  other = _record("IP", 0.03)
+  shorter = copy.deepcopy(other)
+  shorter["subsets"]["eval"]["num_pairs"] = 5
+  with pytest.raises(ValueError, match="Eval has 36 pairs in one and 5"):
+    results.format_table({"Envmap": [_record("Envmap", 0.02)], "IP": [shorter]})
