@@ -15,8 +15,11 @@ details, including its bugs, because the baseline must cost what the original co
   * The encoder's bottleneck convs are `[block] * 3`: ONE module applied three times
     (shared weights: 2 x 2.36 M parameters fewer, same FLOPs).
   * The encoder runs once per image (no batching of I and T), and the Envmap and
-    IlluminationPredicter models also encode the ground truth G. Envmap never reads G's
-    latent (wasted work); IlluminationPredicter's loss averages over I, T and G.
+    IlluminationPredicter models also encode the ground truth G. IlluminationPredicter's
+    loss averages over I, T and G. The original's final Envmap model
+    (`SinglePortraitEnvmapSwapNet`) does not encode G, so this baseline's Envmap step
+    costs up to one encoder pass more than the original's, and BENCHMARKS.md's Envmap
+    speed ratios against it are high by up to that much.
   * Envmap + scene: pooling conv 512 -> 512 scene + 2 x 514 light channels, decoder
     conv (512 + 514) -> 512, and G not encoded. This is what reproduces the issue's
     measured 30.67 M parameters and 61.8 GFLOPs per sample; the report's text says a
@@ -165,7 +168,7 @@ class Relighter(nn.Module):
     latent_t, _ = self.encoder(target_image)
     outputs = {"input": self.split(latent_i), "target": self.split(latent_t)}
     if ground_truth is not None and self.name in ("envmap", "illumination_predictor"):
-      # Envmap: G encoded although no loss reads it (the original's wasted ~19%).
+      # Envmap: G encoded although no loss reads it (see the module docstring).
       outputs["ground_truth"] = self.split(self.encoder(ground_truth)[0])
     size = latent_i.shape[2:]
     if self.name == "envmap":
@@ -219,7 +222,7 @@ def losses(name, outputs, batch, lpips_net):
   relit, ground_truth = outputs["relit"], batch["ground_truth"]
   if name == "envmap":
     envmap = sum(log_l2(outputs[r]["envmap"].flatten(1), batch[f"{r}_envmap"].flatten(1))
-                 for r in ("input", "target")) / 2
+                 for r in ("input", "target"))
     return F.l1_loss(relit, ground_truth) + envmap
   if name == "envmap_scene":
     total = lpips_net(relit, ground_truth)  # fed [0, 1] images in the original

@@ -258,7 +258,7 @@ def apply_presets(config, args):
     config.train.checkpoint_every = 2000
     config.train.eval_every = 5000
     config.eval.num_pairs = 10_000
-    config.eval.batch_size = 50
+    config.eval.batch_size = 64
   if args.data:
     config.data.name = args.data if "/" in args.data else f"vidit/{args.data}"
   if args.gan:

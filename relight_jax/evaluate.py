@@ -326,11 +326,11 @@ def main(argv):
   """Combines the metrics.json of several workdirs into one table (a column per model)."""
   del argv
   columns = {}
-  for workdir in FLAGS.workdir:
-    columns.setdefault(pathlib.Path(workdir).name, []).append(load_record(workdir))
   try:
+    for workdir in FLAGS.workdir:
+      columns.setdefault(pathlib.Path(workdir).name, []).append(load_record(workdir))
     table = results_lib.format_table(columns)
-  except ValueError as error:
+  except (FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
   if FLAGS.output:
     _atomic_write_text(FLAGS.output, table)

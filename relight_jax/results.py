@@ -120,7 +120,7 @@ def _cell(records, key, subset, fmt):
   found = [r["subsets"][subset]["metrics"][key] for r in records
            if subset in r["subsets"] and key in r["subsets"][subset]["metrics"]]
   if not found:
-    return "n/a"
+    return "–"
   if len(found) == 1:
     low, high = found[0]["ci95"]
     return f"{fmt.format(found[0]['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
@@ -154,8 +154,8 @@ def format_table(columns, *, reference=None):
   Args:
     columns: {label: [records]} in column order; several records of one label are seeds
       (cells show mean ± sd over them), one record shows mean [95% CI].
-    reference: optional {label: {metric key: value}}, the report's printed Table 1,
-      shown as a "(report)" column after each model's.
+    reference: optional {subset: {label: {metric key: value}}}, e.g. the report's printed
+      Table 1 for "eval", shown as a "(report)" column after each model's.
 
   Returns:
     Markdown text. Raises ValueError (check_compatible) for evaluations of other sets.
@@ -166,15 +166,14 @@ def format_table(columns, *, reference=None):
   first = flat[0]
   lines = protocol_lines(first["meta"]) + [""] + [model_line(label, columns[label])
                                                   for label in labels] + [""]
-  header = ["Metric", "Identity (G_hat = I)"]
-  for label in labels:
-    header.append(label)
-    if reference and label in reference:
-      header.append(f"{label} (report)")
   for subset, title in SUBSET_TITLES.items():
     if subset not in first["subsets"]:
       continue
     summary = first["subsets"][subset]
+    printed = (reference or {}).get(subset, {})
+    header = ["Metric", "Identity (G_hat = I)"]
+    for label in labels:
+      header += [label] + ([f"{label} (report)"] if label in printed else [])
     lines += [f"### {title} ({summary['num_pairs']} pairs, {summary['num_scenes']} scenes)", "",
               "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     present = set().union(*(r["subsets"].get(subset, {}).get("metrics", {}) for r in flat))
@@ -185,8 +184,8 @@ def format_table(columns, *, reference=None):
       cells = [_cell([first], identity_key, subset, fmt) if identity_key in present else "–"]
       for label in labels:
         cells.append(_cell(columns[label], key, subset, fmt))
-        if reference and label in reference:
-          value = reference[label].get(key)
+        if label in printed:
+          value = printed[label].get(key)
           cells.append("–" if value is None else fmt.format(value))
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")

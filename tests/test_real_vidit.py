@@ -52,6 +52,20 @@ def test_full_release_folder_splits_rgba_palette_and_incomplete(tmp_path, caplog
   assert "2500_SW" in caplog.text  # The missing illumination is named.
 
 
+def test_train_release_alone_holds_out_validation_and_test_scenes(tmp_path, caplog):
+  # Only the public train release (000-299): data=full_256 must still train, validate
+  # and test, on disjoint scenes.
+  manual = tmp_path / "manual"
+  fakes.write_tree(manual, fakes.scene_files([0, 239, 240, 269, 270, 299]))
+  with caplog.at_level(logging.WARNING):
+    sources = fakes.build(fakes.small_config("full"), manual, tmp_path / "data")
+  assert set(sources) == {"train", "validation", "test"}
+  _check_scene_records(sources["train"], [0, 239])
+  _check_scene_records(sources["validation"], [240, 269])
+  _check_scene_records(sources["test"], [270, 299])
+  assert "holding out 240-269 (validation), 270-299 (test)" in caplog.text
+
+
 def test_full_release_zip_matches_folder_and_names_the_archive(tmp_path):
   files = fakes.scene_files([5, 301])
   fakes.write_tree(tmp_path / "folder", files)

@@ -72,7 +72,7 @@ def _record(label, mse, seed=0, **meta):
 def test_table_states_the_protocol_and_shows_intervals_and_seed_spread():
   columns = {"Envmap": [_record("Envmap", 0.02), _record("Envmap", 0.03, seed=1)],
              "IP": [_record("IP", 0.03)]}
-  table = results.format_table(columns, reference={"Envmap": {"mse": 0.0219}})
+  table = results.format_table(columns, reference={"eval": {"Envmap": {"mse": 0.0219}}})
   assert "Data: `vidit/synthetic_small`, split `test`, 64 px." in table
   assert "seed 1234" in table and "over scenes" in table
   assert "seed 0: 100 steps, seed 1: 100 steps" in table

@@ -93,6 +93,7 @@ def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_di
   assert json.loads((tmp_path / "metrics.json").read_text()) == result
   assert (tmp_path / "table1.md").read_text() == table
   assert "split `test`" in table and "| Envmap | Envmap (report) |" in table
+  assert table.count("Envmap (report)") == 1  # the report printed Table 1 for Eval only
   figures = {path.name for path in (tmp_path / "figures").iterdir()}
   assert {"envmap_seed0_training.png", "envmap_seed0_envmaps_eval.png",
           "illumination_predictor_seed0_sheet_eval_same_direction.png"} <= figures

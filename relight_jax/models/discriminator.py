@@ -1,10 +1,12 @@
 """PatchGAN discriminator (report §3.5 "Make the relit image realistic with GAN").
 
 The pix2pix "NLayerDiscriminator" (Isola et al. 2017) that the original code took from
-the pix2pix repository: with 3 layers each output logit sees a 70x70 patch. It is
-unconditional (it sees only the image, real G or relit Ĝ), as in the report, and has no
-final sigmoid: the losses are LSGAN's (`losses.lsgan_discriminator_loss`,
-`losses.lsgan_generator_loss`). Built by `models/registry.create_discriminator`.
+the pix2pix repository: with 3 layers each output logit sees a 70x70 patch. The trainer
+uses it conditionally, as pix2pix does: it sees the input I next to G or Ĝ (6 channels;
+`step.py`). The original's `train.py` fed it the image alone; the report (§5.1) asks for
+a conditional GAN. No final sigmoid: the losses are LSGAN's
+(`losses.lsgan_discriminator_loss`, `losses.lsgan_generator_loss`). Built by
+`models/registry.create_discriminator`.
 """
 
 from typing import Any
@@ -25,8 +27,8 @@ def _conv(features, strides, use_bias, dtype, name):
 class PatchDiscriminator(nn.Module):
   """pix2pix PatchGAN: image [b, S, S, C] -> patch logits [b, S/8 - 2, S/8 - 2, 1] (3 layers).
 
-  C is 3 for an unconditional discriminator; the trainer uses pix2pix's conditional form
-  and passes the input image next to the candidate (C = 6).
+  The trainer passes the input image next to the candidate (C = 6, conditional); C = 3
+  would be the original's unconditional use.
 
   Attributes:
     features: base width (64).

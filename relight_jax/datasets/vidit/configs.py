@@ -75,7 +75,8 @@ def _real_configs():
           image_size=resolution,
           description=(f"{layout.title}: 40-illumination scenes (ImageNNN_TTTT_D.png) "
                        f"resized to {resolution} px; splits by scene number 000-299 / "
-                       "300-344 / 345-389 (those present).")))
+                       "300-344 / 345-389, or 000-239 / 240-269 / 270-299 when only "
+                       "the train release is present.")))
       if layout.name != "full":  # The full release has no fixed evaluation pairs.
         configs.append(ViditConfig(
             name=f"{layout.name}_pairs_{resolution}", source="pairs", layout=layout.name,

@@ -7,7 +7,9 @@ come in two shapes, parsed here from a `manual_tree.scan_manual_dir` listing:
   `group_light_scenes` groups them per scene in `lights.py` light-index order and assigns
   the split from the scene number (`SCENE_SPLITS`: 000-299 train, 300-344 validation,
   345-389 test; the public release has no location labels, so the report's location
-  split cannot be reproduced).
+  split cannot be reproduced). A tree with only the public train release (no scene
+  past 299) is split by `HOLDOUT_SPLITS` instead: 000-239 train, 240-269 validation,
+  270-299 test, so that it trains, validates and tests on disjoint scenes.
 * Fixed evaluation pairs `input/PairNNN.png` + `guide/PairNNN.png` (+ `.npy` depth) with
   flat ground truth `PairNNN.png`: `group_eval_pairs` assigns the split from a folder or
   archive name containing "val" or "test".
@@ -51,6 +53,9 @@ NUM_VIDIT_SCENES = 390
 # Inclusive scene-number ranges of the full release (VIDIT README; 345-389 were the
 # NTIRE 2021 test scenes).
 SCENE_SPLITS = (("train", 0, 299), ("validation", 300, 344), ("test", 345, 389))
+# The split when only the public train release (000-299) is present: its last 60 scenes
+# are held out, so that validation (periodic evaluation, choices) and test (tables) exist.
+HOLDOUT_SPLITS = (("train", 0, 239), ("validation", 240, 269), ("test", 270, 299))
 
 _DIRECTION_ALTERNATION = "|".join(sorted(lights.DIRECTIONS, key=len, reverse=True))
 LIGHT_FILE_RE = re.compile(rf"^Image(\d{{3}})_(\d{{4}})_({_DIRECTION_ALTERNATION})\.png$")
@@ -107,9 +112,9 @@ def _bad_names_error(bad, expected: str, root) -> ValueError:
       f"{expected}:\n{_listing(bad)}")
 
 
-def scene_split(scene: int) -> str:
-  """Split of a real VIDIT scene number (SCENE_SPLITS)."""
-  for split, first, last in SCENE_SPLITS:
+def scene_split(scene: int, rule=SCENE_SPLITS) -> str:
+  """Split of a real VIDIT scene number under `rule` (SCENE_SPLITS or HOLDOUT_SPLITS)."""
+  for split, first, last in rule:
     if first <= scene <= last:
       return split
   raise ValueError(f"scene {scene} is outside VIDIT's 000-{NUM_VIDIT_SCENES - 1}")
@@ -178,11 +183,19 @@ def group_light_scenes(files, root) -> dict[str, list[LightScene]]:
   if orphan_depths:
     logging.warning("Ignoring %d depth file(s) without images, e.g. %s",
                     len(orphan_depths), depths[orphan_depths[0]].origin)
+  complete = sorted(set(by_scene) - set(incomplete))
+  rule = SCENE_SPLITS
+  if complete and max(complete) <= SCENE_SPLITS[0][2]:
+    rule = HOLDOUT_SPLITS
+    logging.warning("Only train-release scenes (000-%03d) under %s: holding out %s for "
+                    "validation and test", SCENE_SPLITS[0][2], root,
+                    ", ".join(f"{first:03d}-{last:03d} ({split})"
+                              for split, first, last in HOLDOUT_SPLITS[1:]))
   splits = collections.defaultdict(list)
-  for scene in sorted(set(by_scene) - set(incomplete)):
+  for scene in complete:
     found = by_scene[scene]
-    splits[scene_split(scene)].append(LightScene(
-        scene=scene, split=scene_split(scene),
+    splits[scene_split(scene, rule)].append(LightScene(
+        scene=scene, split=scene_split(scene, rule),
         images=tuple(found[light] for light in range(lights.NUM_LIGHTS)),
         depth=depths.get(scene)))
   if not splits:

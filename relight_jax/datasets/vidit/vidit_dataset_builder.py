@@ -43,7 +43,8 @@ releases, put each in a sub-folder named after its layout (full/, ntire21_track2
 aim20_track3/). Configs and what they read:
 * full_{256,512,1024}: the full release, flat ImageNNN_TTTT_D.png (e.g.
   Image000_4500_E.png, 1024x1024); Image000-299 -> train, 300-344 -> validation,
-  345-389 -> test (splits with no scene present are left out).
+  345-389 -> test (splits with no scene present are left out); with only the train
+  release, 000-239 -> train, 240-269 -> validation, 270-299 -> test.
 * ntire21_track2_{256,512,1024}: NTIRE 2021 track 2 train, ImageNNN_TTTT_D.png plus one
   depth file ImageNNN.npy per scene (read without unpickling code).
 * ntire21_track2_pairs_{256,512,1024}: its validation/test pairs, <split>/input/PairNNN.png,
