@@ -211,11 +211,10 @@ def apply_presets(config, args):
     config.model.output = "direct"
     config.data.extra_fraction = 0.0
   else:
-    # A 10-minute CPU run cannot learn the identity through the U-Net: start from it
+    # A few-minute CPU run cannot learn the identity through the U-Net: start from it
     # (residual output), and show same-direction pairs too, so that Eval[d_I = d_T] is
-    # not lost. A rate decayed to 0 settles the final weights and BatchNorm statistics:
-    # at a constant rate, conv gradients that differ by float32 rounding alone ended
-    # 1,500-step runs at Scores 1.56-1.78 on Eval (docs/deviations.md).
+    # not lost. A rate decayed to 0 settles the final weights and BatchNorm statistics,
+    # which a constant rate leaves to float32 rounding (docs/deviations.md).
     config.model.output = "residual"
     config.data.extra_fraction = 0.5
     config.train.batch_size = 16

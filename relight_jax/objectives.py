@@ -71,8 +71,8 @@ _ENVMAP_ROLES = ("input", "target")
 
 
 def _envmap_terms(outputs, batch, loss_config):
-  # Summed, not averaged, over I and T: the original's loss, whose balance against the
-  # reconstruction term (Le is ~40x L1 at initialisation) the loss weights assume.
+  # Summed, not averaged, over I and T, as the original's loss: its unit weights assume
+  # that balance against the reconstruction term (tests/test_envmap_loss.py).
   envmap = sum(losses.log_l2(outputs[f"{role}_envmap"], batch[f"{role}_envmap"])
                for role in _ENVMAP_ROLES)
   return {"envmap": (loss_config.envmap_weight, envmap)}
