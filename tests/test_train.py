@@ -213,8 +213,11 @@ def test_tensorboard_events_hold_scalars_and_images(tiny_data_dir, tmp_path):
   accumulator = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
   accumulator.Reload()
   tags = set(accumulator.Tags()["tensors"])
-  for tag in ("train/loss", "train/reconstruction", "eval/score", "relighting",
-              "envmap/input"):
+  # The report's Fig. 6: Score on Train, on Eval and on Eval[d_I = d_T] during training,
+  # and the light estimates of Fig. 5 / §4.1.
+  for tag in ("train/loss", "train/reconstruction", "train/envmap", "train_set/score",
+              "eval/score", "eval_same_direction/score", "eval/light/direction_accuracy",
+              "eval/light/envmap_error", "relighting", "envmap/input"):
     assert tag in tags, (tag, sorted(tags))
   from tensorboard.util import tensor_util
   image_event = accumulator.Tensors("relighting")[-1]
