@@ -8,7 +8,8 @@ bootstrap intervals over scenes (`results.py`). The image metrics are also compu
 the identity mapping G_hat = I, the baseline column. Results go to
 `<workdir>/eval/metrics.json`, `table.md`, `sheet_<subset>.png` (best / median / worst
 examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over generated
-envmaps, the report's Figs. 15-16).
+envmaps, the report's Figs. 15-16); an evaluation of another split goes to
+`<workdir>/eval_<split>/`, so that it never replaces the test tables.
 
 Several workdirs' metrics.json combine into one table with a column per model; it
 refuses evaluations of different sets:
@@ -219,6 +220,11 @@ def _atomic_write_text(path, text):
   temporary.replace(path)
 
 
+def results_dir(workdir, split="test"):
+  """Where the evaluation of `split` is written: `eval/` for test, else `eval_<split>/`."""
+  return pathlib.Path(workdir) / ("eval" if split == "test" else f"eval_{split}")
+
+
 def evaluation_meta(config, steps, label):
   """What an evaluation measured and how (the `meta` of its record)."""
   return {
@@ -258,7 +264,7 @@ def run(config, workdir, variables, placement, *, steps, label=None):
   Returns:
     (record {"meta", "subsets"}, Markdown table).
   """
-  eval_dir = pathlib.Path(workdir) / "eval"
+  eval_dir = results_dir(workdir, config.eval.split)
   label = label or pathlib.Path(workdir).name
   images = input_pipeline.SceneImages(
       config.data.name, config.eval.split, config.data.data_dir, config.data.image_size,
@@ -306,12 +312,12 @@ def run_workdir(config, workdir, step=None):
              steps=int(jax.device_get(train_state.step)))
 
 
-def load_record(workdir):
-  """The evaluation record of a workdir (its eval/metrics.json), with a clear error."""
-  path = pathlib.Path(workdir) / "eval" / "metrics.json"
+def load_record(workdir, split="test"):
+  """The evaluation record of a workdir's `split` (its metrics.json), with a clear error."""
+  path = results_dir(workdir, split) / "metrics.json"
   if not path.exists():
     raise FileNotFoundError(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
-                            f"--workdir={workdir} --config=... first")
+                            f"--workdir={workdir} --config=... --config.eval.split={split} first")
   record = json.loads(path.read_text())
   if "meta" not in record or "subsets" not in record:
     raise ValueError(f"{path} is not an evaluation record of this version (no meta/subsets): "
@@ -328,7 +334,8 @@ def main(argv):
   columns = {}
   try:
     for workdir in FLAGS.workdir:
-      columns.setdefault(pathlib.Path(workdir).name, []).append(load_record(workdir))
+      columns.setdefault(pathlib.Path(workdir).name, []).append(
+          load_record(workdir, FLAGS.split))
     table = results_lib.format_table(columns)
   except (FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
@@ -340,5 +347,6 @@ def main(argv):
 if __name__ == "__main__":
   flags.DEFINE_multi_string("workdir", None, "Workdirs whose eval/metrics.json to combine.")
   flags.DEFINE_string("output", "", "Where to write the combined Markdown table.")
+  flags.DEFINE_string("split", "test", "Which evaluation to combine (eval/ holds test's).")
   flags.mark_flag_as_required("workdir")
   app.run(main)

@@ -42,3 +42,20 @@ def test_combine_command_writes_one_table_and_refuses_other_evaluations(tmp_path
   old = subprocess.run(command + [f"--workdir={tmp_path / 'old'}"], capture_output=True,
                        text=True)
   assert old.returncode != 0 and "not an evaluation record of this version" in old.stderr
+
+
+def test_other_splits_do_not_replace_the_test_tables(tiny_data_dir, tmp_path):
+  import json
+
+  from conftest import checkpointed_workdir
+  from conftest import load_config
+  checkpointed_workdir(tmp_path, 3)
+  config = load_config("envmap", "smoke", **{"data.data_dir": tiny_data_dir})
+  test_record, _ = evaluate.run_workdir(config, tmp_path)
+  with config.unlocked():
+    config.eval.split = "validation"
+  validation_record, _ = evaluate.run_workdir(config, tmp_path)
+  assert evaluate.load_record(tmp_path) == json.loads(json.dumps(test_record))
+  assert evaluate.load_record(tmp_path, "validation")["meta"]["split"] == "validation"
+  assert (tmp_path / "eval_validation" / "table.md").exists()
+  assert validation_record["meta"]["split"] == "validation"
