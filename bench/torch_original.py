@@ -8,8 +8,8 @@ Runs in its own virtualenv (PyTorch is not a dependency of relight_jax):
   /tmp/torchvenv/bin/python -m bench.torch_original --serve           # used by
       bench/train_step.py --torch_python=... to interleave JAX and PyTorch steps
 
-The architecture follows DESIGN.md ("Models") and the original code's cost-relevant
-details, including its bugs, because the baseline must cost what the original cost:
+The architecture follows the report's models (§3.2-3.4) and the original code's
+cost-relevant details, including its bugs, because the baseline must cost what the original cost:
   * Sun et al. U-Net, Conv + BatchNorm2d + PReLU (one shared slope) everywhere,
     decoder upsampling by bilinear x2 + conv; output 3x3 conv + sigmoid.
   * The encoder's bottleneck convs are `[block] * 3`: ONE module applied three times
@@ -21,9 +21,9 @@ details, including its bugs, because the baseline must cost what the original co
     costs up to one encoder pass more than the original's, and BENCHMARKS.md's Envmap
     speed ratios against it are high by up to that much.
   * Envmap + scene: pooling conv 512 -> 512 scene + 2 x 514 light channels, decoder
-    conv (512 + 514) -> 512, and G not encoded. This is what reproduces the issue's
-    measured 30.67 M parameters and 61.8 GFLOPs per sample; the report's text says a
-    1024-channel scene latent (our JAX model follows the text: 35.39 M parameters).
+    conv (512 + 514) -> 512, and G not encoded. This is what reproduces the 30.67 M
+    parameters and 61.8 GFLOPs per sample measured on the original code; the report's
+    text says a 1024-channel scene latent (our JAX model follows the text: 35.39 M).
 Weights are random (timing only); LPIPS uses a frozen AlexNet-shaped network with
 random weights (same cost as the `lpips` package's AlexNet variant).
 """
@@ -39,17 +39,12 @@ from torch.nn import functional as F
 
 from bench import common
 
-# Parameter counts and forward FLOPs per sample at 256 px of the original, as quoted in
-# issue 7 (measured there on the original code).
-ISSUE_PARAMS_M = {"envmap": 35.36, "envmap_scene": 30.67, "illumination_predictor": 18.85}
-ISSUE_FORWARD_GFLOPS = {"envmap": 80.4, "envmap_scene": 61.8, "illumination_predictor": 62.3}
-# Training pairs/s quoted in issue 7 at 256 px (batch 1 / 4 / 8).
-ISSUE_PAIRS_PER_S = {
-    "envmap": {1: 1.13, 4: 1.25, 8: 0.95},
-    "envmap_scene": {1: 1.37, 4: 1.38, 8: 1.17},
-    "illumination_predictor": {1: 1.38, 4: 1.33, 8: 1.13},
-}
-MODELS = tuple(ISSUE_PARAMS_M)
+# Parameter counts and forward FLOPs per sample at 256 px measured on the original code
+# itself: what this re-creation must match to cost what the original cost.
+ORIGINAL_PARAMS_M = {"envmap": 35.36, "envmap_scene": 30.67, "illumination_predictor": 18.85}
+ORIGINAL_FORWARD_GFLOPS = {"envmap": 80.4, "envmap_scene": 61.8,
+                           "illumination_predictor": 62.3}
+MODELS = tuple(ORIGINAL_PARAMS_M)
 
 
 def conv_block(in_channels, out_channels, kernel_size=3, stride=1):
@@ -309,15 +304,16 @@ class Trainer:
 
 
 def check():
-  """Parameter counts and forward FLOPs vs the issue's figures."""
+  """Parameter counts and forward FLOPs vs those measured on the original code."""
   rows = []
   for name in MODELS:
     model = Relighter(name)
     params = parameter_count(model)
     flops = forward_flops(model)
-    rows.append({"model": name, "params_m": params / 1e6, "issue_params_m": ISSUE_PARAMS_M[name],
+    rows.append({"model": name, "params_m": params / 1e6,
+                 "original_params_m": ORIGINAL_PARAMS_M[name],
                  "forward_gflops_256": flops / 1e9,
-                 "issue_forward_gflops": ISSUE_FORWARD_GFLOPS[name]})
+                 "original_forward_gflops": ORIGINAL_FORWARD_GFLOPS[name]})
   return rows
 
 
@@ -365,10 +361,10 @@ def main(argv=None):
   if args.check:
     rows = check()
     print("BENCH_JSON " + json.dumps({"bench": "torch_original_check", "rows": rows}))
-    print("model                  | params M (issue) | fwd GFLOP/sample @256 (issue)")
+    print("model                  | params M (original) | fwd GFLOP/sample @256 (original)")
     for row in rows:
-      print(f"{row['model']:22s} | {row['params_m']:7.3f} ({row['issue_params_m']:5.2f}) | "
-            f"{row['forward_gflops_256']:6.2f} ({row['issue_forward_gflops']:4.1f})")
+      print(f"{row['model']:22s} | {row['params_m']:7.3f} ({row['original_params_m']:5.2f}) | "
+            f"{row['forward_gflops_256']:6.2f} ({row['original_forward_gflops']:4.1f})")
     return
   rows = []
   for name in args.models.split(","):

@@ -6,7 +6,7 @@ state, so a resumed run continues with exactly the batches it would have seen).
 
 Restoring always passes an abstract target whose leaves carry shardings
 (`jax.eval_shape` + `ShapeDtypeStruct(..., sharding=...)`), so a checkpoint written on N
-devices restores on M devices, CPU or GPU (STACK-NOTES: without them 4 -> 1 fails with
+devices restores on M devices, CPU or GPU (without them orbax refuses 4 -> 1 with
 "Topology mismatch").
 """
 

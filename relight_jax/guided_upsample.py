@@ -1,4 +1,4 @@
-"""Full-resolution transfer of a low-resolution relighting (issue 6).
+"""Full-resolution transfer of a low-resolution relighting.
 
 The network runs at its training resolution S (report §3.1: 256 px; 32-64 px for the CPU
 presets), far below a photo's. A bicubic upscale of its output is blurry: the network
@@ -28,7 +28,7 @@ Highlights clipped in the input stay clipped. For a non-square photo the network
 squashed S x S image; the ratio is stretched back, which distorts the predicted shading
 geometry a little but keeps every pixel of the photo.
 
-Measured (issue 6; mean absolute error to the exact answer, lower is better). On skimage's
+Measured (mean absolute error to the exact answer, lower is better). On skimage's
 astronaut (512 px) with a relighting simulated at 64 px and blurred like a network
 output: a smooth warm gradient, guided 0.027 (guided_eps 1e-2) / 0.014 (0.1) vs bicubic
 0.060; a change that follows the photo's edges, guided 0.040 (1e-2) / 0.034 (5e-2) /

@@ -1,4 +1,4 @@
-"""Safe loading and saving of user images for inference (issue 6).
+"""Safe loading and saving of user images for inference.
 
 `relight.py`, `export.py` and the notebooks take the user's own photos: paths, PIL images
 or arrays of any size, mode and orientation. This module turns each into one canonical

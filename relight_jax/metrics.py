@@ -1,4 +1,4 @@
-"""Evaluation metrics with pinned conventions (report §3.5; DESIGN.md "Metrics").
+"""Evaluation metrics with pinned conventions (report §3.5).
 
 Every function is per-example (returns [batch]) and jit-able, so evaluation can average
 over a dataset and pick the best and worst examples. Images are float [batch, H, W, 3] in

@@ -1,4 +1,4 @@
-"""Relight your own photos with a trained model: Python API and command line (issue 6).
+"""Relight your own photos with a trained model: Python API and command line.
 
 Python:
   from relight_jax import relight
@@ -154,7 +154,7 @@ def make_relight_fn(model, variables):
 
 
 def encoder_downsampling(model_config):
-  """Total downsampling factor of the encoder (DESIGN.md: one stride-2 conv + `depth`)."""
+  """Total downsampling factor of the encoder (the stem's stride-2 conv + `depth` stages)."""
   return 2 ** (model_config.depth + 1)
 
 

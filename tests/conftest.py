@@ -1,7 +1,7 @@
 """Test-wide JAX settings: 4 fake CPU devices and the persistent compilation cache.
 
 Set here (not at import of the package) so that library code has no import-time side
-effects. Four devices make sharding bugs show up on a laptop (STYLE.md, "Tests").
+effects. Four devices make sharding bugs show up on a laptop.
 """
 
 import os

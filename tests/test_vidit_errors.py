@@ -1,7 +1,7 @@
 """Bad real-VIDIT input: each case gets a clear error naming the path, and no dataset.
 
-Covers issue 3 item 3 (missing manual_dir, bad names, corrupt PNGs, duplicates, sizes,
-missing illuminations, incomplete pairs) and item 2 (a depth pickle that would run code).
+Covers a missing manual_dir, bad names, corrupt PNGs, duplicates, sizes, missing
+illuminations, incomplete pairs and a depth pickle that would run code.
 After every failure the data dir must hold no finished-looking dataset.
 """
 

@@ -1,6 +1,6 @@
 """A read-only view of a VIDIT `manual_dir`: plain folders and zip archives alike.
 
-Users should not have to extract VIDIT's archives (issue 3): `scan_manual_dir` walks the
+Users should not have to extract VIDIT's archives (tens of GB): `scan_manual_dir` walks the
 folder tree and lists the members of every `.zip` it finds as if the archive were a
 folder named after it (`train.zip` holding `Image000_2500_N.png` is seen as
 `train/Image000_2500_N.png`), so that folder names such as `input/`, `guide/`,

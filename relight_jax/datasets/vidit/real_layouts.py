@@ -1,6 +1,7 @@
 """The public VIDIT layouts: file naming, split rules and validation.
 
-Three releases exist (DESIGN.md, "Real VIDIT"); `LAYOUTS` describes each. Their files
+Three releases exist (the full release, NTIRE 2021 track 2, AIM 2020 track 3);
+`LAYOUTS` describes each. Their files
 come in two shapes, parsed here from a `manual_tree.scan_manual_dir` listing:
 
 * 40-illumination scenes, flat `ImageNNN_TTTT_D.png` (+ optional depth `ImageNNN.npy`):

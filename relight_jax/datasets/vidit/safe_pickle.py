@@ -3,8 +3,8 @@
 The NTIRE 2021 release stores one depth file per scene/pair as `np.save` of a Python
 dict (`normalized_depth`, `ref_center_dis`): an `.npy` container with an *object* dtype
 whose payload is a pickle. Unpickling runs arbitrary code named in the stream, so
-`np.load(..., allow_pickle=True)` on downloaded files is never used here (DESIGN.md,
-"Real VIDIT"). Instead `RestrictedUnpickler` resolves only the few globals that rebuild
+`np.load(..., allow_pickle=True)` on downloaded files is never used here: a planted
+file would run its code. Instead `RestrictedUnpickler` resolves only the few globals that rebuild
 numpy arrays, dtypes and scalars; anything else (`os.system`, `builtins.exec`, ...) is
 refused with an error naming the file. Plain containers (dict, list, tuple) come from
 pickle opcodes and need no globals. The builder (`vidit_dataset_builder.py`) calls

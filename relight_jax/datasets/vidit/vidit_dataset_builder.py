@@ -3,7 +3,8 @@
 Records of the 40-illumination configs ("synthetic", "lights") are stored in key order
 (`disable_shuffling=True`, integer keys) and are scene-major:
 `record = scene_position_in_split * 40 + light` (`relight_jax.lights.record_index`), so the
-input pipeline composes (I, T, G) triplets by index arithmetic (DESIGN.md, "Pairs").
+input pipeline composes (I, T, G) triplets by index arithmetic (report §3.1:
+G = image(scene(I), light(T))).
 Every stored scene has all 40 illuminations (incomplete real scenes are excluded with a
 warning, see `real_layouts.py`). "pairs" configs hold the releases' fixed evaluation pairs,
 one record per pair in pair-number order. Configs are listed in `configs.py`; the real
