@@ -6,7 +6,6 @@ shared, so medians (and min/max) are reported, never means.
 """
 
 import contextlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -17,6 +16,8 @@ import subprocess
 import time
 
 import numpy as np
+
+from relight_jax import config_utils
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ("envmap", "envmap_scene", "illumination_predictor")
@@ -37,10 +38,7 @@ def load_config(model, arg="preset=paper", *, image_size=None, batch_size=None, 
   Returns:
     The (unlocked-then-relocked) ConfigDict.
   """
-  spec = importlib.util.spec_from_file_location(model, REPO / "configs" / f"{model}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg)
+  config = config_utils.config_from_file(f"{model}.py:{arg}")
   with config.unlocked():
     if image_size is not None:
       config.data.image_size = image_size

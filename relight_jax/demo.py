@@ -7,7 +7,6 @@ is not rebuilt and training continues from the last checkpoint (or is already do
 """
 
 import logging
-import pathlib
 import time
 
 from absl import app
@@ -42,6 +41,7 @@ def main(argv):
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
+  from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
   from relight_jax import train  # pylint: disable=g-import-not-at-top
 
   start = time.time()
@@ -53,7 +53,7 @@ def main(argv):
         f"steps in {_WORKDIR.value} (progress below; TensorBoard: tensorboard "
         f"--logdir={_WORKDIR.value})", flush=True)
   _, record, table = train.train_and_evaluate(config, _WORKDIR.value)
-  eval_dir = pathlib.Path(_WORKDIR.value) / "eval"
+  eval_dir = evaluate.results_dir(_WORKDIR.value)
   print("\n" + table)
   print(f"[demo] data build {build_seconds:.0f} s, total {time.time() - start:.0f} s")
   score = record["subsets"]["eval"]["metrics"]["score"]

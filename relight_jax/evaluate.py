@@ -58,13 +58,15 @@ def _light_metrics(model_name, encoded, batch):
   temperature = batch["temperature"].astype(jnp.float32)
   if model_name == "illumination_predictor":
     prediction = encoded["prediction"]  # [b, 2] = (direction deg, temperature K)
-    return metrics.light_estimate_metrics(direction, prediction[:, 0], temperature,
-                                          prediction[:, 1])
+    result = metrics.light_estimate_metrics(direction, prediction[:, 0], temperature,
+                                            prediction[:, 1])
+    result["ld"] = metrics.direction_loss(direction, prediction[:, 0])
+    result["lc"] = metrics.temperature_loss(temperature, prediction[:, 1])
+    return result
   rgb = encoded["envmap"].astype(jnp.float32)  # [b, 16, 32, 3]
   result = metrics.light_estimate_metrics(
       direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
       metrics.envmap_temperature_k(rgb, _PALETTE_RGB, _PALETTE_K))
-  del result["lc"], result["ld"]  # the envmap models predict no (direction, temperature)
   if model_name == "envmap":
     result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
   else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
@@ -212,14 +214,6 @@ def write_envmap_sheet(path, variables, images, pairs, *, config, count=4):
   return visualize.save_png(path, np.concatenate(rows, axis=0))
 
 
-def _atomic_write_text(path, text):
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  temporary = path.with_name(path.name + ".tmp")
-  temporary.write_text(text)
-  temporary.replace(path)
-
-
 def results_dir(workdir, split="test"):
   """Where the evaluation of `split` is written: `eval/` for test, else `eval_<split>/`."""
   return pathlib.Path(workdir) / ("eval" if split == "test" else f"eval_{split}")
@@ -244,9 +238,9 @@ def evaluation_meta(config, steps, label):
 def write_results(eval_dir, record):
   """Writes metrics.json (the record) and table.md for one model; returns the table."""
   eval_dir = pathlib.Path(eval_dir)
-  _atomic_write_text(eval_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
+  results_lib.write_text(eval_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
   table = results_lib.format_table({record["meta"]["label"]: [record]})
-  _atomic_write_text(eval_dir / "table.md", table)
+  results_lib.write_text(eval_dir / "table.md", table)
   return table
 
 
@@ -340,7 +334,7 @@ def main(argv):
   except (FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
   if FLAGS.output:
-    _atomic_write_text(FLAGS.output, table)
+    results_lib.write_text(FLAGS.output, table)
   print(table)
 
 

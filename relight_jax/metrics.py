@@ -14,8 +14,9 @@ over a dataset and pick the best and worst examples. Images are float [batch, H,
     text defines it so; its printed formula is the inverse.
   * Latent distances (report §3.5): mean squared difference between two latents.
   * Light estimates (report §4.1): direction error and accuracy (within ±22.5°, half a
-    direction class), temperature error, Lc and Ld; for envmaps the direction is the
-    brightest column's azimuth and the temperature the palette colour nearest the map's.
+    direction class), temperature error; Lc, Ld and Le per example; for envmaps the
+    direction is the brightest column's azimuth and the temperature the palette colour
+    nearest the map's.
 """
 
 import dm_pix
@@ -171,20 +172,18 @@ def light_estimate_metrics(direction_deg, predicted_direction_deg, temperature_k
 
   Returns:
     dict "direction_error_deg", "direction_accuracy" (1 within DIRECTION_TOLERANCE_DEG),
-    "temperature_error_k" (absolute), "ld" (eq. 1), "lc" ((c - ĉ)² / 2000²), [batch] each.
+    "temperature_error_k" (absolute), [batch] each.
   """
   error = wrapped_angle_error_deg(direction_deg, predicted_direction_deg)
-  temperature_error = predicted_temperature_k - temperature_k
   return {
       "direction_error_deg": error,
       "direction_accuracy": (error <= DIRECTION_TOLERANCE_DEG).astype(jnp.float32),
-      "temperature_error_k": jnp.abs(temperature_error),
-      "ld": 1.0 - jnp.cos(jnp.pi * (direction_deg - predicted_direction_deg) / 180.0),
-      "lc": jnp.square(temperature_error) / losses.TEMPERATURE_LOSS_SCALE_K**2,
+      "temperature_error_k": jnp.abs(predicted_temperature_k - temperature_k),
   }
 
 
-def envmap_error(predicted, target):
-  """Le (report eq. 2) per example between a predicted and a ground-truth envmap, [batch]."""
-  return _per_example_mean(jnp.square(jnp.log1p(predicted.astype(jnp.float32)) -
-                                      jnp.log1p(target.astype(jnp.float32))))
+# The training losses per example (each example a batch of one): Ld (eq. 1), Lc and Le
+# (eq. 2) as the models are trained with them, [batch] each.
+direction_loss = jax.vmap(losses.direction_loss)
+temperature_loss = jax.vmap(losses.temperature_loss)
+envmap_error = jax.vmap(losses.log_l2)

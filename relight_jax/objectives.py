@@ -12,8 +12,7 @@ The reconstruction term is picked by `loss.reconstruction` ('l1' | 'l2' | 'lpips
 ablations need no code. The report's abandoned latent losses L(1) / L(2) (§3.4) are
 added when `loss.scene_latent_weight` or `loss.light_latent_weight` is non-zero.
 `needs_ground_truth_latent` / `needs_relit_latent` tell the train step what to encode
-besides I and T: encoding G cost the original ~19% of its forward pass for models whose
-losses never read its latent.
+besides I and T: each costs one more encoder pass, worth it only when a loss reads it.
 """
 
 from collections.abc import Callable

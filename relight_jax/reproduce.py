@@ -22,7 +22,6 @@ cores), `paper` (256 px, full width, the original's step counts; a GPU).
 """
 
 import json
-import logging
 import pathlib
 import shutil
 import time
@@ -34,6 +33,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from relight_jax import config_utils
+from relight_jax import evaluate
 from relight_jax import host_memory
 from relight_jax import results as results_lib
 from relight_jax import train
@@ -152,13 +152,6 @@ def write_curves(path, curves, title):
   temporary.replace(path)
 
 
-def _atomic_write(path, text):
-  path = pathlib.Path(path)
-  temporary = path.with_name(path.name + ".tmp")
-  temporary.write_text(text)
-  temporary.replace(path)
-
-
 def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
   """Trains (resuming), evaluates on test and writes table1.md, metrics.json, figures/.
 
@@ -186,7 +179,7 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
       tag = f"{model}_seed{seed}"
       write_curves(figures / f"{tag}_training.png", read_curves(workdir),
                    f"{LABELS[model]} (seed {seed}): periodic evaluation")
-      for picture in sorted((workdir / "eval").glob("*.png")):
+      for picture in sorted(evaluate.results_dir(workdir).glob("*.png")):
         shutil.copyfile(picture, figures / f"{tag}_{picture.name}")
   labelled = {LABELS[model]: records for model, records in columns.items()}
   # The report printed Table 1 for its Eval set only.
@@ -197,8 +190,8 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
            "(1 - SSIM) / 2 and is shown in the DSSIM row; its LPIPS saw [0, 1] images and is not "
            "comparable. Our SSIM is the real one. Details: docs/reproduction.md.\n")
   result = metrics_json(columns)
-  _atomic_write(output / "metrics.json", json.dumps(result, indent=2, sort_keys=True))
-  _atomic_write(output / "table1.md", table)
+  results_lib.write_text(output / "metrics.json", json.dumps(result, indent=2, sort_keys=True))
+  results_lib.write_text(output / "table1.md", table)
   return result, table
 
 
@@ -216,7 +209,6 @@ def main(argv):
   print("\n" + table)
   print(f"[reproduce] {time.time() - start:.0f} s; results in {_OUTPUT.value}/table1.md, "
         f"metrics.json and figures/")
-  logging.info("done")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ Records combine into one table only when they evaluated the same sets
 (`check_compatible`); the columns of one model over several seeds show mean +- sd.
 """
 
+import pathlib
+
 import numpy as np
 
 SUBSET_TITLES = {
@@ -65,8 +67,7 @@ def summarize(per_example, pairs, num_scenes, *, samples, seed):
     {"num_pairs", "num_scenes", "metrics": {key: {"mean": x, "ci95": [lo, hi]}}}.
   """
   values = {key: np.asarray(value, np.float64) for key, value in per_example.items()}
-  means = {key: float(np.mean(value)) for key, value in values.items()}
-  means["score"] = means["identity/mse"] / max(means["mse"], 1e-12)
+  point = means(values)
   replicates = {}
   if samples:
     weights = scene_weights(pairs, num_scenes, samples, seed)
@@ -76,7 +77,7 @@ def summarize(per_example, pairs, num_scenes, *, samples, seed):
     replicates = {key: weights @ value / total for key, value in values.items()}
     replicates["score"] = replicates["identity/mse"] / np.maximum(replicates["mse"], 1e-12)
   summary = {}
-  for key, mean in means.items():
+  for key, mean in point.items():
     if key in replicates:
       low, high = np.percentile(replicates[key], [2.5, 97.5])
       summary[key] = {"mean": mean, "ci95": [float(low), float(high)]}
@@ -91,6 +92,15 @@ def means(per_example):
   result = {key: float(np.mean(value)) for key, value in per_example.items()}
   result["score"] = result["identity/mse"] / max(result["mse"], 1e-12)
   return result
+
+
+def write_text(path, text):
+  """Writes a results file atomically (temporary file + rename), creating its folder."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  temporary = path.with_name(path.name + ".tmp")
+  temporary.write_text(text)
+  temporary.replace(path)
 
 
 def check_compatible(records, labels):

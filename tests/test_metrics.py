@@ -102,6 +102,9 @@ def test_light_estimate_metrics():
   np.testing.assert_allclose(result["direction_error_deg"], [22.0, 30.0, 180.0], atol=1e-4)
   np.testing.assert_array_equal(result["direction_accuracy"], [1.0, 0.0, 0.0])
   np.testing.assert_allclose(result["temperature_error_k"], [0.0, 2000.0, 1000.0])
-  np.testing.assert_allclose(result["lc"], [0.0, 1.0, 0.25])
-  np.testing.assert_allclose(result["ld"], [1 - np.cos(np.radians(22.0)),
-                                            1 - np.cos(np.radians(30.0)), 2.0], atol=1e-6)
+  lc = metrics.temperature_loss(jnp.array([2500.0, 6500.0, 4500.0]),
+                                jnp.array([2500.0, 4500.0, 3500.0]))
+  ld = metrics.direction_loss(jnp.array([0.0, 350.0, 90.0]), jnp.array([22.0, 20.0, 270.0]))
+  np.testing.assert_allclose(lc, [0.0, 1.0, 0.25])
+  np.testing.assert_allclose(ld, [1 - np.cos(np.radians(22.0)),
+                                  1 - np.cos(np.radians(30.0)), 2.0], atol=1e-6)

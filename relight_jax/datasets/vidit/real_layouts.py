@@ -1,8 +1,8 @@
 """The public VIDIT layouts: file naming, split rules and validation.
 
 Three releases exist (the full release, NTIRE 2021 track 2, AIM 2020 track 3);
-`LAYOUTS` describes each. Their files
-come in two shapes, parsed here from a `manual_tree.scan_manual_dir` listing:
+`LAYOUTS` describes each. Their files come in two shapes, parsed here from a
+`manual_tree.scan_manual_dir` listing:
 
 * 40-illumination scenes, flat `ImageNNN_TTTT_D.png` (+ optional depth `ImageNNN.npy`):
   `group_light_scenes` groups them per scene in `lights.py` light-index order and assigns
@@ -194,9 +194,9 @@ def group_light_scenes(files, root) -> dict[str, list[LightScene]]:
                               for split, first, last in HOLDOUT_SPLITS[1:]))
   splits = collections.defaultdict(list)
   for scene in complete:
-    found = by_scene[scene]
-    splits[scene_split(scene, rule)].append(LightScene(
-        scene=scene, split=scene_split(scene, rule),
+    found, split = by_scene[scene], scene_split(scene, rule)
+    splits[split].append(LightScene(
+        scene=scene, split=split,
         images=tuple(found[light] for light in range(lights.NUM_LIGHTS)),
         depth=depths.get(scene)))
   if not splits:
