@@ -38,8 +38,8 @@ setuptools.setup(
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["relight_jax", "relight_jax.*"]),
     package_data={"relight_jax.datasets.vidit": ["*.md", "*.bib", "dummy_data/**/*", "*.txt"],
-                  # compiled on first use by models/native_tiles.py
-                  "relight_jax.models": ["*.cc"]},
+                  # compiled on first use by cpu_kernels/native_tiles.py
+                  "relight_jax.cpu_kernels": ["*.cc"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
@@ -54,6 +54,8 @@ setuptools.setup(
             "nbformat>=5.10",
             "ipykernel>=6.29",
             "ruff>=0.6",
+            # make test checks the layers of .importlinter.
+            "import-linter>=2.17",
         ],
         "notebooks": ["jupyter>=1.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     },

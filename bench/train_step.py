@@ -124,42 +124,53 @@ class TorchWorker:
 #                    while tracing (jax.image.resize: the model before the two-tap upsample);
 #   bf16           model.dtype = 'bfloat16' (float32 master weights);
 #   no_donate      the state buffers are not donated;
-#   xla_kernel_grad  model.conv_kernel_grad = 'xla': XLA's kernel-gradient convolutions
-#                    everywhere;
-#   winograd       model.conv_kernel_grad = 'winograd': the Winograd kernel gradient for
-#                  every 3x3 conv it applies to ('auto', the default, picks large layers);
-#   xla_forward    model.conv_forward = 'xla': XLA's forward and input-gradient
-#                  convolutions everywhere;
-#   winograd_forward  model.conv_forward = 'winograd': Winograd forward passes and input
-#                     gradients for every 3x3 conv they apply to;
-#   xla_convs      both 'xla' (the step before models/winograd.py);
-#   xla_transforms  model.winograd_transforms = 'xla': the Winograd tile transforms in
-#                   jax.numpy, and the `auto` layer rules that go with them (the step
-#                   before models/native_tiles.py);
-#   no_space_to_depth  the 7x7 stem on XLA's convolution (models/space_to_depth.py off);
+#   The conv_impl='cpu_fast' kernels (relight_jax/cpu_kernels/winograd.py) one part at a
+#   time, as winograd.conv_function(kernel_grad, forward, transforms) settings:
+#   xla_kernel_grad  XLA's kernel-gradient convolutions everywhere;
+#   winograd       the Winograd kernel gradient for every 3x3 conv it applies to ('auto',
+#                  the default, picks large layers);
+#   xla_forward    XLA's forward and input-gradient convolutions everywhere;
+#   winograd_forward  Winograd forward passes and input gradients for every 3x3 conv they
+#                     apply to;
+#   xla_convs      model.conv_impl = 'xla' (no rewrite at all);
+#   xla_transforms  the Winograd tile transforms in jax.numpy, and the `auto` layer rules
+#                   that go with them (the step without cpu_kernels/native_tiles.py);
+#   no_space_to_depth  the 7x7 stem on XLA's convolution (cpu_kernels/space_to_depth.py off);
 #   xla_strided_grads  the strided convs' kernel gradients by XLA's convolution
-#                      (models/patch_gradient.py off);
+#                      (cpu_kernels/patch_gradient.py off);
 #   xla_kernel_transforms  the Winograd kernel-side transforms as jax.numpy sums (the
 #                          tile transforms stay C++).
 # The last three (and resize_upsample) patch the code while tracing: common.PATCHES.
 # The host allocator setting is process-wide: compare it across runs with
 # RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
-CONV_SETTINGS = {
-    "xla_kernel_grad": {"conv_kernel_grad": "xla"},
-    "winograd": {"conv_kernel_grad": "winograd"},
-    "xla_forward": {"conv_forward": "xla"},
-    "winograd_forward": {"conv_forward": "winograd"},
-    "xla_convs": {"conv_kernel_grad": "xla", "conv_forward": "xla"},
-    "xla_transforms": {"winograd_transforms": "xla"},
+CONV_SETTINGS = {  # (kernel_grad, forward, transforms) of winograd.conv_function
+    "xla_kernel_grad": ("xla", "auto", "auto"),
+    "winograd": ("winograd", "auto", "auto"),
+    "xla_forward": ("auto", "xla", "auto"),
+    "winograd_forward": ("auto", "winograd", "auto"),
+    "xla_convs": ("xla", "xla", "auto"),
+    "xla_transforms": ("auto", "auto", "xla"),
 }
 VARIANTS = ("default", "bf16", "no_donate", *CONV_SETTINGS, *common.PATCHES)
+
+
+def _conv_variant_model(config, name):
+  """The config's model with every conv computed under CONV_SETTINGS[name] (same params)."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+
+  from relight_jax.cpu_kernels import winograd  # pylint: disable=g-import-not-at-top
+  from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  function = winograd.conv_function(*CONV_SETTINGS[name])
+  conv = nn.Conv if function is None else functools.partial(nn.Conv,
+                                                            conv_general_dilated=function)
+  return registry.create_model(config.model, conv=conv)
 
 
 def model_flops(config, placement, state, batch):
   """FLOPs of the train step as written, with direct convolutions: the MFU numerator.
 
   Counted by XLA's cost analysis of the lowered (unoptimised) program with
-  model.conv_forward / conv_kernel_grad = 'xla', under which every conv is
+  model.conv_impl = 'xla', under which every conv is
   `lax.conv_general_dilated` (no Winograd, stem or strided-conv rewrite). The compiled
   program's count misses cuDNN's convolutions on a GPU (custom calls: 28 GFLOP for a
   6 TFLOP step) and counts Winograd's cheaper products on a CPU.
@@ -167,7 +178,7 @@ def model_flops(config, placement, state, batch):
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
   direct = config.copy_and_resolve_references()
   with direct.unlocked():
-    direct.model.update({"conv_forward": "xla", "conv_kernel_grad": "xla"})
+    direct.model.conv_impl = "xla"
   # The step applies the state's model: rebind it to the direct-convolution one.
   state = state.replace(apply_fn=registry.create_model(direct.model).apply)
   return common.flops_of(build_step(direct, placement, donate=False).lower(state, batch))
@@ -184,12 +195,12 @@ class _Variant:
     self.dtype = dtype = "bfloat16" if name == "bf16" else args.dtype
     config = common.load_config(model, image_size=size, batch_size=batch_size,
                                 width=args.width, dtype=dtype)
-    with config.unlocked():
-      config.model.update(CONV_SETTINGS.get(name, {}))
     donate = not args.no_donate and name != "no_donate"
     start = time.perf_counter()
     self.state = jax.jit(functools.partial(state_lib.create_train_state, config),
                          out_shardings=placement.replicated)(jax.random.key(0))
+    if name in CONV_SETTINGS:
+      self.state = self.state.replace(apply_fn=_conv_variant_model(config, name).apply)
     jax.block_until_ready(self.state)
     self.init_s = time.perf_counter() - start
     self.params = state_lib.parameter_count(self.state.params)

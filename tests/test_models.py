@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import load_config
 
+from relight_jax import defaults
 from relight_jax import envmap
 from relight_jax import objectives
 from relight_jax.models import registry
@@ -28,7 +29,7 @@ def _count(tree):
 
 
 def _config(model_name, **overrides):
-  config = registry.default_model_config(model_name)
+  config = defaults.model_section(model_name)
   config.width = 0.125
   for key, value in overrides.items():
     config[key] = value
@@ -112,7 +113,7 @@ SHARED_BOTTLENECK_BLOCK = 512 * 9 * 512 + 512 + 2 * 512 + 1
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_paper_size_parameter_counts(name):
-  model = registry.create_model(registry.default_model_config(name))
+  model = registry.create_model(defaults.model_section(name))
   variables, _, _ = _shapes(model, 256, batch=1)
   count = _count(variables["params"])
   assert count == PAPER_PARAMETER_COUNTS[name]
@@ -124,7 +125,7 @@ def test_paper_size_parameter_counts(name):
 
 
 def test_discriminator_paper_size():
-  discriminator = registry.create_discriminator(registry.default_model_config())
+  discriminator = registry.create_discriminator(defaults.model_section())
   image = jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)
   logits, variables = jax.eval_shape(
       lambda x: discriminator.init_with_output(jax.random.key(0), x, train=False), image)

@@ -14,13 +14,15 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from relight_jax.models import unet
+
 # pix2pix's channel multiplier stops growing at 8 x the base width.
 _MAX_MULTIPLIER = 8
 
 
-def _conv(features, strides, use_bias, dtype, name):
+def _conv(conv, features, strides, use_bias, dtype, name):
   # 4x4 kernels with padding 1, as pix2pix (kw = 4, padw = 1).
-  return nn.Conv(features, (4, 4), strides=(strides, strides), padding=((1, 1), (1, 1)),
+  return conv(features, (4, 4), strides=(strides, strides), padding=((1, 1), (1, 1)),
                  use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
@@ -34,10 +36,12 @@ class PatchDiscriminator(nn.Module):
     features: base width (64).
     num_layers: number of stride-2 layers (3 gives the 70x70 receptive field).
     dtype: computation dtype (parameters float32, logits float32).
+    conv: the convolution module (see unet.ConvBlock).
   """
   features: int = 64
   num_layers: int = 3
   dtype: Any = jnp.float32
+  conv: unet.ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, image, *, train: bool):
@@ -50,7 +54,7 @@ class PatchDiscriminator(nn.Module):
     if image.ndim != 4 or image.shape[-1] not in (3, 6):
       raise ValueError("PatchDiscriminator: image must be [batch, S, S, 3] or [batch, S, S, 6] "
                        f"(input ++ candidate), got {image.shape}")
-    x = _conv(self.features, 2, True, self.dtype, "conv0")(image.astype(self.dtype))
+    x = _conv(self.conv, self.features, 2, True, self.dtype, "conv0")(image.astype(self.dtype))
     x = nn.leaky_relu(x, 0.2)
     multiplier = 1
     for n in range(1, self.num_layers + 1):
@@ -58,9 +62,9 @@ class PatchDiscriminator(nn.Module):
       # The last of these keeps the resolution (stride 1), as in pix2pix.
       strides = 2 if n < self.num_layers else 1
       # No conv bias before BatchNorm (pix2pix: use_bias only with InstanceNorm).
-      x = _conv(self.features * multiplier, strides, False, self.dtype, f"conv{n}")(x)
+      x = _conv(self.conv, self.features * multiplier, strides, False, self.dtype, f"conv{n}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        dtype=self.dtype, param_dtype=jnp.float32, name=f"norm{n}")(x)
       x = nn.leaky_relu(x, 0.2)
-    x = _conv(1, 1, True, self.dtype, "logits")(x)
+    x = _conv(self.conv, 1, 1, True, self.dtype, "logits")(x)
     return x.astype(jnp.float32)

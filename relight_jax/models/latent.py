@@ -26,7 +26,6 @@ import numpy as np
 
 from relight_jax import lights
 from relight_jax.models import unet
-from relight_jax.models import winograd
 
 # The illumination predictor's two outputs are raw MLP outputs mapped affinely to
 # physical units: d = 180 deg * out0 and c = 4500 K + 2000 K * out1 (the mean of the
@@ -86,17 +85,12 @@ class _PoolingConv(nn.Module):
   """3x3 conv + BatchNorm + softplus: the non-negative features fed to weighted pooling."""
   features: int
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: unet.ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    x = nn.Conv(self.features, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                param_dtype=jnp.float32, name="conv",
-                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
-                                                             self.conv_forward,
-                                                             self.winograd_transforms))(x)
+    x = self.conv(self.features, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+                param_dtype=jnp.float32, name="conv")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                      dtype=self.dtype, param_dtype=jnp.float32, name="norm")(x)
     return nn.softplus(x.astype(jnp.float32))
@@ -115,28 +109,21 @@ class EnvmapLatent(nn.Module):
     latent_channels: channels of the U-Net latent.
     envmap_height, envmap_width: envmap size (16 x 32).
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
-      unet.ConvBlock).
+    conv: the convolution module (see unet.ConvBlock).
   """
   latent_channels: int
   envmap_height: int = 16
   envmap_width: int = 32
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: unet.ModuleDef = nn.Conv
   has_scene: ClassVar[bool] = False
 
   def setup(self):
     pixels = self.envmap_height * self.envmap_width
     self.pooling_conv = _PoolingConv(4 * pixels, dtype=self.dtype,
-                                     conv_kernel_grad=self.conv_kernel_grad,
-                                     conv_forward=self.conv_forward,
-                                     winograd_transforms=self.winograd_transforms)
+                                     conv=self.conv)
     self.tiling_conv = unet.ConvBlock(self.latent_channels, dtype=self.dtype,
-                                      conv_kernel_grad=self.conv_kernel_grad,
-                                      conv_forward=self.conv_forward,
-                                      winograd_transforms=self.winograd_transforms)
+                                      conv=self.conv)
 
   def split(self, latent, *, train: bool):
     """Returns {"scene": None, "light": envmap, "envmap": envmap [b, 16, 32, 3]}."""
@@ -166,16 +153,13 @@ class EnvmapSceneLatent(nn.Module):
     latent_channels: channels of the U-Net latent.
     envmap_height, envmap_width: envmap size (16 x 32).
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
-      unet.ConvBlock).
+    conv: the convolution module (see unet.ConvBlock).
   """
   latent_channels: int
   envmap_height: int = 16
   envmap_width: int = 32
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: unet.ModuleDef = nn.Conv
   has_scene: ClassVar[bool] = True
 
   @property
@@ -185,13 +169,9 @@ class EnvmapSceneLatent(nn.Module):
   def setup(self):
     hsv_size = 2 + self.envmap_height * self.envmap_width
     self.pooling_conv = _PoolingConv(self.scene_channels + 2 * hsv_size, dtype=self.dtype,
-                                     conv_kernel_grad=self.conv_kernel_grad,
-                                     conv_forward=self.conv_forward,
-                                     winograd_transforms=self.winograd_transforms)
+                                     conv=self.conv)
     self.tiling_conv = unet.ConvBlock(self.latent_channels, dtype=self.dtype,
-                                      conv_kernel_grad=self.conv_kernel_grad,
-                                      conv_forward=self.conv_forward,
-                                      winograd_transforms=self.winograd_transforms)
+                                      conv=self.conv)
 
   def split(self, latent, *, train: bool):
     """Returns "scene" [b, s, s, 2 L], "light" = "envmap_hsv" [b, 514], "envmap" (RGB view)."""

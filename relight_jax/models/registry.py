@@ -1,37 +1,40 @@
 """Model registry: config `model` section -> Flax modules (the report's three models).
 
 `MODELS` maps a config's `model.name` to its latent head; `create_model` builds the
-`Relighter` and `create_discriminator` the PatchGAN from the same section, whose keys
-are exactly those of `default_model_config` (configs copy it).
+`Relighter` and `create_discriminator` the PatchGAN from the same section (its keys are
+declared, with their meaning, in relight_jax/defaults.py). Every convolution of both
+goes through one module, `conv_module(model.conv_impl)`: this is the one place that
+chooses between XLA's convolutions and relight_jax/cpu_kernels.
 """
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from relight_jax import cpu_kernels
 from relight_jax.models import discriminator
 from relight_jax.models import latent
 from relight_jax.models import relighter
 from relight_jax.models import unet
-from relight_jax.models import winograd
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _envmap_head(config, latent_channels, dtype, convs):
+def _envmap_head(config, latent_channels, dtype, conv):
   return latent.EnvmapLatent(latent_channels, config.envmap_height, config.envmap_width,
-                             dtype=dtype, **convs)
+                             dtype=dtype, conv=conv)
 
 
-def _envmap_scene_head(config, latent_channels, dtype, convs):
+def _envmap_scene_head(config, latent_channels, dtype, conv):
   return latent.EnvmapSceneLatent(latent_channels, config.envmap_height, config.envmap_width,
-                                  dtype=dtype, **convs)
+                                  dtype=dtype, conv=conv)
 
 
-def _illumination_predictor_head(config, latent_channels, dtype, convs):
-  del convs  # the head has no convolutions
+def _illumination_predictor_head(config, latent_channels, dtype, conv):
+  del conv  # the head has no convolutions
   return latent.IlluminationPredictorLatent(latent_channels, config.light_channels,
                                             tuple(config.predictor_hidden), dtype=dtype)
 
@@ -51,11 +54,25 @@ def _dtype(config):
   return DTYPES[config.dtype]
 
 
-def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter:
+@functools.cache
+def conv_module(impl: str):
+  """flax's nn.Conv computing its convolutions as `model.conv_impl` says (cpu_kernels).
+
+  Cached, so that every model built for one setting holds the same (equal) module.
+  """
+  function = cpu_kernels.conv_general_dilated(impl)
+  if function is None:
+    return nn.Conv
+  return functools.partial(nn.Conv, conv_general_dilated=function)
+
+
+def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> relighter.Relighter:
   """Builds the relighter described by a config's `model` section.
 
   Args:
-    model_config: ConfigDict with the keys of `default_model_config`.
+    model_config: ConfigDict with the keys of defaults.model_section.
+    conv: a convolution module used instead of `conv_module(model_config.conv_impl)`
+      (benchmarks compare the kernels of cpu_kernels one by one this way).
 
   Returns:
     An unbound `Relighter`; initialise with
@@ -64,17 +81,9 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
   if model_config.name not in MODELS:
     raise ValueError(f"model.name={model_config.name!r} is not one of {sorted(MODELS)}")
   dtype = _dtype(model_config)
-  # The 3x3 convolutions' algorithms (models/winograd.py). Configs saved before the keys
-  # existed (a run's config.json) get the defaults.
-  convs = {}
-  for key, allowed in (("conv_kernel_grad", winograd.KERNEL_GRADS),
-                       ("conv_forward", winograd.FORWARDS),
-                       ("winograd_transforms", winograd.TRANSFORMS)):
-    convs[key] = model_config.get(key, "auto")
-    if convs[key] not in allowed:
-      raise ValueError(f"model.{key}={convs[key]!r} is not one of {allowed}")
+  conv = conv or conv_module(model_config.conv_impl)
   channels = unet.unet_channels(model_config.width, model_config.depth)
-  head = MODELS[model_config.name](model_config, channels.latent, dtype, convs)
+  head = MODELS[model_config.name](model_config, channels.latent, dtype, conv)
   return relighter.Relighter(
       latent_head=head,
       width=model_config.width,
@@ -84,7 +93,7 @@ def create_model(model_config: ml_collections.ConfigDict) -> relighter.Relighter
       target_skips=tuple(model_config.target_skips),
       residual=_output_is_residual(model_config),
       dtype=dtype,
-      **convs)
+      conv=conv)
 
 
 OUTPUTS = ("direct", "residual")
@@ -109,47 +118,5 @@ def create_discriminator(model_config: ml_collections.ConfigDict) -> nn.Module:
   return discriminator.PatchDiscriminator(
       features=model_config.discriminator_features,
       num_layers=model_config.discriminator_layers,
-      dtype=_dtype(model_config))
-
-
-def default_model_config(name: str = "envmap") -> ml_collections.ConfigDict:
-  """The `model` section of a config at paper size (report §3.2-3.4) for a model name.
-
-  Args:
-    name: a key of MODELS.
-
-  Returns:
-    An unlocked ConfigDict with exactly the keys `create_model` reads.
-  """
-  if name not in MODELS:
-    raise ValueError(f"model name {name!r} is not one of {sorted(MODELS)}")
-  config = ml_collections.ConfigDict()
-  config.name = name  # 'envmap' | 'envmap_scene' | 'illumination_predictor'
-  config.width = 1.0  # Channel multiplier; 1.0 = paper sizes (latent 512 channels).
-  config.depth = 3  # Double-conv down stages: 64 -> 128 -> 256 -> 512.
-  config.bottleneck_convs = 3  # Convs at the latent resolution (independent weights).
-  config.disabled_skips = ()  # Skip link indices not used (0 = shallowest, 10 in all).
-  config.target_skips = ()  # Skip link indices taken from the target image T.
-  config.envmap_height = 16  # Envmap size (report §3.4: 16 x 32).
-  config.envmap_width = 32
-  config.light_channels = 3  # illumination_predictor: light latent channels.
-  config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
-  config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
-  # Kernel gradients of the 3x3 convs: 'auto' (Winograd for the layers on >= 16 px maps
-  # that it speeds up on the CPU; XLA's elsewhere) | 'winograd' | 'xla'. Same gradients
-  # up to float32 rounding (models/winograd.py). Also the 7x7 stem's (Winograd over a
-  # space-to-depth map, models/space_to_depth.py) and, unless 'xla', on the CPU the
-  # strided convs' (one patch product, models/patch_gradient.py).
-  config.conv_kernel_grad = "auto"
-  # Forward pass and input gradient of the 3x3 convs (and of the stem): 'auto'
-  # (Winograd for the layers it speeds up on the CPU; XLA's elsewhere) | 'winograd' |
-  # 'xla'. Same outputs and gradients up to float32 rounding.
-  config.conv_forward = "auto"
-  # The Winograd tile transforms: 'auto' (C++, compiled on first use, on the CPU where a
-  # C++ compiler is found; jax.numpy's otherwise) | 'native' (C++ or an error) | 'xla'
-  # (models/native_tiles.py). 'auto' also picks the layers above by which one is used.
-  config.winograd_transforms = "auto"
-  config.output = "direct"  # 'direct' (report) | 'residual' (logit change of I, our addition).
-  config.discriminator_features = 64  # PatchGAN base width (pix2pix ndf).
-  config.discriminator_layers = 3  # PatchGAN stride-2 layers (70x70 receptive field).
-  return config
+      dtype=_dtype(model_config),
+      conv=conv_module(model_config.conv_impl))

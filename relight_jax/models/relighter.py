@@ -50,6 +50,7 @@ class Relighter(nn.Module):
     target_skips: skip link indices taken from the target image instead of the input.
     residual: decode a change of the input's logits instead of the image (our addition).
     dtype: computation dtype (parameters are float32).
+    conv: the convolution module of every layer (see unet.ConvBlock).
   """
   latent_head: nn.Module
   width: float = 1.0
@@ -59,9 +60,7 @@ class Relighter(nn.Module):
   target_skips: Sequence[int] = ()
   residual: bool = False
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: unet.ModuleDef = nn.Conv
 
   def setup(self):
     count = unet.num_skips(self.depth, self.bottleneck_convs)
@@ -76,15 +75,11 @@ class Relighter(nn.Module):
       raise ValueError(f"skip links {both} are both in model.disabled_skips and "
                        "model.target_skips; a skip link is either disabled or taken from T")
     self.encoder = unet.Encoder(self.width, self.depth, self.bottleneck_convs,
-                                dtype=self.dtype, conv_kernel_grad=self.conv_kernel_grad,
-                                conv_forward=self.conv_forward,
-                                winograd_transforms=self.winograd_transforms)
+                                dtype=self.dtype, conv=self.conv)
     self.decoder = unet.Decoder(self.width, self.depth, self.bottleneck_convs,
                                 disabled_skips=tuple(self.disabled_skips),
                                 residual=self.residual, dtype=self.dtype,
-                                conv_kernel_grad=self.conv_kernel_grad,
-                                conv_forward=self.conv_forward,
-                                winograd_transforms=self.winograd_transforms)
+                                conv=self.conv)
 
   def encode(self, image, *, train: bool):
     """Encodes one image into its latents (report §3.5's latent distances use these).

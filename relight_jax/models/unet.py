@@ -26,7 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from relight_jax.models import winograd
+# A flax module class or partial, called like nn.Conv (flax examples/imagenet's alias).
+ModuleDef = Any
 
 # PyTorch's BatchNorm2d defaults (momentum 0.1 of the new value, eps 1e-5), as the
 # original code used them; flax's momentum is the weight of the old value.
@@ -89,33 +90,23 @@ class ConvBlock(nn.Module):
     kernel_size: square kernel size.
     strides: square stride.
     dtype: computation dtype (parameters stay float32).
-    conv_kernel_grad: how the kernel gradient is computed (model.conv_kernel_grad, one
-      of winograd.KERNEL_GRADS).
-    conv_forward: how the forward pass and the input gradient are computed
-      (model.conv_forward, one of winograd.FORWARDS).
-    winograd_transforms: how the Winograd convolutions' tile transforms are computed
-      (model.winograd_transforms, one of winograd.TRANSFORMS: C++ or jax.numpy). Every
-      setting gives the same outputs and gradients up to float32 rounding.
+    conv: the convolution module (flax's nn.Conv, or one computing the same function
+      faster on a CPU: models/registry.py builds it from model.conv_impl).
   """
   features: int
   kernel_size: int = 3
   strides: int = 1
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     # Symmetric padding k // 2 as PyTorch's `padding=k//2`; flax's 'SAME' would pad a
     # stride-2 conv asymmetrically and shift the sampling grid by half a pixel.
     pad = self.kernel_size // 2
-    x = nn.Conv(self.features, (self.kernel_size, self.kernel_size),
+    x = self.conv(self.features, (self.kernel_size, self.kernel_size),
                 strides=(self.strides, self.strides), padding=((pad, pad), (pad, pad)),
-                dtype=self.dtype, param_dtype=jnp.float32, name="conv",
-                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
-                                                             self.conv_forward,
-                                                             self.winograd_transforms))(x)
+                dtype=self.dtype, param_dtype=jnp.float32, name="conv")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                      epsilon=_BN_EPSILON, dtype=self.dtype, param_dtype=jnp.float32,
                      name="norm")(x)
@@ -154,16 +145,13 @@ class Encoder(nn.Module):
     depth: number of double-conv down stages (3 in the paper).
     bottleneck_convs: number of convs at the latent resolution (3 in the paper).
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
-      ConvBlock).
+    conv: the convolution module (see ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
   bottleneck_convs: int = 3
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, image, *, train: bool):
@@ -179,9 +167,7 @@ class Encoder(nn.Module):
     """
     channels = unet_channels(self.width, self.depth)
     block = functools.partial(ConvBlock, dtype=self.dtype,
-                              conv_kernel_grad=self.conv_kernel_grad,
-                              conv_forward=self.conv_forward,
-                              winograd_transforms=self.winograd_transforms)
+                              conv=self.conv)
     image = image.astype(self.dtype)
     features = block(channels.stem - 3, kernel_size=7, name="stem")(image, train=train)
     # The image itself is appended to the stem features (Sun et al. 2019).
@@ -221,8 +207,7 @@ class Decoder(nn.Module):
     disabled_skips: skip indices (0 = shallowest) that are not used; the convs that
       would have read them have correspondingly fewer input channels.
     dtype: computation dtype.
-    conv_kernel_grad, conv_forward, winograd_transforms: the model.* settings (see
-      ConvBlock).
+    conv: the convolution module (see ConvBlock).
   """
   width: float = 1.0
   depth: int = 3
@@ -230,9 +215,7 @@ class Decoder(nn.Module):
   disabled_skips: Sequence[int] = ()
   residual: bool = False
   dtype: Any = jnp.float32
-  conv_kernel_grad: str = "xla"
-  conv_forward: str = "xla"
-  winograd_transforms: str = "auto"
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, latent, skips, *, train: bool, base_image=None):
@@ -254,9 +237,7 @@ class Decoder(nn.Module):
     skips = [None if k in self.disabled_skips else s for k, s in enumerate(skips)]
     channels = unet_channels(self.width, self.depth)
     block = functools.partial(ConvBlock, dtype=self.dtype,
-                              conv_kernel_grad=self.conv_kernel_grad,
-                              conv_forward=self.conv_forward,
-                              winograd_transforms=self.winograd_transforms)
+                              conv=self.conv)
     x = latent.astype(self.dtype)
     # The original's DecBottleneckConv first halves the channels ("encode" conv).
     x = block(channels.latent // 2, name="bottleneck_in")(x, train=train)
@@ -279,11 +260,8 @@ class Decoder(nn.Module):
     # Residual output (our addition, not in the report): relit = sigmoid(logit(I) + delta)
     # with delta's conv zero-initialised, so training starts from the identity mapping and
     # only learns the change of light. The paper's direct output is the default.
-    x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+    x = self.conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="output",
-                conv_general_dilated=winograd.conv_function(self.conv_kernel_grad,
-                                                             self.conv_forward,
-                                                             self.winograd_transforms),
                 kernel_init=nn.initializers.zeros if self.residual else
                 nn.linear.default_kernel_init)(x)
     x = x.astype(jnp.float32)

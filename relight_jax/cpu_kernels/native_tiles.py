@@ -3,17 +3,30 @@
 winograd.py's transforms in jax.numpy compile, on XLA:CPU, to one fused loop per tile
 entry, each streaming the whole map again; winograd_tiles.cc reads each tile once:
 5-9x faster on the Envmap model's 256 px maps, and what made the Winograd convolutions
-pay on nearly every 3x3 layer of the paper models (BENCHMARKS.md, "Where the time went",
+pay on nearly every 3x3 layer of the paper models (docs/benchmark_history.md,
 section 8).
 
 The library is built on first use with the C++ compiler of the machine (`c++`, or
 $CXX; `-O3 -march=native`, ~3 s) against the XLA FFI headers that jaxlib ships, and
-cached under $RELIGHT_JAX_NATIVE_DIR (default ~/.cache/relight_jax/native), keyed by
-the source, the flags, the compiler, jaxlib's version and the CPU's feature flags; it is
-written to a temporary name and renamed, so concurrent builds (pytest-xdist) are safe.
-Nothing is downloaded. `available()` is False where the build fails (no compiler): the
-callers then keep the jax.numpy transforms (model.winograd_transforms = 'auto') or
-raise (= 'native').
+cached under $RELIGHT_JAX_NATIVE_DIR (default ~/.cache/relight_jax/native, or
+$XDG_CACHE_HOME/relight_jax/native), keyed by the source, the flags, the compiler,
+jaxlib's version and the CPU's feature flags. Nothing is downloaded. Code in that
+directory runs in this process, so it is loaded only once verified:
+
+- the directory (created with mode 0o700) must be owned by the user and writable by
+  no one else, else `BuildError` says how to fix it (chmod 700, or a private
+  $RELIGHT_JAX_NATIVE_DIR);
+- beside the library `<library>.sha256` records the sha256 of its bytes and the cache key;
+  both files must be regular files owned by the user and writable by no one else, the
+  bytes must hash to the recorded sha256 and the recorded key must be the one computed
+  from the shipped source now. A library that fails any of these (or has no manifest)
+  is not loaded: a warning names it and why, it is rebuilt and verified again, and
+  `BuildError` is raised if the rebuilt one still fails.
+
+Library and manifest are each written to a temporary name and renamed, so concurrent
+builds (pytest-xdist) are safe. `available()` is False where the build fails (no
+compiler): the callers then keep the jax.numpy transforms (model.winograd_transforms =
+'auto') or raise (= 'native').
 
 The transforms work on each device's slice of a batch-sharded array (`jax.shard_map`
 over the array's mesh axis), so data parallelism keeps the batch split.
@@ -23,17 +36,21 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import json
 import logging
 import os
 import pathlib
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from relight_jax.cpu_kernels import matrices
 
 _SOURCE = pathlib.Path(__file__).with_name("winograd_tiles.cc")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
@@ -76,12 +93,110 @@ def _compiler():
   return compiler
 
 
-def _build(compiler):
-  """Compiles winograd_tiles.cc (once per source, compiler, jaxlib and CPU): its path.
+def _manifest(library):
+  return library.with_name(library.name + ".sha256")
+
+
+def _sha256(path):
+  with open(path, "rb") as file:
+    return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _foreign_writable(status):
+  """Why a file or directory with os.stat result `status` could be changed by someone
+  other than the user (None: it cannot). Without os.getuid (Windows) the owner is not
+  checked."""
+  mode = stat.S_IMODE(status.st_mode)
+  problems = []
+  if hasattr(os, "getuid") and status.st_uid != os.getuid():
+    problems.append(f"is owned by uid {status.st_uid}, not by you (uid {os.getuid()})")
+  if mode & 0o022:
+    problems.append(f"has mode {mode:#o}, writable by group or others")
+  return " and ".join(problems) or None
+
+
+def _check_private(directory):
+  """Raises BuildError unless only the user can write to `directory`: anyone else who
+  can would choose the code that load() runs."""
+  try:
+    problem = _foreign_writable(os.stat(directory))
+  except OSError as error:
+    raise BuildError(f"cannot stat the native library cache {directory}: {error}") from error
+  if problem:
+    raise BuildError(f"the native library cache {directory} {problem}; it must be owned by "
+                     f"you and writable by you only: run `chmod 700 {directory}`, or set "
+                     f"${ENV_DIR} to a private directory")
+
+
+def _unverified(library, key):
+  """Why `library` must not be loaded (None: it may): its manifest is missing or
+  unreadable, records another key, or another sha256 than its bytes', or either file is
+  not a regular file only the user can write."""
+  manifest = _manifest(library)
+  for path in (library, manifest):
+    try:
+      status = os.lstat(path)  # a link would let a file outside the directory be loaded
+    except FileNotFoundError:
+      return f"{path.name} is missing"
+    except OSError as error:
+      return f"cannot stat {path.name}: {error}"
+    if not stat.S_ISREG(status.st_mode):
+      return f"{path.name} is not a regular file"
+    problem = _foreign_writable(status)
+    if problem:
+      return f"{path.name} {problem}"
+  try:
+    recorded = json.loads(manifest.read_text())
+    recorded_sha256, recorded_key = str(recorded["sha256"]), str(recorded["key"])
+  except (OSError, ValueError, KeyError, TypeError) as error:
+    return f"its manifest {manifest.name} is unreadable ({type(error).__name__}: {error})"
+  if recorded_key != key:
+    return (f"its manifest records the key {recorded_key[:16]}, not the shipped source's "
+            f"{key[:16]}")
+  try:
+    actual = _sha256(library)
+  except OSError as error:
+    return f"it cannot be read: {error}"
+  if actual != recorded_sha256:
+    return f"its sha256 {actual} is not the one its manifest records, {recorded_sha256}"
+  return None
+
+
+def _compile(compiler, library, key):
+  """Compiles winograd_tiles.cc into `library` and writes its manifest, each to a
+  temporary name first, then renamed over the old files.
 
   Raises:
-    BuildError: the compiler fails or cannot be run, or the cache directory cannot be
-      written (naming it and $RELIGHT_JAX_NATIVE_DIR).
+    BuildError: the compiler fails.
+    OSError: the directory cannot be written.
+  """
+  with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
+    partial = pathlib.Path(scratch) / library.name
+    command = [compiler, *_FLAGS, "-isystem", jax.ffi.include_dir(), str(_SOURCE),
+               "-o", str(partial)]
+    logging.info("native_tiles: compiling %s -> %s", _SOURCE.name, library)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+      raise BuildError(f"compiling {_SOURCE} failed ({' '.join(command)}):\n"
+                       f"{result.stderr[-4000:]}")
+    os.chmod(partial, 0o700)  # not the umask's: group-writable files are not loaded
+    partial_manifest = pathlib.Path(scratch) / _manifest(library).name
+    partial_manifest.write_text(json.dumps({"sha256": _sha256(partial), "key": key}) + "\n")
+    os.chmod(partial_manifest, 0o600)
+    # A concurrent build writes the same bytes (the compiler is deterministic), so the
+    # pair stays consistent; if it did not, the next verification rebuilds.
+    os.replace(partial, library)
+    os.replace(partial_manifest, _manifest(library))
+
+
+def _build(compiler):
+  """Finds in the cache, verified, or compiles winograd_tiles.cc (once per source,
+  compiler, jaxlib and CPU): the library's path.
+
+  Raises:
+    BuildError: the compiler fails or cannot be run, the cache directory cannot be
+      written (naming it and $RELIGHT_JAX_NATIVE_DIR) or others can write to it, or the
+      library does not verify even when just rebuilt.
   """
   try:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
@@ -90,24 +205,27 @@ def _build(compiler):
     raise BuildError(f"cannot run the C++ compiler {compiler!r}: {error}") from error
   key = hashlib.sha256("\n".join([_SOURCE.read_text(), " ".join(_FLAGS), version,
                                   jax.lib.__version__, _cpu_flags()]).encode()).hexdigest()
-  library = _cache_dir() / f"winograd_tiles-{key[:16]}.so"
-  if library.exists():
-    return library
+  directory = _cache_dir()
+  library = directory / f"winograd_tiles-{key[:16]}.so"
   try:
-    library.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
-      partial = pathlib.Path(scratch) / library.name
-      command = [compiler, *_FLAGS, "-isystem", jax.ffi.include_dir(), str(_SOURCE),
-                 "-o", str(partial)]
-      logging.info("native_tiles: compiling %s -> %s", _SOURCE.name, library)
-      result = subprocess.run(command, capture_output=True, text=True, check=False)
-      if result.returncode != 0:
-        raise BuildError(f"compiling {_SOURCE} failed ({' '.join(command)}):\n"
-                         f"{result.stderr[-4000:]}")
-      os.replace(partial, library)  # atomic: a concurrent build writes the same bytes
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
   except OSError as error:
-    raise BuildError(f"cannot build into {library.parent} ({error}); set ${ENV_DIR} to a "
+    raise BuildError(f"cannot build into {directory} ({error}); set ${ENV_DIR} to a "
                      "writable directory") from error
+  _check_private(directory)
+  reason = _unverified(library, key)
+  if reason is None:
+    return library
+  if os.path.lexists(library) or os.path.lexists(_manifest(library)):
+    logging.warning("native_tiles: not loading %s: %s; rebuilding it", library, reason)
+  try:
+    _compile(compiler, library, key)
+  except OSError as error:
+    raise BuildError(f"cannot build into {directory} ({error}); set ${ENV_DIR} to a "
+                     "writable directory") from error
+  reason = _unverified(library, key)
+  if reason is not None:
+    raise BuildError(f"{library}, just rebuilt, does not verify: {reason}")
   return library
 
 
@@ -115,9 +233,9 @@ def _check_matrices(library, transforms):
   """The library's compiled-in B^T, A^T, A, G and G^T equal winograd.py's (`transforms`),
   rounded to float32."""
   out = (ctypes.c_float * 36)()
-  for m, matrices in transforms.items():
-    for which, expected in enumerate((matrices["BT"], matrices["AT"], matrices["AT"].T,
-                                      matrices["G"], matrices["G"].T)):
+  for m, matrix_set in transforms.items():
+    for which, expected in enumerate((matrix_set["BT"], matrix_set["AT"], matrix_set["AT"].T,
+                                      matrix_set["G"], matrix_set["G"].T)):
       expected = expected.astype(np.float32)
       count = library.RelightWinogradMatrix(m, which, out)
       actual = np.frombuffer(out, np.float32)[:count]
@@ -128,20 +246,20 @@ def _check_matrices(library, transforms):
 
 @functools.cache
 def load():
-  """Builds (or finds in the cache) and registers the transforms: the library's path.
+  """Builds (or finds in the cache, verified) and registers the transforms: the library's
+  path.
 
   Raises:
-    BuildError: no compiler, a failed compile, or matrices that differ from winograd.py's
-      (not cached: a later call tries again).
+    BuildError: no compiler, a failed compile, a cache directory others can write to, a
+      library that does not verify even when rebuilt, or matrices that differ from
+      winograd.py's (not cached: a later call tries again).
   """
-  # winograd.py imports this module; the matrices are its (a call-time import).
-  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
   path = _build(_compiler())
   try:
     library = ctypes.cdll.LoadLibrary(str(path))
   except OSError as error:
     raise BuildError(f"loading {path} failed: {error}") from error
-  _check_matrices(library, winograd.TRANSFORM_MATRICES)
+  _check_matrices(library, matrices.TRANSFORM_MATRICES)
   for target, symbol in _TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
                                 platform="cpu")

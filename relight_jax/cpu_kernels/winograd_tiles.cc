@@ -1,22 +1,21 @@
-// Winograd tile transforms for relight_jax/models/winograd.py, as XLA FFI handlers (CPU).
+// Winograd tile transforms for relight_jax/cpu_kernels/winograd.py, as XLA FFI handlers (CPU).
 //
 // XLA compiles the transforms written in jax.numpy into one fused loop per tile entry,
 // each of which reads 9-16 positions of every tile, so a transform streams its map ~13
-// times (BENCHMARKS.md, "Where the time went", section 7). These loops read each tile
-// once, transform it in registers (16 channels at a time: GCC vector extensions, built
-// with -march=native by relight_jax/models/native_tiles.py) and write every entry:
+// times (docs/benchmark_history.md, section 7). These loops read each tile once,
+// transform it in registers (16 channels at a time: GCC vector extensions, built
+// with -march=native by relight_jax/cpu_kernels/native_tiles.py) and write every entry:
 // 5-9x faster than XLA's loops on the Envmap model's maps (section 8).
 //
 // The matrices are compile-time constants, so that the unrolled sums skip the zero
-// coefficients and the +-1 products; native_tiles.py checks them against winograd.py's
+// coefficients and the +-1 products; native_tiles.py checks them against matrices.py's
 // when it loads the library (RelightWinogradMatrix). Work is split into rows of tiles
 // over XLA's intra-op thread pool.
 //
 // The kernel side has the same sandwich: u = G g G^T of each 3x3 kernel (and of the
 // kernel turned by 180 degrees, for the input gradient), and the kernel gradient's
 // inverse G^T du G, 16 output channels at a time, split over the input channels
-// (BENCHMARKS.md, section 9: XLA's fused sums for these took ~0.6 s of thread time per
-// 256 px train step).
+// (XLA's fused sums for these are slow too: docs/benchmark_history.md, section 9).
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>

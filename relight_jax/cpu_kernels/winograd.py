@@ -1,14 +1,14 @@
 """3x3 convolutions computed by Winograd's minimal filtering on the CPU.
 
 XLA:CPU computes the kernel gradient of a convolution as a convolution whose window is
-the whole activation map, at about half the speed of its forward convolutions
-(BENCHMARKS.md, "Where the time went"): on the 2-core CPU of BENCHMARKS.md it was 43% of
-the Envmap train step. Winograd's F(m x m, 3 x 3) algorithm (Lavin & Gray 2016, "Fast
-Algorithms for Convolutional Neural Networks") turns a 3x3 convolution, or either of its
-gradients, into one batched matrix product with (m + 2)^2 / (9 m^2) of the
-multiplications (F(4 x 4): 4x fewer), which XLA runs at full matrix-product speed, plus
-linear transforms of the operands. Those tile transforms are C++ (native_tiles.py, XLA FFI)
-on the CPU where a compiler builds them, jax.numpy otherwise (TRANSFORMS below).
+the whole activation map, at about half the speed of its forward convolutions, the
+largest part of a paper-size train step on a CPU (docs/benchmark_history.md). Winograd's
+F(m x m, 3 x 3) algorithm (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
+Networks") turns a 3x3 convolution, or either of its gradients, into one batched matrix
+product with (m + 2)^2 / (9 m^2) of the multiplications (F(4 x 4): 4x fewer), which XLA
+runs at full matrix-product speed, plus linear transforms of the operands. Those tile
+transforms are C++ (native_tiles.py, XLA FFI) on the CPU where a compiler builds them,
+jax.numpy otherwise (TRANSFORMS below).
 
 `conv_function(kernel_grad, forward, transforms)` returns a function with
 `lax.conv_general_dilated`'s signature for flax's `nn.Conv` (its `conv_general_dilated`
@@ -28,44 +28,13 @@ import contextvars
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from relight_jax.models import native_tiles
-from relight_jax.models import patch_gradient
-from relight_jax.models import space_to_depth
+from relight_jax.cpu_kernels import matrices
+from relight_jax.cpu_kernels import native_tiles
+from relight_jax.cpu_kernels import patch_gradient
+from relight_jax.cpu_kernels import space_to_depth
 
-# Winograd transform matrices (Lavin & Gray 2016) for a 3-tap correlation:
-# y = A^T [(G g G^T) * (B^T d B)] A over (m + 2) x (m + 2) input tiles d.
-TRANSFORM_MATRICES = {
-  2: dict(
-    BT=np.array([[1, 0, -1, 0],
-                 [0, 1, 1, 0],
-                 [0, -1, 1, 0],
-                 [0, 1, 0, -1]], np.float64),
-    G=np.array([[1, 0, 0],
-                [1 / 2, 1 / 2, 1 / 2],
-                [1 / 2, -1 / 2, 1 / 2],
-                [0, 0, 1]], np.float64),
-    AT=np.array([[1, 1, 1, 0],
-                 [0, 1, -1, -1]], np.float64)),
-  4: dict(
-    BT=np.array([[4, 0, -5, 0, 1, 0],
-                 [0, -4, -4, 1, 1, 0],
-                 [0, 4, -4, -1, 1, 0],
-                 [0, -2, -1, 2, 1, 0],
-                 [0, 2, -1, -2, 1, 0],
-                 [0, 4, 0, -5, 0, 1]], np.float64),
-    G=np.array([[1 / 4, 0, 0],
-                [-1 / 6, -1 / 6, -1 / 6],
-                [-1 / 6, 1 / 6, -1 / 6],
-                [1 / 24, 1 / 12, 1 / 6],
-                [1 / 24, -1 / 12, 1 / 6],
-                [0, 0, 1]], np.float64),
-    AT=np.array([[1, 1, 1, 1, 1, 0],
-                 [0, 1, -1, 2, -2, 0],
-                 [0, 1, 1, 4, 4, 0],
-                 [0, 1, -1, 8, -8, 1]], np.float64)),
-}
+TRANSFORM_MATRICES = matrices.TRANSFORM_MATRICES
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -92,11 +61,8 @@ def tile_size(height, width, native=False):
   """The Winograd output tile m for an H x W map: 4 or 2; None if neither fits.
 
   F(4 x 4) has the fewer multiplications but transforms 6 x 6 tiles. With the jax.numpy
-  transforms F(2 x 2) measured faster on maps of 16 px and less (BENCHMARKS.md, section 5
-  of "Where the time went"); with the C++ ones (`native`) F(4 x 4) is as fast or faster
-  from 16 px (section 8). (At inference, batch 1, F(2 x 2) on the 16 px maps was 1.1-1.2x
-  faster while every call transformed the kernels, as fast once they are cached:
-  section 9.)
+  transforms F(2 x 2) is faster on maps of 16 px and less; with the C++ ones (`native`)
+  F(4 x 4) is as fast or faster from 16 px (docs/benchmark_history.md, sections 5 and 8).
   """
   smallest = 16 if native else 32
   if height % 4 == 0 and width % 4 == 0 and min(height, width) >= smallest:
@@ -113,9 +79,9 @@ def _tile_transform(matrix, x, m):
 
   Strided slices and sums that XLA fuses into one loop. Slices, not a reshape into
   tiles: a reshape that splits the spatial axes of a batch-sharded array needs its output
-  sharding spelled out; slices keep it. (A two-pass form, rows then
-  columns with the rows materialised, was 2x faster alone on a 256 px map but made the
-  Envmap step 7% slower: BENCHMARKS.md, section 6 of "Where the time went".)
+  sharding spelled out; slices keep it. One pass, not rows then columns: materialising
+  the rows is faster alone but slows the whole step (docs/benchmark_history.md,
+  section 6).
   """
   taps = matrix.shape[1]
   tiles_h = (x.shape[1] - taps) // m + 1
@@ -221,11 +187,12 @@ def recording_kernels():
   """Context (at trace time): every Winograd forward convolution traced inside appends
   its transformed kernel to the yielded `KernelTape`'s `kernels`.
 
-  For inference with fixed weights (relight.make_relight_fn): the kernel transforms of
-  every layer, 8-12% of a 256 px relighting at batch 1 (BENCHMARKS.md, section 9), are
-  computed once, as the outputs of a function that traces the model under this context,
-  and passed to later calls, which trace it under `replaying_kernels`. The same model,
-  settings and input shapes trace the same convolutions in the same order.
+  For inference with fixed weights (inference.make_relight_fn): the kernel transforms of
+  every layer, a tenth of a 256 px relighting at batch 1 (docs/benchmark_history.md,
+  section 9), are computed once, as the outputs of a function that traces the model
+  under this context, and passed to later calls, which trace it under
+  `replaying_kernels`. The same model, settings and input shapes trace the same
+  convolutions in the same order.
   """
   return _tape(KernelTape())
 
@@ -297,9 +264,8 @@ def input_gradient(dy, kernel, m, precision=None, native=False):
   degrees, its in and out channels swapped (padding 1 is its own transpose for 3x3).
 
   The swap is done by the matrix product, which contracts the transformed kernel's out
-  channels: swapping the kernel's axes first made XLA fuse a transposing read into the
-  kernel transform (16 px 1536 -> 512 input gradient 187 ms, now 44: BENCHMARKS.md,
-  section 8).
+  channels: swapping the kernel's axes first makes XLA fuse a slow transposing read into
+  the kernel transform (docs/benchmark_history.md, section 8).
   """
   with jax.named_scope("winograd"):
     v = _input_transform(dy, m, native)
@@ -384,7 +350,9 @@ def _conv3x3_backward(precision, forward, kernel_grad, native, residuals, dy):
 _conv3x3_with_vjp.defvjp(_conv3x3_forward, _conv3x3_backward)
 
 
-# model.conv_kernel_grad: which convolutions take the Winograd kernel gradient.
+# `conv_function`'s three settings (model.conv_impl='cpu_fast' is auto, auto, auto; the
+# others are for tests and bench/train_step.py's variants).
+# kernel_grad: which convolutions take the Winograd kernel gradient.
 #   winograd  every float32 NHWC 3x3 stride-1 padding-1 convolution whose map tiles
 #             (and every larger stride-1 kernel, through space_to_depth.py; and every
 #             strided convolution takes patch_gradient.py's kernel gradient);
@@ -394,13 +362,13 @@ _conv3x3_with_vjp.defvjp(_conv3x3_forward, _conv3x3_backward)
 #             strided convolutions: all of them, on the CPU). GPUs keep their vendor
 #             library's kernel gradients;
 #   xla       never (XLA's own kernel-gradient convolution everywhere).
-# model.conv_forward: which of those convolutions also compute their forward pass and
+# forward: which of those convolutions also compute their forward pass and
 # input gradient by Winograd (same three settings; auto: on the CPU, layers with at
 # least `forward_min_channels` input and output channels on maps of >= _AUTO_MIN_SIZE px).
-# model.winograd_transforms: how the tile transforms are computed.
+# transforms: how the tile transforms are computed.
 #   auto      the C++ ones (native_tiles.py) on the CPU where they build, else jax.numpy's;
 #   native    the C++ ones (an error where they do not build or the backend is not the CPU);
-#   xla       jax.numpy's (fused by XLA), as before native_tiles.py.
+#   xla       jax.numpy's (fused by XLA).
 KERNEL_GRADS = ("auto", "winograd", "xla")
 FORWARDS = KERNEL_GRADS
 TRANSFORMS = ("auto", "native", "xla")
@@ -409,14 +377,14 @@ _AUTO_MIN_SIZE = 16
 # gradient of layers of >= min_macs multiply-adds, for the forward pass and input
 # gradient of layers of >= forward_min_channels in and out channels and >=
 # forward_min_macs.
-# With jax.numpy's transforms (BENCHMARKS.md, sections 5 and 6 of "Where the time
-# went"): Winograd kernel gradients for every layer were 1.10x / 1.18x on the Envmap step
+# With jax.numpy's transforms (docs/benchmark_history.md, sections 5 and 6): Winograd
+# kernel gradients for every layer were 1.10x / 1.18x on the Envmap step
 # at 256 px batch 4 / 8 but 0.98x at 128 px and 0.85x at 64 px batch 8, where the
 # transforms cost more than the product saves; forward passes 1.2-2.0x faster per layer
 # for 128-2048 channels on 16-64 px maps, slower for the few-channel 128 and 256 px
 # layers. The C++ transforms are 5-9x faster and Winograd then pays on every layer of the
 # paper models on >= 16 px maps but the forward pass of the 64 -> 3 output conv (section
-# 8); on the demo preset's small layers (width 1/4, 64 px, <= 0.30 G multiply-adds) it
+# 8); on the CPU preset's small layers (width 1/4, 64 px, <= 0.30 G multiply-adds) it
 # made the step 14% slower, hence min_macs between that and the paper model's smallest
 # 256 px layer (0.45 G at batch 4).
 _AUTO_RULES = {
@@ -490,7 +458,7 @@ def _is_plain_conv(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numb
 def _patch_gradient(kernel_grad, lhs_shape):
   """Whether a strided conv with input `lhs_shape` takes patch_gradient.py's kernel
   gradient under the kernel_grad setting: 'winograd' always, 'auto' on the CPU
-  (BENCHMARKS.md, section 9 of "Where the time went")."""
+  (docs/benchmark_history.md, section 9)."""
   if not all(isinstance(size, int) for size in lhs_shape):
     return False  # symbolic sizes (jax.export's polymorphic batch)
   return kernel_grad == "winograd" or (kernel_grad == "auto"

@@ -2,12 +2,12 @@
 
 XLA:CPU computes the kernel gradient of a convolution as another convolution whose
 window is the whole output-gradient map and whose "features" are the batch: for the
-U-Net's stride-2 3x3 convs on large maps (models/unet.py: 256 px 32 -> 64 and 128 px
-64 -> 128 channels) that runs at ~10-25 GFLOP/s inside the train step (the 128 px one
-took 695 ms of a 4.5 s IlluminationPredicter step at 256 px, batch 4: BENCHMARKS.md,
-section 9 of "Where the time went"). Written as what it is, a product of the im2col
-patches of the input [pixels, k k c] with the output gradient [pixels, o], it is one
-large matrix product (the patches of a stride-2 3x3 conv hold 9/4 of the input).
+U-Net's stride-2 3x3 convs on large maps (models/unet.py: 256 px 32 -> 64 and 128 px 64
+-> 128 channels) that runs at ~10-25 GFLOP/s inside the train step, a sixth of it for
+the IlluminationPredicter at 256 px (docs/benchmark_history.md, section 9). Written as
+what it is, a product of the im2col patches of the input [pixels, k k c] with the output
+gradient [pixels, o], it is one large matrix product (the patches of a stride-2 3x3 conv
+hold 9/4 of the input).
 
 `conv(x, kernel, strides, padding, precision)` is XLA's convolution forward and input
 gradient, with that kernel gradient (a custom VJP); equal to XLA's up to float32

@@ -1,4 +1,4 @@
-"""models/space_to_depth.py and models/patch_gradient.py: the rewritten convolutions equal
+"""cpu_kernels/space_to_depth.py and cpu_kernels/patch_gradient.py: the rewritten convolutions equal
 XLA's, on one device and on a batch-sharded mesh."""
 
 import jax
@@ -8,9 +8,9 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from relight_jax.models import patch_gradient
-from relight_jax.models import space_to_depth
-from relight_jax.models import winograd
+from relight_jax.cpu_kernels import patch_gradient
+from relight_jax.cpu_kernels import space_to_depth
+from relight_jax.cpu_kernels import winograd
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 

@@ -4,7 +4,7 @@ The U-Net's stem is a 7x7 convolution from the 3 image channels to 29 (models/un
 XLA:CPU runs it at ~15 GFLOP/s, a tenth of its other convolutions' speed: with 3 input
 channels there is nothing to vectorise over. Its kernel gradient is as slow, and both
 sit where nothing else can run beside them, at the start of the forward pass and the end
-of the backward pass (BENCHMARKS.md, section 9 of "Where the time went").
+of the backward pass (docs/benchmark_history.md, section 9).
 
 Space-to-depth by a factor f (each f x f block of pixels becomes one pixel of f^2 C
 channels, `space_to_depth`) turns a stride-1 k x k convolution with padding k // 2 into
@@ -20,7 +20,7 @@ With X = space_to_depth(x) and Y the blocks of the output,
 and zero where a tap falls outside the k x k kernel (`block_kernel`). For the stem
 (k = 7, f = 4) that is a 48 -> 464 channel 3x3 convolution on a 64 x 64 map: 2.9x the
 multiply-adds, but a shape that Winograd's F(4x4, 3x3) computes well
-(models/winograd.py), forward pass and kernel gradient alike. The kernel gradient
+(cpu_kernels/winograd.py), forward pass and kernel gradient alike. The kernel gradient
 reaches W through `block_kernel`'s gather, whose transpose sums the entries that share
 a tap.
 """

@@ -1,7 +1,6 @@
-"""models/winograd.py: Winograd convolutions and gradients equal XLA's, and apply only where
+"""cpu_kernels/winograd.py: Winograd convolutions and gradients equal XLA's, and apply only where
 the settings say."""
 
-import functools
 
 import flax.linen as nn
 import jax
@@ -11,8 +10,7 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from relight_jax.models import registry
-from relight_jax.models import winograd
+from relight_jax.cpu_kernels import winograd
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -184,7 +182,7 @@ def test_batch_sharded_input_on_an_explicit_mesh(forward, transforms, devices):
 
 def test_auto_takes_winograd_only_for_large_layers_on_cpu():
   assert jax.default_backend() == "cpu"
-  # With the jax.numpy transforms (BENCHMARKS.md, sections 5 and 6 of "Where the time went").
+  # The rules that go with the jax.numpy transforms.
   auto = winograd.conv_function("auto", "auto", "xla")
   parts = lambda lhs, rhs: winograd.winograd_parts(auto, lhs, rhs)  # noqa: E731
   # (forward + input gradient, kernel gradient). The paper model's bottleneck at 256 px,
@@ -277,47 +275,7 @@ def test_kernel_tape_records_replays_and_checks():
 def test_bad_setting_is_named():
   with pytest.raises(ValueError, match="'fast'.*auto.*winograd.*xla"):
     winograd.conv_function("fast")
-  config = registry.default_model_config("envmap")
-  config.conv_kernel_grad = "fast"
-  with pytest.raises(ValueError, match="model.conv_kernel_grad='fast'"):
-    registry.create_model(config)
   with pytest.raises(ValueError, match="conv_forward 'slow'.*auto.*winograd.*xla"):
     winograd.conv_function("auto", "slow")
-  config = registry.default_model_config("envmap")
-  config.conv_forward = "slow"
-  with pytest.raises(ValueError, match="model.conv_forward='slow'"):
-    registry.create_model(config)
-
-
-def test_relighter_outputs_and_gradients_agree_with_xla():
-  grads, relit = {}, {}
-  image = jax.random.uniform(jax.random.key(6), (2, 32, 32, 3))
-  for setting in ("xla", "winograd"):
-    config = registry.default_model_config("envmap_scene")
-    config.width = 0.125
-    config.depth = 2  # a small model: Winograd everywhere compiles slowly
-    config.bottleneck_convs = 1
-    config.conv_kernel_grad = setting
-    config.conv_forward = setting
-    model = registry.create_model(config)
-    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(7), image,
-                                                                     image)
-
-    def loss(params, model=model, variables=variables):
-      outputs = model.apply({**variables, "params": params}, image, image[::-1], train=False)
-      return jnp.mean((outputs["relit"] - image) ** 2), outputs["relit"]
-
-    grads[setting], relit[setting] = jax.jit(jax.grad(loss, has_aux=True))(
-        variables["params"])
-  _assert_close(relit["winograd"], relit["xla"])
-  flat_xla = jax.tree_util.tree_leaves_with_path(grads["xla"])
-  flat_winograd = jax.tree.leaves(grads["winograd"])
-  for (path, expected), actual in zip(flat_xla, flat_winograd, strict=True):
-    if np.abs(np.asarray(expected)).max() > 0:
-      _assert_close(actual, expected, rtol=1e-3, err_msg=jax.tree_util.keystr(path))
   with pytest.raises(ValueError, match="winograd_transforms 'fast'.*auto.*native.*xla"):
     winograd.conv_function("auto", "auto", "fast")
-  config = registry.default_model_config("envmap")
-  config.winograd_transforms = "fast"
-  with pytest.raises(ValueError, match="model.winograd_transforms='fast'"):
-    registry.create_model(config)
