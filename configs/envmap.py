@@ -6,7 +6,7 @@ links. Losses: L1 reconstruction + Le (log-L2 on envmaps, eq. 2).
 
 Launch:
   python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap
-Variants (config string after the path, see relight_jax/config_utils.py):
+Variants (config string after the path, see relight_jax/defaults.py):
   configs/envmap.py:smoke                 seconds, tiny data (tests)
   configs/envmap.py:cpu                   the demo preset (default): 64 px, width 0.25
   configs/envmap.py:preset=paper,bf16     report sizes at 256 px on a GPU, bfloat16 compute
@@ -16,11 +16,12 @@ Any key can also be overridden: --config.train.learning_rate=1e-4
 """
 
 from relight_jax import config_utils
+from relight_jax import defaults
 
 
 def get_config(arg=None):
-  config = config_utils.base_config()
-  config.model = config_utils.model_section("envmap")
+  config = defaults.base_config()
+  config.model = defaults.model_section("envmap")
   # Report: L1 reconstruction (eq. 3) + Le on the envmaps of I and T (eq. 2).
-  config.loss = config_utils.loss_section("l1", envmap_weight=1.0)
+  config.loss = defaults.loss_section("l1", envmap_weight=1.0)
   return config_utils.finalize(config, arg)

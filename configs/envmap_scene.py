@@ -11,11 +11,12 @@ Variants: smoke | cpu (default) | preset=paper[,bf16][,gan=True] | data=<vidit c
 """
 
 from relight_jax import config_utils
+from relight_jax import defaults
 
 
 def get_config(arg=None):
-  config = config_utils.base_config()
-  config.model = config_utils.model_section("envmap_scene")
-  config.loss = config_utils.loss_section(
+  config = defaults.base_config()
+  config.model = defaults.model_section("envmap_scene")
+  config.loss = defaults.loss_section(
       "lpips", hue_weight=1.0, saturation_weight=1.0, value_weight=1.0)
   return config_utils.finalize(config, arg)

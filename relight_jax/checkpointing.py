@@ -11,18 +11,91 @@ devices restores on M devices, CPU or GPU (without them orbax refuses 4 -> 1 wit
 """
 
 import functools
+import json
 import pathlib
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from relight_jax import config_utils
+from relight_jax import defaults
 from relight_jax import state as state_lib
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+
+
+def save_config(config, path):
+  """Writes `config` as JSON to `path` atomically (a workdir's `config.json`)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  temporary = path.with_name(path.name + ".tmp")
+  temporary.write_text(config.to_json(indent=2, sort_keys=True))
+  temporary.replace(path)
+
+
+def load_config(path):
+  """Reads a config written by `save_config`; tuples come back as tuples.
+
+  Raises:
+    FileNotFoundError: no file at `path`.
+    ValueError: not JSON, or keys other than this version's (named, with defaults).
+  """
+  path = pathlib.Path(path)
+  try:
+    raw = json.loads(path.read_text())
+  except FileNotFoundError:
+    raise FileNotFoundError(f"no config at {path}: is this a training workdir?") from None
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+  def to_tuples(value):
+    if isinstance(value, list):
+      return tuple(to_tuples(item) for item in value)
+    if isinstance(value, dict):
+      return {key: to_tuples(item) for key, item in value.items()}
+    return value
+
+  config = ml_collections.ConfigDict(to_tuples(raw))
+  _check_keys(config, path)
+  return config
+
+
+def _check_keys(config, path):
+  """Raises unless `config` has exactly the keys this version declares (defaults.py).
+
+  A config.json written by another version of relight_jax would otherwise be read with
+  silent defaults for what it lacks; the message names each key and its current default.
+  """
+  name = config.get("model", {}).get("name")
+  if name not in defaults.MODEL_NAMES:
+    raise ValueError(f"{path}: model.name={name!r} is not one of {defaults.MODEL_NAMES}")
+  reference = defaults.base_config()
+  reference.model = defaults.model_section(name)
+  reference.loss = defaults.loss_section("l1")
+  flat = dict(_flat_items(reference.to_dict()))
+  found = {key for key, _ in _flat_items(config.to_dict())}
+  missing, unknown = sorted(set(flat) - found), sorted(found - set(flat))
+  if not missing and not unknown:
+    return
+  parts = []
+  if missing:
+    parts.append("it lacks " + ", ".join(f"{key} (default {flat[key]!r})" for key in missing))
+  if unknown:
+    parts.append("this version has no " + ", ".join(unknown))
+  raise ValueError(f"{path} was written by another version of relight_jax: "
+                   f"{'; '.join(parts)}. Edit it (add the keys with the values the run "
+                   "used, remove the others) or train again in a new workdir.")
+
+
+def _flat_items(tree, prefix=""):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _flat_items(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
 
 
 def create_manager(workdir, *, max_to_keep=3, async_save=True):
@@ -99,7 +172,7 @@ def load_inference_variables(workdir, step=None):
     FileNotFoundError: no config or no checkpoint in `workdir`.
   """
   workdir = pathlib.Path(workdir)
-  config = config_utils.load_config(workdir / CONFIG_FILE)
+  config = load_config(workdir / CONFIG_FILE)
   manager = create_manager(workdir, async_save=False)
   try:
     step = manager.latest_step() if step is None else step

@@ -97,7 +97,7 @@ def create_train_state(config, rng):
   model_rng, discriminator_rng = jax.random.split(rng)
   variables = init_variables(config, model_rng)
   # A workdir's config.json written before train.lr_decay existed had a constant rate.
-  decay = config.train.get("lr_decay", "constant")
+  decay = config.train.lr_decay
   tx = make_optimizer(config.train.learning_rate, config.train.warmup_steps,
                       config.train.b1, config.train.b2, decay=decay,
                       total_steps=config.train.num_steps)

@@ -56,13 +56,12 @@ def checkpointed_workdir(path, step, seed=3):
   import jax
 
   from relight_jax import checkpointing
-  from relight_jax import config_utils
   from relight_jax import state as state_lib
 
   config = load_config("envmap", "smoke")
   train_state = jax.jit(lambda rng: state_lib.create_train_state(config, rng))(
       jax.random.key(seed))
-  config_utils.save_config(config, path / checkpointing.CONFIG_FILE)
+  checkpointing.save_config(config, path / checkpointing.CONFIG_FILE)
   manager = checkpointing.create_manager(path, async_save=False)
   checkpointing.save(manager, step, train_state, {"position": 0})
   manager.wait_until_finished()

@@ -1,18 +1,23 @@
 """Config strings, presets and config files."""
 
+import json
+
 import pytest
 from conftest import load_config
 
+from relight_jax import checkpointing
 from relight_jax import config_utils
+from relight_jax import defaults
+from relight_jax.models import registry
 
 MODELS = ("envmap", "envmap_scene", "illumination_predictor")
 
 
 def test_parse_arg_types_and_presets():
   args = config_utils.parse_arg("preset=paper,gan=True,data=synthetic,steps=7")
-  assert args == config_utils.ConfigArgs(preset="paper", gan=True, data="synthetic", steps=7)
-  assert config_utils.parse_arg("smoke,bf16") == config_utils.ConfigArgs(preset="smoke", bf16=True)
-  assert config_utils.parse_arg(None) == config_utils.ConfigArgs()
+  assert args == defaults.ConfigArgs(preset="paper", gan=True, data="synthetic", steps=7)
+  assert config_utils.parse_arg("smoke,bf16") == defaults.ConfigArgs(preset="smoke", bf16=True)
+  assert config_utils.parse_arg(None) == defaults.ConfigArgs()
 
 
 @pytest.mark.parametrize("arg, message", [
@@ -29,7 +34,7 @@ def test_parse_arg_errors_name_the_problem(arg, message):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_config_builds_each_preset(name):
-  for preset in config_utils.PRESETS:
+  for preset in defaults.PRESETS:
     config = load_config(name, preset)
     assert config.model.name == name
   paper = load_config(name, "preset=paper,bf16,gan=True")
@@ -46,23 +51,40 @@ def test_config_is_locked_against_typos():
 
 def test_loss_section_rejects_unknown_weight():
   with pytest.raises(ValueError, match="unknown loss weight 'envmap_wieght'"):
-    config_utils.loss_section("l1", envmap_wieght=1.0)
+    defaults.loss_section("l1", envmap_wieght=1.0)
 
 
 def test_save_and_load_config_round_trip(tmp_path):
   config = load_config("envmap", "smoke")
-  config_utils.save_config(config, tmp_path / "config.json")
-  loaded = config_utils.load_config(tmp_path / "config.json")
+  checkpointing.save_config(config, tmp_path / "config.json")
+  loaded = checkpointing.load_config(tmp_path / "config.json")
   assert loaded.to_dict() == config.to_dict()
   assert isinstance(loaded.model.predictor_hidden, tuple)
 
 
 def test_load_config_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="training workdir"):
-    config_utils.load_config(tmp_path / "missing.json")
+    checkpointing.load_config(tmp_path / "missing.json")
   (tmp_path / "bad.json").write_text("{not json")
   with pytest.raises(ValueError, match="not valid JSON"):
-    config_utils.load_config(tmp_path / "bad.json")
+    checkpointing.load_config(tmp_path / "bad.json")
+
+
+def test_config_of_another_version_names_its_keys(tmp_path):
+  # A workdir written before model.conv_impl existed, with the settings it replaced.
+  config = load_config("envmap", "smoke").to_dict()
+  del config["model"]["conv_impl"]
+  config["model"]["conv_kernel_grad"] = "auto"
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(config))
+  with pytest.raises(ValueError, match=r"config.json was written by another version.*"
+                     r"lacks model.conv_impl \(default 'cpu_fast'\).*"
+                     r"has no model.conv_kernel_grad"):
+    checkpointing.load_config(path)
+
+
+def test_every_model_section_builds_a_registered_model():
+  assert set(defaults.MODEL_NAMES) == set(registry.MODELS)
 
 
 @pytest.mark.parametrize("name, batch, pairing, steps", [
