@@ -22,7 +22,6 @@ import logging
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
 from absl import app
@@ -32,87 +31,14 @@ from jax.experimental import multihost_utils
 from relight_jax import envmap
 from relight_jax import input_pipeline
 from relight_jax import lights
-from relight_jax import metrics
 from relight_jax import results as results_lib
 from relight_jax import step as step_lib
 from relight_jax import visualize
-from relight_jax.models import registry
 
 SUBSET_TITLES = results_lib.SUBSET_TITLES
-# The roles whose light the model estimates in evaluation (all three are real images).
-_LIGHT_ROLES = ("input", "target", "ground_truth")
-_PALETTE_RGB = np.stack([envmap.light_rgb(t) for t in lights.TEMPERATURES_K])
-_PALETTE_K = np.asarray(lights.TEMPERATURES_K, np.float32)
-
-
-def predict(variables, batch, *, config):
-  """The relighter's outputs on a batch in inference mode (BatchNorm running stats)."""
-  batch = step_lib.float_images(batch)
-  model = registry.create_model(config.model)
-  return model.apply(variables, batch["input_image"], batch["target_image"], train=False)
-
-
-def _light_metrics(model_name, encoded, batch):
-  """Per-example light-estimate metrics of one role's encoding (report §4.1)."""
-  direction = lights.DEGREES_PER_DIRECTION * batch["direction"].astype(jnp.float32)
-  temperature = batch["temperature"].astype(jnp.float32)
-  if model_name == "illumination_predictor":
-    prediction = encoded["prediction"]  # [b, 2] = (direction deg, temperature K)
-    result = metrics.light_estimate_metrics(direction, prediction[:, 0], temperature,
-                                            prediction[:, 1])
-    result["ld"] = metrics.direction_loss(direction, prediction[:, 0])
-    result["lc"] = metrics.temperature_loss(temperature, prediction[:, 1])
-    return result
-  rgb = encoded["envmap"].astype(jnp.float32)  # [b, 16, 32, 3]
-  result = metrics.light_estimate_metrics(
-      direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
-      metrics.envmap_temperature_k(rgb, _PALETTE_RGB, _PALETTE_K))
-  if model_name == "envmap":
-    result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
-  else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
-    result["envmap_error"] = metrics.envmap_error(encoded["envmap_hsv"][:, 2:],
-                                                  batch["envmap_hsv"][:, 2:])
-  return result
-
-
-def eval_step(variables, batch, *, config, with_lpips):
-  """Per-example metrics of the model and of the identity mapping on one batch.
-
-  Returns:
-    Dict of float32 [batch] arrays.
-  """
-  batch = step_lib.float_images(batch)
-  model = registry.create_model(config.model)
-  relit = model.apply(variables, batch["input_image"], batch["target_image"], train=False)["relit"]
-  ground_truth, input_image = batch["ground_truth"], batch["input_image"]
-  results = {}
-  for prefix, candidate in (("", relit), ("identity/", input_image)):
-    results[prefix + "mse"] = metrics.mse(ground_truth, candidate)
-    results[prefix + "psnr"] = metrics.psnr(ground_truth, candidate)
-    results[prefix + "ssim"] = metrics.ssim(ground_truth, candidate)
-    results[prefix + "dssim"] = (1.0 - results[prefix + "ssim"]) / 2.0
-    if with_lpips:
-      results[prefix + "lpips"] = metrics.lpips(ground_truth, candidate)
-  # Report §3.5: distances between the scene (light) latents of I, T, G and G_hat. One
-  # encoder call over the four stacked images (inference BatchNorm: no cross-talk).
-  stacked = jnp.concatenate([input_image, batch["target_image"], ground_truth, relit], axis=0)
-  encoded = model.apply(variables, stacked, train=False, method=model.encode)
-  size = input_image.shape[0]
-  part = lambda value, k: None if value is None else value[k * size:(k + 1) * size]
-  for kind in ("scene", "light"):
-    if encoded.get(kind) is not None:
-      results.update(metrics.latent_distances(
-          {role: part(encoded[kind], k) for k, role in enumerate(metrics.LATENT_ROLES)}, kind))
-  per_role = []
-  for k, role in enumerate(_LIGHT_ROLES):
-    role_batch = {key: batch[f"{role}_{key}"] for key in
-                  ("direction", "temperature", "envmap", "envmap_hsv")}
-    per_role.append(_light_metrics(config.model.name,
-                                   {key: part(value, k) for key, value in encoded.items()},
-                                   role_batch))
-  for key in per_role[0]:
-    results[f"light/{key}"] = sum(item[key] for item in per_role) / len(per_role)
-  return results
+# The dataset's light colours (RGB, kelvin): an envmap's colour is read as the nearest.
+PALETTE = (np.stack([envmap.light_rgb(t) for t in lights.TEMPERATURES_K]),
+           np.asarray(lights.TEMPERATURES_K, np.float32))
 
 
 def _fetch(tree):
@@ -121,12 +47,12 @@ def _fetch(tree):
   return jax.device_get(tree)
 
 
-def evaluate_pairs(variables, images, pairs, *, config, step_fn, put_batch,
+def evaluate_pairs(train_state, images, pairs, *, config, step_fn, put_batch,
                    max_batches=None, progress=False):
   """Relights `pairs` in fixed-size batches; returns the per-example metrics.
 
   Args:
-    variables: the relighter's variables (replicated).
+    train_state: the trained `state.TrainState` (replicated).
     images: `input_pipeline.SceneImages` of the evaluation split.
     pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
     config: experiment config.
@@ -149,7 +75,7 @@ def evaluate_pairs(variables, images, pairs, *, config, step_fn, put_batch,
     if max_batches is not None and index >= max_batches:
       break
     mask = batch.pop("mask")
-    collected.append(step_fn(variables, put_batch(batch)))
+    collected.append(step_fn(train_state, put_batch(batch)))
     masks.append(mask)
   per_example = {key: np.concatenate([np.asarray(_fetch(item[key])) for item in collected])
                  for key in collected[0]}
@@ -159,9 +85,10 @@ def evaluate_pairs(variables, images, pairs, *, config, step_fn, put_batch,
 
 
 def make_eval_step(config, with_lpips, replicated, batch_sharding):
-  """`eval_step` jitted over the mesh: variables replicated, batch sharded on 'data'."""
+  """`step.eval_step` jitted over the mesh: state replicated, batch sharded on 'data'."""
   return jax.jit(
-      functools.partial(eval_step, config=config, with_lpips=with_lpips),
+      functools.partial(step_lib.eval_step, model_name=config.model.name,
+                        with_lpips=with_lpips, palette=PALETTE),
       in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
 
 
@@ -174,13 +101,12 @@ def sheet_indices(per_example, count):
   return [np.asarray(group) for group in picked], improvement
 
 
-def write_sheet(path, variables, images, pairs, per_example, *, config, count):
+def write_sheet(path, train_state, images, pairs, per_example, *, count):
   """Writes a contact sheet of the best, median and worst examples (rows I | T | G | relit)."""
   groups, improvement = sheet_indices(per_example, count)
   indices = np.concatenate(groups)
   batch = input_pipeline.stack_examples(images, pairs[indices])
-  relit = jax.device_get(jax.jit(functools.partial(predict, config=config))(
-      variables, batch)["relit"])
+  relit = jax.device_get(jax.jit(step_lib.predict)(train_state, batch)["relit"])
   grid = visualize.triplet_grid(batch, relit, count=len(indices))
   size = batch["input_image"].shape[1]
   labels = [f"{name} x{improvement[i]:.2f}" for name, group in
@@ -200,10 +126,10 @@ def _label_column(labels, size):
   return np.asarray(column)
 
 
-def write_envmap_sheet(path, variables, images, pairs, *, config, count=4):
+def write_envmap_sheet(path, train_state, images, pairs, *, count=4):
   """Predicted over generated envmaps of I and T for `count` pairs (report Figs. 15-16)."""
   batch = input_pipeline.stack_examples(images, pairs[:count])
-  outputs = jax.device_get(jax.jit(functools.partial(predict, config=config))(variables, batch))
+  outputs = jax.device_get(jax.jit(step_lib.predict)(train_state, batch))
   rows = []
   for role in ("input", "target"):
     grid = visualize.envmap_grid(np.asarray(outputs[f"{role}_envmap"], np.float32),
@@ -244,15 +170,14 @@ def write_results(eval_dir, record):
   return table
 
 
-def run(config, workdir, variables, placement, *, steps, label=None):
+def run(config, workdir, train_state, placement, *, label=None):
   """Full evaluation of trained `variables` on `config.eval.split`: every subset.
 
   Args:
     config: experiment config.
     workdir: training workdir; results go to `<workdir>/eval/`.
-    variables: the relighter's variables, replicated over `placement`.
+    train_state: the trained `state.TrainState`, replicated over `placement`.
     placement: `parallel.Placement`.
-    steps: training steps of `variables` (recorded in the table).
     label: the model's column title (default: the workdir's name).
 
   Returns:
@@ -264,6 +189,7 @@ def run(config, workdir, variables, placement, *, steps, label=None):
       config.data.name, config.eval.split, config.data.data_dir, config.data.image_size,
       config.data.cache_mib)
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
+  steps = int(jax.device_get(train_state.step))
   record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
   for offset, (subset, rules) in enumerate(
       input_pipeline.eval_subsets(config.eval.pairing).items()):
@@ -272,17 +198,16 @@ def run(config, workdir, variables, placement, *, steps, label=None):
     logging.info("Evaluating %s on %s: %d pairs", SUBSET_TITLES[subset], config.eval.split,
                  len(pairs))
     per_example, pairs = evaluate_pairs(
-        variables, images, pairs, config=config, step_fn=step_fn,
+        train_state, images, pairs, config=config, step_fn=step_fn,
         put_batch=placement.put_batch, progress=True)
     record["subsets"][subset] = results_lib.summarize(
         per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
         seed=config.eval.bootstrap_seed)
     if jax.process_index() == 0:
-      write_sheet(eval_dir / f"sheet_{subset}.png", variables, images, pairs, per_example,
-                  config=config, count=config.eval.sheet_examples)
+      write_sheet(eval_dir / f"sheet_{subset}.png", train_state, images, pairs, per_example,
+                  count=config.eval.sheet_examples)
       if config.model.name != "illumination_predictor":
-        write_envmap_sheet(eval_dir / f"envmaps_{subset}.png", variables, images, pairs,
-                           config=config)
+        write_envmap_sheet(eval_dir / f"envmaps_{subset}.png", train_state, images, pairs)
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)
@@ -293,7 +218,6 @@ def run_workdir(config, workdir, step=None):
   """Evaluates the latest (or `step`) checkpoint of `workdir`; see `run`."""
   from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
   from relight_jax import parallel  # pylint: disable=g-import-not-at-top
-  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
   placement = parallel.create_placement()
   manager = checkpointing.create_manager(workdir, async_save=False)
   try:
@@ -302,8 +226,7 @@ def run_workdir(config, workdir, step=None):
     manager.close()
   if train_state is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
-  return run(config, workdir, state_lib.variables_of(train_state), placement,
-             steps=int(jax.device_get(train_state.step)))
+  return run(config, workdir, train_state, placement)
 
 
 def load_record(workdir, split="test"):

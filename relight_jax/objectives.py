@@ -188,7 +188,3 @@ def discriminator_loss(real_logits, fake_logits):
   """LSGAN discriminator loss on the PatchGAN logits of G (real) and Ĝ (fake)."""
   return losses.lsgan_discriminator_loss(real_logits, fake_logits)
 
-
-def generator_gan_loss(fake_logits):
-  """LSGAN generator term on the PatchGAN logits of Ĝ (weighted by loss.gan_weight)."""
-  return losses.lsgan_generator_loss(fake_logits)

@@ -1,19 +1,30 @@
-"""The training step: one optimisation step on a global batch, as a pure function.
+"""The model's three steps, side by side, as pure functions of a `state.TrainState`.
 
-`train_step(state, batch, config=...)` is what `train.train` jits over the `data` mesh
-and what `bench/train_step.py` times. GAN configs alternate a PatchGAN discriminator
-update (LSGAN, its own Adam) with the relighter's update in the same step. This module
-imports only JAX, optax and the model and loss modules, not the data, logging and
-evaluation stack (TensorFlow, TFDS, clu, grain): a GPU machine without those can run the
-benchmark (bench/gpu_check.sh).
+  train_step  one optimisation step on a global batch (what `train.train` jits over the
+              `data` mesh and `bench/train_step.py` times);
+  eval_step   per-example metrics of the model and of the identity mapping on a batch
+              (the evaluation tables, report §3.5 and §4.1);
+  predict     the model's outputs in inference mode (pictures).
+
+All three call the model through the state's `apply_fn` (never rebuilding it from the
+config), so a state whose model was built differently (another conv implementation,
+bench/train_step.py's variants) is evaluated as it is trained. GAN configs alternate a
+PatchGAN discriminator update (LSGAN, its own Adam) with the relighter's update in the
+same train step. This module imports JAX, optax and the model, loss and metric modules
+only, not the data, logging and evaluation stack (TensorFlow, TFDS, clu, grain).
 """
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from relight_jax import losses
+from relight_jax import lights
+from relight_jax import metrics
 from relight_jax import objectives
+from relight_jax import state as state_lib
+
+# The roles whose light the model estimates in evaluation (all three are real images).
+_LIGHT_ROLES = ("input", "target", "ground_truth")
 
 
 def float_images(batch):
@@ -40,7 +51,7 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
   """One optimisation step on a global batch.
 
   Args:
-    train_state: `state.TrainState` (replicated).
+    train_state: `state.TrainState` (replicated); the model is its `apply_fn`.
     batch: dict following the batch contract of `objectives.py`, images uint8 or float.
     config: experiment config (static).
     lpips_fn: optional LPIPS callable; by default `objectives` uses losses.lpips_loss.
@@ -68,19 +79,19 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
           train=True, mutable=["batch_stats"], method="encode")
       outputs = dict(outputs, **{f"relit_{key}": value for key, value in relit_encoded.items()
                                  if value is not None})
-    total, terms = objectives.compute_losses(
-        model_name, outputs, batch, config.loss, lpips_fn=lpips_fn)
-    discriminator_stats = None
+    fake_logits = None
     if discriminator is not None:
-      fake_logits, discriminator_stats = _apply_discriminator(
+      # The generator's adversarial term is part of its loss (objectives.compute_losses);
+      # the discriminator's batch statistics are updated by its own step below.
+      fake_logits, _ = _apply_discriminator(
           discriminator, discriminator.params,
           _discriminator_input(batch["input_image"], outputs["relit"]))
-      adversarial = losses.lsgan_generator_loss(fake_logits)
-      terms["generator_adversarial"] = adversarial
-      total = total + config.loss.gan_weight * adversarial
-    return total, (terms, updates["batch_stats"], outputs["relit"], discriminator_stats)
+    total, terms = objectives.compute_losses(
+        model_name, outputs, batch, config.loss, lpips_fn=lpips_fn,
+        discriminator_fake_logits=fake_logits)
+    return total, (terms, updates["batch_stats"], outputs["relit"])
 
-  (total, (terms, batch_stats, relit, _)), grads = jax.value_and_grad(
+  (total, (terms, batch_stats, relit)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(train_state.params)
   metrics = dict(terms, loss=total, grad_norm=optax.tree.norm(grads))
   new_discriminator = train_state.discriminator
@@ -93,7 +104,7 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
       fake_logits, _ = _apply_discriminator(
           discriminator.replace(batch_stats=stats), params,
           _discriminator_input(batch["input_image"], fake))
-      return losses.lsgan_discriminator_loss(real_logits, fake_logits), stats
+      return objectives.discriminator_loss(real_logits, fake_logits), stats
 
     (discriminator_loss, stats), discriminator_grads = jax.value_and_grad(
         discriminator_loss_fn, has_aux=True)(discriminator.params)
@@ -103,3 +114,82 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
   new_state = train_state.apply_gradients(
       grads=grads, batch_stats=batch_stats, discriminator=new_discriminator)
   return new_state, metrics
+
+
+def _light_metrics(model_name, encoded, batch, palette):
+  """Per-example light-estimate metrics of one role's encoding (report §4.1)."""
+  direction = lights.DEGREES_PER_DIRECTION * batch["direction"].astype(jnp.float32)
+  temperature = batch["temperature"].astype(jnp.float32)
+  if model_name == "illumination_predictor":
+    prediction = encoded["prediction"]  # [b, 2] = (direction deg, temperature K)
+    result = metrics.light_estimate_metrics(direction, prediction[:, 0], temperature,
+                                            prediction[:, 1])
+    result["ld"] = metrics.direction_loss(direction, prediction[:, 0])
+    result["lc"] = metrics.temperature_loss(temperature, prediction[:, 1])
+    return result
+  rgb = encoded["envmap"].astype(jnp.float32)  # [b, 16, 32, 3]
+  result = metrics.light_estimate_metrics(
+      direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
+      metrics.envmap_temperature_k(rgb, *palette))
+  if model_name == "envmap":
+    result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
+  else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
+    result["envmap_error"] = metrics.envmap_error(encoded["envmap_hsv"][:, 2:],
+                                                  batch["envmap_hsv"][:, 2:])
+  return result
+
+
+def eval_step(train_state, batch, *, model_name, with_lpips, palette):
+  """Per-example metrics of the model and of the identity mapping on one batch.
+
+  Args:
+    train_state: `state.TrainState`; the model is its `apply_fn` (inference BatchNorm).
+    batch: dict following the batch contract of `objectives.py`, images uint8 or float.
+    model_name: config.model.name (which light estimates the latents hold).
+    with_lpips: also compute LPIPS (slow on a CPU).
+    palette: (RGB [n, 3], kelvin [n]) of the dataset's light colours, against which an
+      envmap's colour is read as a temperature (evaluate.PALETTE).
+
+  Returns:
+    Dict of float32 [batch] arrays.
+  """
+  batch = float_images(batch)
+  model_variables = state_lib.variables_of(train_state)
+  relit = train_state.apply_fn(model_variables, batch["input_image"], batch["target_image"],
+                               train=False)["relit"]
+  ground_truth, input_image = batch["ground_truth"], batch["input_image"]
+  results = {}
+  for prefix, candidate in (("", relit), ("identity/", input_image)):
+    results[prefix + "mse"] = metrics.mse(ground_truth, candidate)
+    results[prefix + "psnr"] = metrics.psnr(ground_truth, candidate)
+    results[prefix + "ssim"] = metrics.ssim(ground_truth, candidate)
+    results[prefix + "dssim"] = (1.0 - results[prefix + "ssim"]) / 2.0
+    if with_lpips:
+      results[prefix + "lpips"] = metrics.lpips(ground_truth, candidate)
+  # Report §3.5: distances between the scene (light) latents of I, T, G and G_hat. One
+  # encoder call over the four stacked images (inference BatchNorm: no cross-talk).
+  stacked = jnp.concatenate([input_image, batch["target_image"], ground_truth, relit], axis=0)
+  encoded = train_state.apply_fn(model_variables, stacked, train=False, method="encode")
+  size = input_image.shape[0]
+  part = lambda value, k: None if value is None else value[k * size:(k + 1) * size]
+  for kind in ("scene", "light"):
+    if encoded.get(kind) is not None:
+      results.update(metrics.latent_distances(
+          {role: part(encoded[kind], k) for k, role in enumerate(metrics.LATENT_ROLES)}, kind))
+  per_role = []
+  for k, role in enumerate(_LIGHT_ROLES):
+    role_batch = {key: batch[f"{role}_{key}"] for key in
+                  ("direction", "temperature", "envmap", "envmap_hsv")}
+    per_role.append(_light_metrics(model_name,
+                                   {key: part(value, k) for key, value in encoded.items()},
+                                   role_batch, palette))
+  for key in per_role[0]:
+    results[f"light/{key}"] = sum(item[key] for item in per_role) / len(per_role)
+  return results
+
+
+def predict(train_state, batch):
+  """The model's outputs on a batch in inference mode (BatchNorm running statistics)."""
+  batch = float_images(batch)
+  return train_state.apply_fn(state_lib.variables_of(train_state), batch["input_image"],
+                              batch["target_image"], train=False)

@@ -20,7 +20,6 @@ from clu import metric_writers
 from clu import periodic_actions
 
 from relight_jax import checkpointing
-from relight_jax import config_utils
 from relight_jax import evaluate
 from relight_jax import input_pipeline
 from relight_jax import parallel
@@ -73,7 +72,7 @@ def _check_workdir(config, workdir):
   """Refuses to resume a workdir trained with another model (its config.json)."""
   path = workdir / checkpointing.CONFIG_FILE
   if path.exists():
-    previous = config_utils.load_config(path)
+    previous = checkpointing.load_config(path)
     if previous.model.to_dict() != config.model.to_dict():
       raise ValueError(
           f"{workdir} holds a run of another model ({previous.model.name}, width "
@@ -99,9 +98,7 @@ def train_and_evaluate(config, workdir):
     (final `TrainState`, evaluation results, Markdown table).
   """
   train_state = train(config, workdir)
-  record, table = evaluate.run(config, workdir, state_lib.variables_of(train_state),
-                               parallel.create_placement(),
-                               steps=int(jax.device_get(train_state.step)))
+  record, table = evaluate.run(config, workdir, train_state, parallel.create_placement())
   return train_state, record, table
 
 
@@ -168,7 +165,7 @@ def train(config, workdir):
   # Only now: a config whose state cannot restore the checkpoints leaves config.json as
   # it was, still describing them (evaluate and relight read it).
   if jax.process_index() == 0:
-    config_utils.save_config(config, workdir / checkpointing.CONFIG_FILE)
+    checkpointing.save_config(config, workdir / checkpointing.CONFIG_FILE)
   start_step = int(jax.device_get(train_state.step))
   num_steps = config.train.num_steps
 
@@ -182,7 +179,7 @@ def train(config, workdir):
       functools.partial(step_lib.train_step, config=config),
       in_shardings=(placement.replicated, placement.batch),
       out_shardings=(placement.replicated, placement.replicated), donate_argnums=0)
-  predict_fn = jax.jit(functools.partial(evaluate.predict, config=config))
+  predict_fn = jax.jit(step_lib.predict)
   eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
   periodic_sets = periodic_eval_sets(config, train_images, eval_images)
   report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
@@ -216,13 +213,12 @@ def train(config, workdir):
                      averaged["loss"], rate, rate * config.train.batch_size,
                      _format_eta((num_steps - step) / max(rate, 1e-9)))
       if step % config.train.image_every == 0 or is_last:
-        variables = state_lib.variables_of(train_state)
-        _write_pictures(writer, step, host_batch, predict_fn(variables, device_batch))
+        _write_pictures(writer, step, host_batch, predict_fn(train_state, device_batch))
       if step % config.train.eval_every == 0 or is_last:
         scores = {}
         for name, (images, pairs) in periodic_sets.items():
           per_example, _ = evaluate.evaluate_pairs(
-              state_lib.variables_of(train_state), images, pairs, config=config,
+              train_state, images, pairs, config=config,
               step_fn=eval_step_fn, put_batch=placement.put_batch)
           summary = results_lib.means(per_example)
           writer.write_scalars(step, {f"{name}/{key}": value for key, value in summary.items()})

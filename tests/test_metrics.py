@@ -90,8 +90,7 @@ def test_light_estimates_of_generated_envmaps_are_exact():
   rgb, _ = envmap.batch_envmaps(temperatures, directions)
   azimuth = metrics.envmap_azimuth_deg(jnp.asarray(rgb).sum(-1))
   np.testing.assert_allclose(azimuth, 45.0 * directions)
-  estimated = metrics.envmap_temperature_k(jnp.asarray(rgb), evaluate._PALETTE_RGB,
-                                           evaluate._PALETTE_K)
+  estimated = metrics.envmap_temperature_k(jnp.asarray(rgb), *evaluate.PALETTE)
   np.testing.assert_allclose(estimated, temperatures)
 
 
