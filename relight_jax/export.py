@@ -9,13 +9,11 @@ file serves any batch size; the resolution S is the training resolution (fixed: 
 working-resolution override of relight.py needs the workdir). It is lowered for CPU and
 CUDA by default, so a file made on a laptop runs on a Colab GPU and the other way round.
 
-`load_exported(path)` needs only jax and numpy: it does not import the project's model
-code (relight_jax.models), which lets a notebook or a server run a model whose code has
-since changed.
+`inference.load_exported(path)` loads it back: the file holds the whole computation, so
+a notebook or a server runs the model as exported even where its code has changed since.
 """
 
 import argparse
-import dataclasses
 import os
 import pathlib
 import sys
@@ -24,28 +22,9 @@ import tempfile
 import jax
 import numpy as np
 
+from relight_jax import inference
+
 PLATFORMS = ("cpu", "cuda")
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportedRelighter:
-  """A deserialised relighter: call it like the in-process inference function.
-
-  Attributes:
-    exported: the `jax.export.Exported`.
-    image_size: its fixed resolution S.
-  """
-
-  exported: jax.export.Exported
-
-  @property
-  def image_size(self):
-    return int(self.exported.in_avals[0].shape[1])
-
-  def __call__(self, input_image, target_image):
-    """relit [B, S, S, 3] from input_image and target_image [B, S, S, 3] float32."""
-    return self.exported.call(np.asarray(input_image, np.float32),
-                              np.asarray(target_image, np.float32))
 
 
 def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
@@ -53,7 +32,7 @@ def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
 
   Args:
     relight_fn: a JAX-traceable function of two [B, S, S, 3] float32 arrays returning
-      [B, S, S, 3] (relight.make_relight_fn: the variables are closed over, so they
+      [B, S, S, 3] (inference.make_relight_fn: the variables are closed over, so they
       become constants of the exported module).
     image_size: S.
     platforms: lowering platforms.
@@ -81,37 +60,6 @@ def save_exported(exported, path):
     raise
 
 
-def load_exported(path):
-  """Loads a file written by `save_exported` (no model code needed).
-
-  Args:
-    path: the .bin file.
-
-  Returns:
-    An `ExportedRelighter`.
-
-  Raises:
-    FileNotFoundError: no such file.
-    ValueError: the file is not a serialised relighter.
-  """
-  path = pathlib.Path(path)
-  try:
-    data = path.read_bytes()
-  except FileNotFoundError:
-    raise FileNotFoundError(f"{path}: no such file; expected a file written by "
-                            "python -m relight_jax.export") from None
-  try:
-    exported = jax.export.deserialize(bytearray(data))
-  except Exception:  # flatbuffers raises assorted errors on foreign bytes
-    raise ValueError(f"{path}: not a serialised jax.export relighter; expected a file "
-                     "written by python -m relight_jax.export") from None
-  shapes = [tuple(aval.shape) for aval in exported.in_avals]
-  if len(shapes) != 2 or any(len(shape) != 4 or shape[3] != 3 for shape in shapes):
-    raise ValueError(f"{path}: exported function takes {shapes}; expected two "
-                     "[batch, S, S, 3] images")
-  return ExportedRelighter(exported)
-
-
 def export_workdir(workdir, output, *, step=None, platforms=PLATFORMS):
   """Exports the model trained in `workdir` to the file `output`.
 
@@ -124,17 +72,8 @@ def export_workdir(workdir, output, *, step=None, platforms=PLATFORMS):
   Returns:
     The `jax.export.Exported` written.
   """
-  # Imported here, not at the top, so that `load_exported` never imports the model code.
-  from relight_jax import checkpointing
-  from relight_jax import relight
-  from relight_jax.models import registry
-
-  config, variables, _ = checkpointing.load_inference_variables(workdir, step)
-  # Host copies: the constants of the exported module, whatever devices restored them.
-  variables = jax.device_get(variables)
-  model = registry.create_model(config.model)
-  exported = export_relight_fn(relight.make_relight_fn(model, variables),
-                               config.data.image_size, platforms=platforms)
+  loaded = inference.load_workdir(workdir, step=step, on_host=True)
+  exported = export_relight_fn(loaded.relight_fn, loaded.image_size, platforms=platforms)
   save_exported(exported, output)
   return exported
 

@@ -1,8 +1,8 @@
 """Relight your own photos with a trained model: Python API and command line.
 
 Python:
-  from relight_jax import relight
-  relighter = relight.load_relighter("runs/envmap")          # or load_exported_relighter
+  from relight_jax import inference, relight
+  relighter = inference.load_workdir("runs/envmap")        # or inference.load_exported
   relit = relight.relight(relighter, "photo.jpg", "target.png")  # float32 [H, W, 3]
 
 Command line (one pair, or a folder of inputs x one or more targets):
@@ -28,43 +28,20 @@ import dataclasses
 import os
 import pathlib
 import sys
-from collections.abc import Callable
 
 import jax
 import numpy as np
 import tqdm
 from PIL import Image
 
-from relight_jax import checkpointing
-from relight_jax import export
 from relight_jax import guided_upsample as guided_upsample_lib
 from relight_jax import host_memory
 from relight_jax import image_io
-from relight_jax.models import registry
-from relight_jax.models import winograd
+from relight_jax import inference
 
 
 class RelightError(ValueError):
   """Bad arguments to the relighting API or command line (message names the value)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Relighter:
-  """A trained relighting network at its working resolution.
-
-  Attributes:
-    relight_fn: (input_image [B, S, S, 3], target_image [B, S, S, 3]) -> relit
-      [B, S, S, 3], float32 in [0, 1].
-    image_size: the default working resolution S (the training resolution).
-    size_multiple: working resolutions must be multiples of this (the encoder's total
-      downsampling); 0 when only `image_size` works (an exported function).
-    description: where it came from, for logs.
-  """
-
-  relight_fn: Callable
-  image_size: int
-  size_multiple: int
-  description: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,117 +53,6 @@ class Relit:
   input_low: np.ndarray     # [S, S, 3], what the network saw
   target_low: np.ndarray    # [S, S, 3]
   relit_low: np.ndarray     # [S, S, 3], the network's output
-
-
-class RelightFunction:
-  """relight_fn(input_image, target_image) -> relit of a Linen relighter whose variables
-  are closed over; jitted, traced once per shape.
-
-  The Winograd convolutions' transformed kernels (models/winograd.py) depend on the
-  variables only: they are computed once per input shape (`winograd.recording_kernels`)
-  and replayed to every call (`winograd.replaying_kernels`), which saves 8-12% of a
-  256 px relighting at batch 1 with the C++ kernel transforms, 12-22% with the
-  jax.numpy ones (BENCHMARKS.md, section 9). They take up to 4x the memory of the
-  kernels they stand for (0.56 GiB for the paper-size Envmap models, 0.31 GiB for
-  IlluminationPredicter); only the latest input shape's are kept. Called inside another
-  trace (jax.export, an enclosing jax.jit), the function traces the plain model instead.
-  """
-
-  def __init__(self, model, variables):
-    self.variables = variables
-
-    def relit(variables, input_image, target_image):
-      return model.apply(variables, input_image, target_image, train=False)["relit"]
-
-    def record(variables, input_image, target_image):
-      with winograd.recording_kernels() as tape:
-        relit(variables, input_image, target_image)  # dead code but for the kernels
-      return tape.kernels
-
-    def replay(variables, kernels, input_image, target_image):
-      with winograd.replaying_kernels(kernels) as tape:
-        result = relit(variables, input_image, target_image)
-      tape.check_used()
-      return result
-
-    self.plain = jax.jit(relit)
-    self._record = jax.jit(record)
-    self._replay = jax.jit(replay)
-    self._kernels = (None, None)  # (input shapes and dtypes, transformed kernels)
-    # plain(variables, input_image, target_image): jitted, transforms the kernels in
-    # every call (the function before the kernel cache; bench/inference.py compares).
-
-  def kernels(self, input_image, target_image):
-    """The transformed kernels for inputs of these shapes (computed on the first call)."""
-    key = tuple((np.shape(image), str(image.dtype))
-                for image in (input_image, target_image))
-    if self._kernels[0] != key:
-      self._kernels = (None, None)  # free the previous shape's before computing these
-      self._kernels = (key, self._record(self.variables, input_image, target_image))
-    return self._kernels[1]
-
-  def lower(self, input_image, target_image):
-    """The jitted function of a call on these inputs, lowered (for compile and cost
-    analysis: bench/inference.py)."""
-    return self._replay.lower(self.variables, self.kernels(input_image, target_image),
-                              input_image, target_image)
-
-  def __call__(self, input_image, target_image):
-    if any(isinstance(image, jax.core.Tracer) for image in (input_image, target_image)):
-      return self.plain(self.variables, input_image, target_image)
-    return self._replay(self.variables, self.kernels(input_image, target_image),
-                        input_image, target_image)
-
-
-def make_relight_fn(model, variables):
-  """The inference function of a Linen relighter with its variables closed over.
-
-  Args:
-    model: a module of `models.registry` (called as model.apply(variables, input_image,
-      target_image, train=False) -> {'relit': ...}).
-    variables: {'params': ..., 'batch_stats': ...}.
-
-  Returns:
-    A `RelightFunction`: relight_fn(input_image, target_image) -> relit, each
-    [B, S, S, 3]; jitted, traced once per shape.
-  """
-  return RelightFunction(model, variables)
-
-
-def encoder_downsampling(model_config):
-  """Total downsampling factor of the encoder (the stem's stride-2 conv + `depth` stages)."""
-  return 2 ** (model_config.depth + 1)
-
-
-def relighter_from_model(model, variables, model_config, image_size, description=""):
-  """A `Relighter` from a model and its variables (tests, notebooks, `load_relighter`)."""
-  return Relighter(make_relight_fn(model, variables), int(image_size),
-                   encoder_downsampling(model_config), description)
-
-
-def load_relighter(workdir, *, step=None):
-  """Loads the model trained in `workdir` (config.json + latest or given checkpoint).
-
-  Args:
-    workdir: a training workdir.
-    step: a checkpoint step; default the latest.
-
-  Returns:
-    A `Relighter` on the present devices, at the training resolution.
-
-  Raises:
-    FileNotFoundError: no config or no checkpoint in `workdir`.
-  """
-  config, variables, step = checkpointing.load_inference_variables(workdir, step)
-  model = registry.create_model(config.model)
-  return relighter_from_model(model, variables, config.model, config.data.image_size,
-                              f"{workdir} step {step} ({config.model.name})")
-
-
-def load_exported_relighter(path):
-  """A `Relighter` from a file written by `python -m relight_jax.export` (fixed size)."""
-  exported = export.load_exported(path)
-  return Relighter(exported, exported.image_size, 0, f"{path} (exported)")
 
 
 def _working_size(relighter, size):
@@ -208,7 +74,7 @@ def relight_detailed(relighter, input_image, target_image, *, size=None, upsampl
   """Relights `input_image` under the illumination of `target_image`, at full resolution.
 
   Args:
-    relighter: a `Relighter`.
+    relighter: an `inference.InferenceModel`.
     input_image: path, PIL image or array (see image_io.load_image), any size.
     target_image: path, PIL image or array whose illumination to transfer.
     size: working resolution (default the relighter's training resolution).
@@ -357,9 +223,9 @@ def main(argv=None):
     if not batch:
       current_input, input_image = input_paths[0], image_io.load_image(input_paths[0])
     if args.workdir is not None:
-      relighter = load_relighter(args.workdir, step=args.step)
+      relighter = inference.load_workdir(args.workdir, step=args.step)
     else:
-      relighter = load_exported_relighter(args.exported)
+      relighter = inference.load_exported(args.exported)
     size = _working_size(relighter, args.size)
     # Only the target's illumination matters: reduce each target once.
     targets = {path: _at_size(image, size) for path, image in targets.items()}

@@ -12,6 +12,7 @@ import pytest
 from conftest import checkpointed_workdir
 
 from relight_jax import export
+from relight_jax import inference
 from relight_jax import relight
 from relight_jax import state as state_lib
 from relight_jax.models import registry
@@ -22,13 +23,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 _LOADER = """
 import sys
 import numpy as np
-from relight_jax import export
-relighter = export.load_exported(sys.argv[1])
+from relight_jax import inference
+relighter = inference.load_exported(sys.argv[1])
 images = np.load(sys.argv[2])
-relit = np.asarray(relighter(images["input_image"], images["target_image"]))
+relit = np.asarray(relighter.relight_fn(images["input_image"], images["target_image"]))
 np.save(sys.argv[3], relit)
 leaked = sorted(name for name in sys.modules
-                if name.startswith(("relight_jax.models", "flax", "relight_jax.relight")))
+                if name.startswith(("relight_jax.models", "flax", "orbax", "relight_jax.relight")))
 print(relighter.image_size, repr(leaked))
 """
 
@@ -50,7 +51,7 @@ def test_exported_file_matches_the_model_at_any_batch_without_its_code(workdir, 
   images = {name: rng.random((3, size, size, 3), dtype=np.float32)
             for name in ("input_image", "target_image")}
   model = registry.create_model(config.model)
-  in_process = relight.make_relight_fn(model, variables)(
+  in_process = inference.make_relight_fn(model, variables)(
       images["input_image"], images["target_image"])  # [3, S, S, 3]
 
   # A fresh interpreter, batch 3: same outputs, and no model code imported.
@@ -68,7 +69,7 @@ def test_exported_file_matches_the_model_at_any_batch_without_its_code(workdir, 
   np.testing.assert_allclose(np.load(tmp_path / "relit.npy"), in_process, atol=1e-5)
 
   # In this process, batch 1 of the same file: the batch dimension is symbolic.
-  loaded = export.load_exported(output)
+  loaded = inference.load_exported(output).relight_fn
   assert loaded.exported.platforms == ("cpu", "cuda")
   assert str(loaded.exported.in_avals[0].shape[0]) == "batch"
   relit = np.asarray(loaded(images["input_image"][:1], images["target_image"][:1]))
@@ -76,7 +77,7 @@ def test_exported_file_matches_the_model_at_any_batch_without_its_code(workdir, 
   np.testing.assert_allclose(relit, in_process[:1], atol=1e-5)
 
   # The relight API runs on the loaded file too, at its fixed size only.
-  relighter = relight.load_exported_relighter(output)
+  relighter = inference.load_exported(output)
   photo = (rng.random((40, 24, 3)) * 255).astype(np.uint8)
   assert relight.relight(relighter, photo, photo).shape == (40, 24, 3)
   with pytest.raises(relight.RelightError, match="only runs at its exported size 32"):
@@ -86,8 +87,8 @@ def test_exported_file_matches_the_model_at_any_batch_without_its_code(workdir, 
 def test_load_exported_refuses_other_files(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"not": "a model"}))
   with pytest.raises(ValueError, match="config.json: not a serialised jax.export relighter"):
-    export.load_exported(tmp_path / "config.json")
+    inference.load_exported(tmp_path / "config.json")
   with pytest.raises(FileNotFoundError, match="missing.bin: no such file"):
-    export.load_exported(tmp_path / "missing.bin")
+    inference.load_exported(tmp_path / "missing.bin")
   assert export.main([f"--workdir={tmp_path}", f"--output={tmp_path / 'x.bin'}"]) == 1
   assert not (tmp_path / "x.bin").exists()

@@ -1,21 +1,26 @@
 """Tests of relight_jax/guided_upsample.py and relight_jax/relight.py (API and CLI)."""
 
+import functools
 import os
 import pathlib
 import subprocess
 import sys
 
 import colour
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 from conftest import checkpointed_workdir
 from PIL import Image
 
+from relight_jax import defaults
 from relight_jax import guided_upsample as gu
 from relight_jax import image_io
+from relight_jax import inference
 from relight_jax import relight
 from relight_jax import state as state_lib
+from relight_jax.cpu_kernels import winograd
 from relight_jax.models import registry
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -87,8 +92,7 @@ def setup(tmp_path_factory):
   config, train_state = checkpointed_workdir(workdir, 7)
   model = registry.create_model(config.model)
   variables = jax.device_get(state_lib.variables_of(train_state))
-  relighter = relight.relighter_from_model(model, variables, config.model,
-                                           config.data.image_size)
+  relighter = inference.from_model(model, variables, config.model, config.data.image_size)
   return config, model, variables, relighter, workdir
 
 
@@ -131,7 +135,7 @@ def test_non_square_input_size_override_and_bicubic(setup):
 
 def test_load_relighter_restores_the_checkpoint(setup):
   _, _, _, relighter, workdir = setup
-  loaded = relight.load_relighter(workdir)
+  loaded = inference.load_workdir(workdir)
   assert loaded.image_size == 32 and loaded.size_multiple == 16
   assert "step 7" in loaded.description
   photo, target = _photo(48, 40), _photo(32, 32, seed=4)
@@ -143,13 +147,13 @@ def test_relight_function_replays_the_winograd_kernels():
   # A small Envmap + scene model whose 3x3 convs all go through Winograd (the smoke
   # model's are below the `auto` thresholds): its transformed kernels are computed once
   # per input shape and replayed; the result equals the plain model's.
-  config = registry.default_model_config("envmap_scene")
+  config = defaults.model_section("envmap_scene")
   config.width, config.depth, config.bottleneck_convs = 0.125, 2, 1
-  config.conv_forward = config.conv_kernel_grad = "winograd"
-  model = registry.create_model(config)
+  model = registry.create_model(config, conv=functools.partial(
+      nn.Conv, conv_general_dilated=winograd.conv_function("winograd", "winograd")))
   images = [jax.random.uniform(jax.random.key(k), (2, 32, 32, 3)) for k in (1, 2)]
   variables = model.init(jax.random.key(0), *images, train=False)
-  relight_fn = relight.make_relight_fn(model, variables)
+  relight_fn = inference.make_relight_fn(model, variables)
   kernels = relight_fn.kernels(*images)
   # Every stride-1 conv of this U-Net: the encoder's 3 and its space-to-depth stem, the
   # head's 2, the decoder's 7 (with the output conv): 13 kernels, F(2x2) or F(4x4).
