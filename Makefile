@@ -18,7 +18,8 @@ $(STAMP): setup.py constraints.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup -q tests
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -n 2 --dist loadgroup -q tests relight_jax/cpu_kernels/tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check relight_jax configs tests bench

@@ -14,6 +14,7 @@ from absl import flags
 
 from relight_jax import config_utils
 from relight_jax import host_memory
+from relight_jax import logs
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir for the synthetic data.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Workdir of the demo run.")
@@ -39,6 +40,8 @@ def ensure_dataset(name, data_dir):
 def main(argv):
   del argv
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
+  logs.configure()
+  logs.silence_tensorflow()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   from relight_jax import evaluate  # pylint: disable=g-import-not-at-top

@@ -16,6 +16,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from relight_jax import host_memory
+from relight_jax import logs
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/envmap.py:smoke.", lock_config=True)
@@ -41,6 +42,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
+  logs.configure()
+  logs.silence_tensorflow()
   # TensorFlow is only used for data/TensorBoard plumbing: keep it off the GPUs.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")

@@ -35,6 +35,7 @@ from tensorboard.util import tensor_util
 from relight_jax import config_utils
 from relight_jax import evaluate
 from relight_jax import host_memory
+from relight_jax import logs
 from relight_jax import results as results_lib
 from relight_jax import train
 from relight_jax.datasets import build
@@ -44,7 +45,7 @@ LABELS = {"envmap": "Envmap", "envmap_scene": "Envmap + scene",
           "illumination_predictor": "IlluminationPredicter"}
 # Config string per scale. At `cpu` every model sees 64,000 training pairs (2,560 steps
 # of 25, 8,000 of 8), which fits the three into about 45 minutes on 2 cores; `paper`
-# uses the original's step counts (config_utils.REPORT_STEPS).
+# uses the original's step counts (defaults.REPORT_STEPS).
 SCALES = {
     "smoke": {"preset": "smoke", "steps": {}},
     "cpu": {"preset": "cpu", "steps": {"envmap": 2560, "envmap_scene": 2560,
@@ -198,6 +199,7 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
 def main(argv):
   del argv
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
+  logs.configure()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   unknown = sorted(set(_MODELS.value) - set(MODELS))
