@@ -230,20 +230,20 @@ def _resize_upsample():
 
 def _no_space_to_depth():
   # The 7x7 stem on XLA's convolution: no space-to-depth factor for any kernel.
-  from relight_jax.models import space_to_depth  # pylint: disable=g-import-not-at-top
+  from relight_jax.cpu_kernels import space_to_depth  # pylint: disable=g-import-not-at-top
   return [(space_to_depth, "factor", lambda *args: None)]
 
 
 def _xla_strided_grads():
   # Strided convs with XLA's kernel gradient (no patch product).
-  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  from relight_jax.cpu_kernels import winograd  # pylint: disable=g-import-not-at-top
   return [(winograd, "_patch_gradient", lambda *args: False)]
 
 
 def _xla_kernel_transforms():
   # The Winograd kernel transforms (G g G^T, flipped, and the kernel gradient's G^T du G)
   # as jax.numpy sums, the tile transforms staying C++.
-  from relight_jax.models import winograd  # pylint: disable=g-import-not-at-top
+  from relight_jax.cpu_kernels import winograd  # pylint: disable=g-import-not-at-top
   transform, inverse = winograd._kernel_transform, winograd._kernel_gradient_inverse  # pylint: disable=protected-access
   return [(winograd, "_kernel_transform",
            lambda kernel, m, native, flip=False: transform(kernel, m, False, flip)),

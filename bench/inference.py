@@ -1,6 +1,6 @@
 """Inference latency per pair (batch 1 by default) at 256 and 1024 px.
 
-Times the jitted inference function of `relight_jax.relight.make_relight_fn` (I and T
+Times the jitted inference function of `relight_jax.inference.make_relight_fn` (I and T
 encoded in one batched encoder call, BatchNorm with running statistics, no ground
 truth) on float32 images already on the device, with randomly initialised weights of
 the paper-size model. Compile time and XLA's FLOPs are reported separately. With
@@ -14,7 +14,7 @@ no G) is timed interleaved at the same size.
 
 `--variants` takes bench/train_step.py's convolution and patch variants (default,
 xla_convs, xla_forward, no_space_to_depth, ...) and `per_call_kernels`
-(the Winograd kernels transformed in every call, as before relight.RelightFunction
+(the Winograd kernels transformed in every call, as before inference.RelightFunction
 cached them), timed interleaved in one process. "kernels s" is the one-off cost of
 computing the cached kernels (compile + run) for a new input shape.
 """
@@ -55,26 +55,48 @@ def _parse_args(argv):
   return parser.parse_args(argv)
 
 
-def _compile(model_name, size, variant, args, images):
-  """The compiled inference function of one variant (of the two images), its compile s,
-  the s to compile and run the kernel preparation, FLOPs."""
-  from relight_jax import relight  # pylint: disable=g-import-not-at-top
-  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
+def create_model(model_config, variant):
+  """The relighter of model_config, its convolutions as `variant` says.
+
+  Args:
+    model_config: a config's `model` section.
+    variant: one of VARIANTS; those of train_step's CONV_SETTINGS compute every conv
+      under their winograd.conv_function settings, the others as model.conv_impl says.
+
+  Returns:
+    An unbound `Relighter` (the same parameters whatever the variant).
+  """
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+
+  from relight_jax.cpu_kernels import winograd  # pylint: disable=g-import-not-at-top
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  if variant not in train_step_bench.CONV_SETTINGS:
+    return registry.create_model(model_config)
+  function = winograd.conv_function(*train_step_bench.CONV_SETTINGS[variant])
+  # None: XLA's convolution for every part, which nn.Conv calls by itself.
+  conv = nn.Conv if function is None else functools.partial(nn.Conv,
+                                                            conv_general_dilated=function)
+  return registry.create_model(model_config, conv=conv)
+
+
+def _compile(model_name, size, variant, args, images):
+  """The compiled inference function of one variant (of the two images), its compile s,
+  the s to compile and run the kernel preparation, FLOPs."""
+  from relight_jax import inference as inference_lib  # pylint: disable=g-import-not-at-top
+  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
   config = common.load_config(model_name, image_size=size, width=args.width, dtype=args.dtype)
-  with config.unlocked():
-    config.model.update(train_step_bench.CONV_SETTINGS.get(variant, {}))
+  model = create_model(config.model, variant)
   variables = jax.jit(functools.partial(state_lib.init_variables, config))(jax.random.key(0))
-  relight_fn = relight.make_relight_fn(registry.create_model(config.model), variables)
+  relight_fn = inference_lib.make_relight_fn(model, variables)
   with common.patched(variant):  # traced here: the patch variants of common.PATCHES
     if variant == "per_call_kernels":
       start = time.perf_counter()
       compiled = relight_fn.plain.lower(variables, *images).compile()
       return (functools.partial(compiled, variables), time.perf_counter() - start, 0.0,
               common.flops_of(compiled))
-    # The transformed Winograd kernels, computed once (relight.RelightFunction), then
+    # The transformed Winograd kernels, computed once (inference.RelightFunction), then
     # the function each call runs.
     start = time.perf_counter()
     kernels = jax.block_until_ready(relight_fn.kernels(*images))

@@ -11,7 +11,7 @@ optimised HLO's op metadata:
                      the output gradient);
   conv input-grad    other convolutions under `transpose(jvp(...))` (the gradient with
                      respect to the activations);
-  winograd product   the batched matrix products of models/winograd.py's convolutions;
+  winograd product   the batched matrix products of cpu_kernels/winograd.py's convolutions;
   winograd transform their input, kernel and output transforms;
   other              everything else (BatchNorm, PReLU, concatenations, transposes,
                      the loss, Adam).
@@ -57,7 +57,7 @@ def _kind(hlo, name):
                             hlo, re.S)
     body = computation.group(1) if computation else line
   if " convolution(" not in body:
-    if "winograd" in op_name:  # models/winograd.py's named scope
+    if "winograd" in op_name:  # cpu_kernels/winograd.py's named scope
       return ("winograd product" if re.search(r" dot\(", body) else "winograd transform",
               op_name)
     return "other", op_name

@@ -6,8 +6,8 @@
 For each layer (batch, H, W, in -> out; the shapes of the paper-size Envmap train step at
 256 px, batch 4: the encoder sees the 8 images [I; T]) it times, each jitted alone, the
 forward pass, the kernel gradient and the input gradient computed by XLA's convolution
-(`xla`), by models/winograd.py with the jax.numpy transforms (`wx`) and with the C++
-transforms of models/native_tiles.py (`wn`), plus the input transform alone (jax.numpy /
+(`xla`), by cpu_kernels/winograd.py with the jax.numpy transforms (`wx`) and with the C++
+transforms of cpu_kernels/native_tiles.py (`wn`), plus the input transform alone (jax.numpy /
 C++). Medians of --steps calls after one warm-up. What `auto` picks for the layer under
 each transform setting is listed beside (F = forward + input gradient, K = kernel
 gradient). Timings belong here, not in tests; BENCHMARKS.md, section 8 of "Where the
@@ -22,7 +22,7 @@ import jax
 
 from bench import common
 from relight_jax import host_memory
-from relight_jax.models import winograd
+from relight_jax.cpu_kernels import winograd
 
 # (batch, H, W, in, out) of the Envmap train step's 3x3 stride-1 convs at 256 px, batch 4.
 ENVMAP_256_B4 = (

@@ -10,12 +10,9 @@ on a 134 MB array took 41 ms instead of 9 ms.
 
 `tune()` asks glibc (mallopt) to serve every allocation from one arena that grows with
 brk and is never trimmed: the buffers freed by step n are reused by step n + 1 without a
-page fault (the measured 256 px steps: 0 faults; a small test probe still sees an
-occasional step take fresh pages, see tests/test_host_memory.py). Measured on the
-2-core CPU of BENCHMARKS.md, Envmap at 256 px: batch 4, 7.48 -> 6.09 s per step
-(`python -m bench.train_step --models=envmap --sizes=256` with
-RELIGHT_JAX_MALLOC=system, then without); batch 8, 20.5 -> 12.3 s. The cost: the
-process keeps its peak heap until it exits (the peak itself does not grow).
+page fault (`python -m bench.host_memory` counts them; the Envmap step at 256 px is
+1.2-1.7x faster for it, docs/benchmark_history.md, section 1). The cost: the process
+keeps its peak heap until it exits (the peak itself does not grow).
 
 Entry points (`main.py`, the demo, the relight CLI, the benchmarks) call `tune()` before
 their first computation: glibc reads the arena limit when a thread first needs an arena,

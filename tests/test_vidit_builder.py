@@ -6,6 +6,7 @@ renderer's own `split_scenes` / `render_scene` and `relight_jax.lights`' index a
 """
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -53,10 +54,16 @@ def test_registration_and_configs():
 def test_build_result_and_reuse(tiny_build):
   data_dir, result, _ = tiny_build
   num_scenes = sum(count for _, count in _SPEC.split_locations) * _SPEC.scenes_per_location
-  assert result["images"] == num_scenes * lights.NUM_LIGHTS
-  assert result["images_per_second"] > 0 and not result["reused"]
+  assert set(result) == {"seconds", "images", "images_per_second", "path", "reused"}
+  assert result["images"] == num_scenes * lights.NUM_LIGHTS and not result["reused"]
+  built = pathlib.Path(result["path"])
+  assert built.is_relative_to(data_dir) and built.is_dir()
+  stored = {path: path.stat().st_mtime_ns for path in built.rglob("*")}
   again = build.build("synthetic_tiny", os.fspath(data_dir), render_workers=1)
   assert again["reused"] and again["images"] == result["images"]
+  assert again["path"] == result["path"]
+  # A reused build reads the prepared dataset: it neither adds nor rewrites a file.
+  assert {path: path.stat().st_mtime_ns for path in built.rglob("*")} == stored
 
 
 def test_records_are_scene_major_with_the_renderer_labels(tiny_build):
