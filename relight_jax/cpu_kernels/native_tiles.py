@@ -25,7 +25,7 @@ directory runs in this process, so it is loaded only once verified:
 
 Library and manifest are each written to a temporary name and renamed, so concurrent
 builds (pytest-xdist) are safe. `available()` is False where the build fails (no
-compiler): the callers then keep the jax.numpy transforms (model.winograd_transforms =
+compiler): the callers then keep the jax.numpy transforms (winograd.py's transforms =
 'auto') or raise (= 'native').
 
 The transforms work on each device's slice of a batch-sharded array (`jax.shard_map`

@@ -400,7 +400,7 @@ def _native(transforms):
   on_cpu = jax.default_backend() == "cpu"
   if transforms == "native":
     if not on_cpu:
-      raise ValueError(f"model.winograd_transforms='native' needs the CPU backend, not "
+      raise ValueError(f"Winograd transforms='native' need the CPU backend, not "
                        f"{jax.default_backend()!r}; use 'auto' or 'xla'")
     native_tiles.load()  # raises native_tiles.BuildError with the compiler's message
     return True
@@ -515,8 +515,8 @@ _FUNCTIONS = {(kernel_grad, forward, transforms):
 
 
 def conv_function(kernel_grad, forward="xla", transforms="auto"):
-  """The `conv_general_dilated` for flax's `nn.Conv` under model.conv_kernel_grad,
-  model.conv_forward and model.winograd_transforms values.
+  """The `conv_general_dilated` for flax's `nn.Conv` under the three settings above
+  (model.conv_impl='cpu_fast' is ("auto", "auto", "auto")).
 
   Args:
     kernel_grad: one of KERNEL_GRADS.
