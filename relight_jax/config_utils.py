@@ -10,10 +10,18 @@ The keys themselves and the presets are declared in relight_jax/defaults.py.
 `config_from_file` is the one loader of config files (the entry points, the demo, the
 benchmarks, the tests and the notebooks use it). A workdir's `config.json` is read and
 written with its checkpoints (relight_jax/checkpointing.py).
+
+`validate` refuses numeric settings no run can use (a NaN or negative learning rate, a
+zero batch, an image size the encoder cannot halve evenly, ...) with an error naming the
+key. `finalize` calls it after the presets; command-line overrides
+(`--config.train.learning_rate=...`) are applied after the config file returns, so the
+entry point calls it again on the final config.
 """
 
 import dataclasses
 import importlib.util
+import math
+import numbers
 import pathlib
 
 from relight_jax import defaults
@@ -111,8 +119,94 @@ def config_from_file(spec):
   return module.get_config(arg or None)
 
 
+# Counts and intervals, in steps, batches or pairs: 0 would divide by zero or run nothing.
+_POSITIVE_INTS = ("train.batch_size", "train.num_steps", "train.log_every", "train.image_every",
+                  "train.checkpoint_every", "train.eval_every", "train.eval_batches",
+                  "eval.batch_size", "eval.num_pairs")
+_LEARNING_RATES = ("train.learning_rate", "train.discriminator_learning_rate")
+_ADAM_BETAS = ("train.b1", "train.b2")  # Adam divides by 1 - beta**step.
+
+
+def _get(config, dotted):
+  """The value at `dotted` ('section.key'), or None where the config has no such key."""
+  section, key = dotted.split(".")
+  if section not in config or key not in config[section]:
+    return None
+  return config[section][key]
+
+
+def _is_real(value):
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value):
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _refuse(dotted, value, expected):
+  raise ValueError(f"config {dotted}={value!r}: expected {expected} "
+                   f"(set it with --config.{dotted}=...)")
+
+
+def validate(config):
+  """Refuses numeric settings that no run can use.
+
+  Call it on the final config: after the presets (`finalize` does) and again after any
+  override, e.g. `--config.train.learning_rate=nan` on the command line. Keys a config
+  lacks are skipped.
+
+  Args:
+    config: a full config (`ConfigDict`), locked or not.
+
+  Returns:
+    The same config, for chaining.
+
+  Raises:
+    ValueError: one line naming the first bad key, its value and what is expected.
+  """
+  for dotted in _LEARNING_RATES:
+    value = _get(config, dotted)
+    if value is not None and not (_is_real(value) and math.isfinite(value) and value > 0):
+      _refuse(dotted, value, "a finite number > 0")
+  for dotted in _ADAM_BETAS:
+    value = _get(config, dotted)
+    if value is not None and not (_is_real(value) and 0 <= value < 1):
+      _refuse(dotted, value, "a number in [0, 1)")
+  for dotted in _POSITIVE_INTS:
+    value = _get(config, dotted)
+    if value is not None and not (_is_int(value) and value > 0):
+      _refuse(dotted, value, "a positive integer")
+  warmup = _get(config, "train.warmup_steps")
+  if warmup is not None and not (_is_int(warmup) and warmup >= 0):
+    _refuse("train.warmup_steps", warmup, "an integer >= 0")
+  fraction = _get(config, "data.extra_fraction")
+  if fraction is not None and not (_is_real(fraction) and 0 <= fraction <= 1):
+    _refuse("data.extra_fraction", fraction, "a probability in [0, 1]")
+  width = _get(config, "model.width")
+  if width is not None and not (_is_real(width) and math.isfinite(width) and width > 0):
+    _refuse("model.width", width, "a finite channel multiplier > 0")
+  depth = _get(config, "model.depth")
+  if depth is not None and not (_is_int(depth) and depth >= 1):
+    _refuse("model.depth", depth, "an integer >= 1")
+  size = _get(config, "data.image_size")
+  if size is not None:
+    # The encoder halves the image depth + 1 times (models/unet.py, latent_size).
+    multiple = 2 ** ((depth if depth is not None else 0) + 1)
+    if not (_is_int(size) and size > 0 and size % multiple == 0):
+      _refuse("data.image_size", size, f"a positive multiple of {multiple}, as the encoder "
+              f"halves the image model.depth + 1 = {multiple.bit_length() - 1} times")
+  if "loss" in config:
+    for key in sorted(config.loss):
+      value = config.loss[key]
+      if key.endswith("_weight") and not (_is_real(value) and math.isfinite(value)
+                                          and value >= 0):
+        _refuse(f"loss.{key}", value, "a finite weight >= 0")
+  return config
+
+
 def finalize(config, arg):
-  """Applies the config string `arg` to a full config and locks it."""
+  """Applies the config string `arg` to a full config, validates it and locks it."""
   defaults.apply_presets(config, parse_arg(arg))
+  validate(config)
   config.lock()
   return config

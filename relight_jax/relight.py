@@ -19,8 +19,10 @@ by a plain bicubic upscale (`upsample='bicubic'`, the baseline). Only the target
 illumination matters, so the target is used at S x S only.
 
 Images go through `image_io` (EXIF orientation, modes, size limits, clear errors);
-outputs are written atomically and never over an input. The command exits with status 1
-and a one-line message on bad input.
+outputs are written atomically and never over an input. The command checks every path
+before it loads the model or writes anything (a --workdir that is a file, an --exported
+folder, an --output folder where one image is written, an output --overwrite could not
+replace, ...) and exits with status 1 and a one-line message naming the path and the fix.
 """
 
 import argparse
@@ -195,27 +197,103 @@ def _fail(message):
   return 1
 
 
+_MAKES_WORKDIRS = "the --workdir of python -m relight_jax.main"
+_MAKES_EXPORTED = "the file written by python -m relight_jax.export"
+
+
+def _check_model_source(workdir, exported):
+  """Refuses a --workdir or --exported of the wrong kind before anything is read."""
+  if workdir is not None:
+    path = pathlib.Path(workdir)
+    if path.exists() and not path.is_dir():
+      raise RelightError(f"--workdir {path} is a file; expected a training workdir folder "
+                         f"({_MAKES_WORKDIRS}); if it is an exported model, pass --exported={path}")
+    if not path.exists():
+      raise RelightError(f"--workdir {path}: no such folder; expected a training workdir "
+                         f"({_MAKES_WORKDIRS})")
+  else:
+    path = pathlib.Path(exported)
+    if path.is_dir():
+      raise RelightError(f"--exported {path} is a folder; expected {_MAKES_EXPORTED}; if it is "
+                         f"a training workdir, pass --workdir={path}")
+    if not path.exists():
+      raise RelightError(f"--exported {path}: no such file; expected {_MAKES_EXPORTED}")
+
+
+def _nearest_existing(path):
+  """`path` or its closest ancestor that exists."""
+  for candidate in (path, *path.parents):
+    if candidate.exists():
+      return candidate
+  return pathlib.Path(".")
+
+
+def _check_output_folder(output, output_arg, batch, input_paths, target_paths):
+  """Checks that --output is the kind of path the run writes: a file, or a folder."""
+  if not batch:
+    if output.is_dir() or output_arg.endswith(("/", os.sep)):
+      example = output / f"{input_paths[0].stem}__{target_paths[0].stem}.png"
+      raise RelightError(f"--output {output_arg} names a folder, but one input and one "
+                         f"target make one image: name the file, e.g. --output={example}")
+    return
+  if output.exists() and not output.is_dir():
+    raise RelightError(f"--output {output}: several outputs need a folder, not a file; "
+                       "name a folder (it is created if missing)")
+  existing = _nearest_existing(output)
+  if not existing.is_dir():
+    raise RelightError(f"--output {output}: cannot create the folder, {existing} is a file; "
+                       "choose another --output")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise RelightError(f"--output {output}: folder {existing} is not writable; choose "
+                       "another --output")
+
+
+def _check_output_file(path, protected, overwrite, folder_pending):
+  """Checks that the image `path` can be written, before the model is loaded.
+
+  The advice to pass --overwrite is only given where it would make the write succeed.
+
+  Args:
+    path: the output image.
+    protected: the run's inputs and targets.
+    overwrite: whether --overwrite was given.
+    folder_pending: `path`'s folder is a batch run's --output, created after the checks.
+  """
+  if any(image_io.same_file(path, other) for other in protected):
+    raise RelightError(f"output {path} is one of the inputs; refusing to overwrite it: "
+                       "choose another --output")
+  if path.is_dir():
+    raise RelightError(f"output {path} is a folder; an image cannot replace it, even with "
+                       "--overwrite: move the folder or choose another --output")
+  if folder_pending:
+    return  # Nothing exists there yet, and batch output names end in .png.
+  image_io.check_output_path(path)  # A known image extension, in an existing folder.
+  if not os.access(path.parent, os.W_OK | os.X_OK):
+    raise RelightError(f"output {path}: folder {path.parent} is not writable, even with "
+                       "--overwrite; choose another --output")
+  if path.exists() and not overwrite:
+    raise RelightError(f"output {path} exists; pass --overwrite to replace it")
+
+
 def main(argv=None):
-  """Command-line entry point; returns the exit status."""
+  """Command-line entry point; returns the exit status.
+
+  Every argument is checked before anything is written or the model is loaded: a bad one
+  ends the run with one line on stderr naming the path and the fix, and status 1.
+  """
   args = _parse_args(argv)
   try:
+    _check_model_source(args.workdir, args.exported)
     input_paths = _expand([args.input], "input")
     target_paths = _expand(args.target, "target")
     batch = pathlib.Path(args.input).is_dir() or len(target_paths) > 1
     output = pathlib.Path(args.output)
-    if batch:
-      if output.exists() and not output.is_dir():
-        raise RelightError(f"output {output}: several outputs need a folder, not a file")
-      output.mkdir(parents=True, exist_ok=True)
+    _check_output_folder(output, args.output, batch, input_paths, target_paths)
     plan = plan_outputs(input_paths, target_paths, output, batch=batch)
     protected = input_paths + target_paths
+    folder_pending = batch and not output.exists()
     for _, _, output_path in plan:
-      if any(image_io.same_file(output_path, other) for other in protected):
-        raise RelightError(f"output {output_path} is one of the inputs; refusing to "
-                           "overwrite it")
-      if output_path.exists() and not args.overwrite:
-        raise RelightError(f"output {output_path} exists; pass --overwrite to replace it")
-      image_io.check_output_path(output_path)
+      _check_output_file(output_path, protected, args.overwrite, folder_pending)
     # Load the images first: a bad one fails before the model is loaded (in batch mode
     # a bad input is reported and skipped below, the others still run).
     targets = {path: image_io.load_image(path) for path in target_paths}
@@ -229,7 +307,10 @@ def main(argv=None):
     size = _working_size(relighter, args.size)
     # Only the target's illumination matters: reduce each target once.
     targets = {path: _at_size(image, size) for path, image in targets.items()}
-  except (RelightError, image_io.ImageError, FileNotFoundError, ValueError) as error:
+    if batch:
+      # Last, so that a run refused above leaves no empty folder behind.
+      output.mkdir(parents=True, exist_ok=True)
+  except (RelightError, image_io.ImageError, OSError, ValueError) as error:
     return _fail(error)
   failures = 0
   for input_path, target_path, output_path in tqdm.tqdm(
@@ -241,7 +322,7 @@ def main(argv=None):
       relit = relight(relighter, input_image, targets[target_path], size=size,
                       upsample=args.upsample)
       image_io.save_image(output_path, relit, protected=protected)
-    except (image_io.ImageError, RelightError) as error:
+    except (image_io.ImageError, RelightError, OSError) as error:
       failures += 1
       current_input = None
       tqdm.tqdm.write(f"relight: error: {error}", file=sys.stderr)

@@ -1,9 +1,12 @@
-"""Config strings, presets and config files."""
+"""Config strings, presets, config files and the validation of numeric settings."""
 
 import json
+import math
 
 import pytest
+from absl import flags
 from conftest import load_config
+from ml_collections import config_flags
 
 from relight_jax import checkpointing
 from relight_jax import config_utils
@@ -124,3 +127,79 @@ def test_config_from_file_accepts_names_and_paths():
       str(config_utils.CONFIGS_DIR / "envmap.py") + ":smoke").model.name == "envmap"
   with pytest.raises(FileNotFoundError, match="nope.py"):
     config_utils.config_from_file("nope.py")
+
+
+@pytest.mark.parametrize("dotted, value, expected", [
+    ("train.learning_rate", float("nan"), "a finite number > 0"),
+    ("train.learning_rate", 0.0, "a finite number > 0"),
+    ("train.learning_rate", -1e-3, "a finite number > 0"),
+    ("train.discriminator_learning_rate", float("inf"), "a finite number > 0"),
+    ("train.b1", 1.0, r"a number in \[0, 1\)"),
+    ("train.b2", -0.1, r"a number in \[0, 1\)"),
+    ("train.b2", float("nan"), r"a number in \[0, 1\)"),
+    ("train.batch_size", 0, "a positive integer"),
+    ("eval.batch_size", -8, "a positive integer"),
+    ("train.num_steps", 0, "a positive integer"),
+    ("train.log_every", 0, "a positive integer"),
+    ("train.image_every", -1, "a positive integer"),
+    ("train.checkpoint_every", 0, "a positive integer"),
+    ("train.eval_every", 0, "a positive integer"),
+    ("train.eval_every", True, "a positive integer"),
+    ("eval.num_pairs", 0, "a positive integer"),
+    ("data.image_size", 0, "a positive multiple of 16"),
+    ("data.image_size", 40, "a positive multiple of 16, as the encoder halves the image "
+     r"model.depth \+ 1 = 4 times"),
+    ("model.width", 0.0, "a finite channel multiplier > 0"),
+    ("model.width", float("nan"), "a finite channel multiplier > 0"),
+    ("loss.envmap_weight", -1.0, "a finite weight >= 0"),
+    ("loss.reconstruction_weight", float("nan"), "a finite weight >= 0"),
+    ("loss.gan_weight", float("inf"), "a finite weight >= 0"),
+])
+def test_validate_names_the_key_the_value_and_what_is_expected(dotted, value, expected):
+  config = load_config("envmap", "smoke")
+  assert config_utils.validate(config) is config  # The presets themselves are valid.
+  section, key = dotted.split(".")
+  with config.unlocked():
+    config[section][key] = value
+  with pytest.raises(ValueError, match=f"^config {dotted}={value!r}: expected {expected}") as (
+      raised):
+    config_utils.validate(config)
+  assert "\n" not in str(raised.value) and f"--config.{dotted}=" in str(raised.value)
+
+
+def test_image_size_must_be_a_multiple_of_the_encoders_downsampling():
+  config = load_config("envmap", "smoke", **{"model.depth": 2, "data.image_size": 36})
+  with pytest.raises(ValueError, match="multiple of 8"):
+    config_utils.validate(config)
+  config = load_config("envmap", "smoke", **{"model.depth": 2, "data.image_size": 48})
+  config_utils.validate(config)
+
+
+def test_finalize_refuses_impossible_settings_after_the_presets():
+  with pytest.raises(ValueError, match="config train.num_steps=-5: expected a positive"):
+    load_config("envmap", "smoke,steps=-5")
+  config = defaults.base_config()
+  config.model = defaults.model_section("envmap")
+  config.loss = defaults.loss_section("l1", envmap_weight=-1.0)
+  with pytest.raises(ValueError, match="config loss.envmap_weight=-1.0"):
+    config_utils.finalize(config, "smoke")
+  config = defaults.base_config()
+  config.model = defaults.model_section("envmap")
+  config.loss = defaults.loss_section("l1")
+  config.train.b2 = 1.0  # No preset sets b2: the bad value reaches finalize's check.
+  with pytest.raises(ValueError, match=r"config train.b2=1.0: expected a number in \[0, 1\)"):
+    config_utils.finalize(config, "paper")
+
+
+def test_command_line_overrides_bypass_finalize_so_validate_is_needed():
+  argv = ["main", f"--config={config_utils.CONFIGS_DIR / 'envmap.py'}:smoke",
+          "--config.train.learning_rate=nan"]
+  flag_values = flags.FlagValues()
+  # As relight_jax/main.py defines it; sys_argv stands in for the process's command line.
+  config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values, lock_config=True,
+                                  sys_argv=argv)
+  flag_values(argv)
+  config = flag_values.config
+  assert math.isnan(config.train.learning_rate)  # finalize ran before the override.
+  with pytest.raises(ValueError, match="config train.learning_rate=nan: expected a finite"):
+    config_utils.validate(config)

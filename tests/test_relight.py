@@ -260,3 +260,91 @@ def test_cli_subprocess_exit_status(tmp_path):
   assert completed.stderr.strip().splitlines()[-1] == (
       f"relight: error: {tmp_path / 'fake.png'}: not an image file PIL can read; expected "
       "an RGB, grayscale, palette or RGBA image (PNG, JPEG, TIFF, WebP, ...)")
+
+
+def _tree(root):
+  """Every path under `root`, to check that a refused run wrote nothing."""
+  return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+def test_cli_refuses_paths_of_the_wrong_kind_before_loading_the_model(
+    setup, tmp_path, capsys, monkeypatch):
+  _, _, _, _, workdir = setup
+
+  def never(*args, **kwargs):
+    raise AssertionError("the model was loaded before the arguments were checked")
+
+  monkeypatch.setattr(inference, "load_workdir", never)
+  monkeypatch.setattr(inference, "load_exported", never)
+  photo = tmp_path / "photo.png"
+  Image.fromarray(_photo(40, 40)).save(photo)
+  (tmp_path / "model.bin").write_bytes(b"an exported model, say")
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  Image.fromarray(_photo(40, 40, seed=1)).save(photos / "a.png")
+  (tmp_path / "existing_folder").mkdir()
+  (tmp_path / "out").mkdir()
+  (tmp_path / "out" / "a__photo.png").mkdir()  # A folder where an output image would go.
+  (tmp_path / "taken.xyz").write_text("not replaceable by an image")
+  (tmp_path / "locked").mkdir()
+  real_access = os.access
+  monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: (
+      pathlib.Path(path) != tmp_path / "locked" and real_access(path, mode, **kwargs)))
+  one_pair = [f"--input={photo}", f"--target={photo}"]
+  batch = [f"--input={photos}", f"--target={photo}"]
+  source = f"--workdir={workdir}"
+  cases = [  # (arguments, what the one line must say)
+      ([f"--workdir={tmp_path / 'model.bin'}", *one_pair, f"--output={tmp_path / 'o.png'}"],
+       f"--workdir {tmp_path / 'model.bin'} is a file; expected a training workdir folder"),
+      ([f"--workdir={tmp_path / 'nowhere'}", *one_pair, f"--output={tmp_path / 'o.png'}"],
+       f"--workdir {tmp_path / 'nowhere'}: no such folder"),
+      ([f"--exported={workdir}", *one_pair, f"--output={tmp_path / 'o.png'}"],
+       f"--exported {workdir} is a folder; expected the file written by python -m "
+       f"relight_jax.export; if it is a training workdir, pass --workdir={workdir}"),
+      ([f"--exported={tmp_path / 'none.bin'}", *one_pair, f"--output={tmp_path / 'o.png'}"],
+       f"--exported {tmp_path / 'none.bin'}: no such file"),
+      ([source, *one_pair, f"--output={tmp_path / 'existing_folder'}"],
+       f"names a folder, but one input and one target make one image: name the file, e.g. "
+       f"--output={tmp_path / 'existing_folder' / 'photo__photo.png'}"),
+      ([source, *one_pair, f"--output={tmp_path / 'existing_folder'}", "--overwrite"],
+       "names a folder, but one input and one target make one image"),
+      ([source, *one_pair, f"--output={tmp_path / 'new_folder'}/"],
+       "names a folder, but one input and one target make one image"),
+      ([source, *one_pair, f"--output={tmp_path / 'nowhere' / 'o.png'}"],
+       f"folder {tmp_path / 'nowhere'} does not exist"),
+      ([source, *batch, f"--output={tmp_path / 'out'}"],
+       f"output {tmp_path / 'out' / 'a__photo.png'} is a folder; an image cannot replace it, "
+       "even with --overwrite"),
+      ([source, *batch, f"--output={tmp_path / 'out'}", "--overwrite"],
+       "is a folder; an image cannot replace it"),
+      ([source, *one_pair, f"--output={tmp_path / 'taken.xyz'}"],
+       "unknown image extension '.xyz'"),
+      ([source, *batch, f"--output={photo / 'relit'}"],
+       f"cannot create the folder, {photo} is a file"),
+      ([source, *one_pair, f"--output={tmp_path / 'locked' / 'o.png'}"],
+       f"folder {tmp_path / 'locked'} is not writable, even with --overwrite"),
+      ([source, *batch, f"--output={tmp_path / 'locked' / 'relit'}"],
+       f"folder {tmp_path / 'locked'} is not writable"),
+  ]
+  before = _tree(tmp_path)
+  for argv, message in cases:
+    status = relight.main(argv)
+    error = capsys.readouterr().err.strip()
+    assert status == 1, argv
+    assert error.startswith("relight: error:") and message in error, (argv, error)
+    assert len(error.splitlines()) == 1, error
+    assert "pass --overwrite" not in error, error  # It would not help in any of these.
+    assert _tree(tmp_path) == before, argv
+
+
+def test_cli_batch_folder_is_created_only_once_everything_is_checked(setup, tmp_path, capsys):
+  _, _, _, _, workdir = setup
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  Image.fromarray(_photo(40, 40)).save(photos / "a.png")
+  (tmp_path / "fake.jpg").write_text("not a JPEG")
+  status = relight.main([f"--workdir={workdir}", f"--input={photos}",
+                         f"--target={tmp_path / 'fake.jpg'}",
+                         f"--output={tmp_path / 'relit' / 'deeper'}"])
+  assert status == 1 and "fake.jpg: not an image file" in capsys.readouterr().err
+  assert not (tmp_path / "relit").exists()

@@ -1,17 +1,21 @@
 """Bad real-VIDIT input: each case gets a clear error naming the path, and no dataset.
 
 Covers a missing manual_dir, bad names, corrupt PNGs, duplicates, sizes, missing
-illuminations, incomplete pairs and a depth pickle that would run code.
+illuminations, incomplete pairs, a depth pickle that would run code, and depth pickles
+that declare huge arrays or states numpy would act on unsafely.
 After every failure the data dir must hold no finished-looking dataset.
 """
 
+import codecs
 import io
 import os
+import pickle
 
 import numpy as np
 import pytest
 import vidit_fakes as fakes
 
+from relight_jax import image_io
 from relight_jax.datasets.vidit import safe_pickle
 
 
@@ -126,3 +130,131 @@ def test_pair_without_guide_and_pair_outside_a_split_folder(tmp_path):
   fakes.write_tree(tmp_path / "m2", fakes.pair_files("pairs", [0]))
   message = _build_fails(tmp_path, tmp_path / "m2", config, match="do not follow")
   assert "'val' or 'test'" in message
+
+
+class _Reduces:
+  """Pickles as `func(*args)`, then BUILD with `state` when given: crafts a stream by hand."""
+
+  def __init__(self, func, args, state=None):
+    self.func, self.args, self.state = func, args, state
+
+  def __reduce__(self):
+    return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+_RECONSTRUCT = np.ndarray((0,)).__reduce__()[0]
+_HUGE = (32768, 32768)  # 2**30 elements: 1 GiB as uint8, 4 GiB once cast to float32.
+
+
+def _object_npy(payload_pickle: bytes) -> bytes:
+  """An object-dtype .npy header followed by `payload_pickle`, as np.save lays it out."""
+  buffer = io.BytesIO()
+  np.lib.format.write_array_header_1_0(
+      buffer, {"descr": "|O", "fortran_order": False, "shape": ()})
+  return buffer.getvalue() + payload_pickle
+
+
+def _depth_pickle(depth, protocol=3) -> bytes:
+  return pickle.dumps({"normalized_depth": depth, "ref_center_dis": 2.5}, protocol=protocol)
+
+
+def test_small_pickle_declaring_a_huge_depth_map_is_refused_before_allocating(tmp_path):
+  data = _object_npy(_depth_pickle(_Reduces(_RECONSTRUCT, (np.ndarray, _HUGE, b"B"))))
+  assert len(data) < 300  # The whole file is tiny; the array it declares is 1 GiB.
+  files = fakes.scene_files([0])
+  files["Image000.npy"] = data
+  fakes.write_tree(tmp_path / "manual", files)
+  message = _build_fails(tmp_path, tmp_path / "manual", fakes.small_config("ntire21_track2"),
+                         safe_pickle.ArrayTooLargeError)
+  assert "\n" not in message
+  assert "Image000.npy" in message and "(32768, 32768)" in message
+  assert f"{safe_pickle.MAX_ARRAY_ELEMENTS:,} elements" in message
+
+
+def test_array_limit_is_the_image_pixel_limit():
+  assert safe_pickle.MAX_ARRAY_ELEMENTS == image_io.MAX_PIXELS
+  side = int(image_io.MAX_PIXELS**0.5)
+  safe_pickle.check_array_size((side, side), np.float64, "ok.npy")  # The largest photo's depth.
+  with pytest.raises(safe_pickle.ArrayTooLargeError, match="ok.npy"):
+    safe_pickle.check_array_size((side + 1, side + 1), np.float64, "ok.npy")
+
+
+@pytest.mark.parametrize("case", [
+    "reconstruct", "state", "frombuffer", "itemsize", "subarray_dtype", "many_arrays",
+    "npy_header"])
+def test_every_way_to_declare_a_huge_array_is_refused(case):
+  frombuffer = np.zeros((1,)).__reduce_ex__(5)[0]
+  blank = (np.ndarray, (0,), b"b")
+  payloads = {
+      "reconstruct": _Reduces(_RECONSTRUCT, (np.ndarray, _HUGE, b"B")),
+      # The state's buffer is checked by numpy only after it has allocated the shape.
+      "state": _Reduces(_RECONSTRUCT, blank, (1, _HUGE, np.dtype(np.uint8), False, b"")),
+      "frombuffer": _Reduces(frombuffer, (b"", np.dtype(np.uint8), _HUGE, "C")),
+      # One element, but 2**30 bytes per element.
+      "itemsize": _Reduces(_RECONSTRUCT, (np.ndarray, (1,), b"V1073741824")),
+      "subarray_dtype": _Reduces(_RECONSTRUCT, (np.ndarray, (4,), ("f4", (16384, 16384)))),
+      # Each under the per-array limit, together over the per-file one.
+      "many_arrays": [_Reduces(_RECONSTRUCT, (np.ndarray, (60_000_000,), b"f8"))
+                      for _ in range(2)],
+  }
+  if case == "npy_header":
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f4", "fortran_order": False, "shape": _HUGE})
+    data = buffer.getvalue()
+  else:
+    data = pickle.dumps(payloads[case], protocol=3)
+  assert len(data) < 400
+  with pytest.raises(safe_pickle.ArrayTooLargeError) as raised:
+    safe_pickle.read_vidit_depth(data, "d.npy")
+  message = str(raised.value)
+  assert message.startswith("d.npy: refusing an array of shape (") and "\n" not in message
+  if case == "many_arrays":
+    assert "MB of other arrays" in message
+
+
+@pytest.mark.parametrize("case, expected", [
+    # numpy would read past the end of the list (a crash, or memory disclosed).
+    ("short_object_list", "lists 2 items, expected 3"),
+    # numpy would accept a field outside the item and read out of bounds.
+    ("field_offset", "structured or subarray dtype"),
+    # numpy would divide by the alignment.
+    ("zero_alignment", "does not describe"),
+    # numpy would take the raw bytes of a void item for object pointers.
+    ("object_flags", "does not describe"),
+    ("ndarray_call", "refusing to call numpy.ndarray"),
+    # Chained, other codecs double the data at every step.
+    ("hex_codec", "codec 'hex'"),
+    ("build_other", "refusing to set the state of set"),
+])
+def test_array_and_dtype_states_numpy_would_act_on_unsafely_are_refused(case, expected):
+  blank = (np.ndarray, (0,), b"b")
+  payloads = {
+      "short_object_list": _Reduces(_RECONSTRUCT, blank, (1, (3,), np.dtype(object), False,
+                                                          [1, 2])),
+      "field_offset": _Reduces(np.dtype, ("V1", False, True),
+                               (3, "|", None, ("a",), {"a": (np.dtype("f8"), 4096)}, 1, 1, 16)),
+      "zero_alignment": _Reduces(np.dtype, ("V8", False, True),
+                                 (3, "|", None, None, None, 8, 0, 0)),
+      "object_flags": _Reduces(np.dtype, ("V8", False, True),
+                               (3, "|", None, None, None, 8, 1, np.dtype(object).flags)),
+      "ndarray_call": _Reduces(np.ndarray, (_HUGE, "u1")),
+      "hex_codec": _Reduces(codecs.encode, (b"ab", "hex")),
+      "build_other": _Reduces(set, ([],), {"a": 1}),
+  }
+  data = pickle.dumps(payloads[case], protocol=2)
+  with pytest.raises(safe_pickle.UnsafePickleError, match=expected) as raised:
+    safe_pickle.restricted_loads(data, "d.npy")
+  message = str(raised.value)
+  assert message.startswith("d.npy: ") and "NOT loaded" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<f2"])
+def test_ordinary_depth_pickles_still_load(protocol, dtype):
+  depth = fakes.depth_map(2).astype(dtype)
+  for data in (_depth_pickle(depth, protocol), _object_npy(_depth_pickle(depth, protocol))):
+    np.testing.assert_array_equal(safe_pickle.read_vidit_depth(data, "d.npy"), depth)
+  # The NTIRE 2021 layout: a 0-d object array holding the dict (what np.save writes).
+  np.testing.assert_array_equal(
+      safe_pickle.read_vidit_depth(fakes.depth_npy_bytes(depth), "d.npy"), depth)
