@@ -8,13 +8,28 @@ Restoring always passes an abstract target whose leaves carry shardings
 (`jax.eval_shape` + `ShapeDtypeStruct(..., sharding=...)`), so a checkpoint written on N
 devices restores on M devices, CPU or GPU (without them orbax refuses 4 -> 1 with
 "Topology mismatch").
+
+Each step this version saves also gets `checkpoints/<step>/manifest.json`: every file of
+the step with its size and sha256, written once orbax has committed the step (at the next
+save or `wait_until_finished`, for async saves). `restore_latest_good` checks it, restores,
+checks the state is finite, and falls back to the previous step when any of that fails,
+so a disk error, a half-copied workdir or a NaN written by a diverged run is noticed
+rather than silently relit or resumed from. A step without a manifest (written by an
+older relight_jax, or a run killed between orbax's commit and the manifest) is restored
+unverified, with a warning: older workdirs must still load, and a damaged one still falls
+back when orbax fails to read it or it holds non-finite values.
 """
 
 import functools
+import hashlib
 import json
+import logging
+import os
 import pathlib
+import tempfile
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
@@ -25,6 +40,21 @@ from relight_jax import state as state_lib
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+MANIFEST_FILE = "manifest.json"
+_MANIFEST_FORMAT = 1
+_REASON_CHARS = 300  # an orbax or tensorstore message is cut to this in one-line reasons
+
+
+class ConfigMismatchError(ValueError):
+  """A checkpoint holds a training state of another structure than the config builds.
+
+  The config is wrong, not the checkpoint: `restore_latest_good` raises it rather than
+  falling back to an older step of the same structure.
+  """
+
+
+class CorruptCheckpointError(ValueError):
+  """No checkpoint of a workdir is intact (the message names each step tried and why)."""
 
 
 def save_config(config, path):
@@ -98,12 +128,133 @@ def _flat_items(tree, prefix=""):
       yield f"{prefix}{key}", value
 
 
+class CheckpointManager(ocp.CheckpointManager):
+  """An orbax CheckpointManager that writes a manifest for each step it saves.
+
+  A step's manifest is written once orbax has finished it: right after a synchronous
+  save; after an async one, in the next `wait_until_finished` (which orbax's own `save`
+  and `close` call first, so the previous step's manifest is written when the next save
+  starts). Only steps saved by this manager get one: a step found on disk without a
+  manifest may already be damaged, and hashing it would vouch for the damage.
+  """
+
+  def __init__(self, directory, *, options, item_names):
+    # Set before orbax's constructor, which may already wait for pending saves.
+    self._unmanifested = []
+    self._writes_async = options.enable_async_checkpointing
+    super().__init__(directory, options=options, item_names=item_names)
+
+  def save(self, step, *args, **kwargs):
+    """orbax's `save`; also records the step for its manifest (written now if synchronous)."""
+    saved = super().save(step, *args, **kwargs)
+    if saved:
+      self._unmanifested.append(int(step))
+      if not self._writes_async:
+        self._write_manifests()
+    return saved
+
+  def wait_until_finished(self):
+    """orbax's `wait_until_finished`, then the manifests of the steps it finished."""
+    super().wait_until_finished()
+    self._write_manifests()
+
+  def _write_manifests(self):
+    steps, self._unmanifested = self._unmanifested, []
+    if jax.process_index() != 0:  # one writer for the directory all processes share
+      return
+    for step in steps:
+      directory = step_directory(self, step)
+      # Gone when orbax's save failed (never committed) or max_to_keep removed it since.
+      if directory.is_dir():
+        write_manifest(directory)
+
+
 def create_manager(workdir, *, max_to_keep=3, async_save=True):
-  """Orbax CheckpointManager over `workdir/checkpoints` with items 'state' and 'data'."""
+  """A `CheckpointManager` over `workdir/checkpoints` with items 'state' and 'data'."""
   directory = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True)
-  return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+  return CheckpointManager(directory, options=options, item_names=("state", "data"))
+
+
+def step_directory(manager, step):
+  """The directory of checkpoint `step` (orbax's default step names: the bare number)."""
+  return pathlib.Path(manager.directory) / str(step)
+
+
+def _sha256(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as stream:
+    for block in iter(lambda: stream.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _step_files(directory):
+  """Relative POSIX paths of the files under `directory`, but the manifest and its temps."""
+  return sorted(
+      path.relative_to(directory).as_posix() for path in directory.rglob("*")
+      if path.is_file() and not path.name.startswith((MANIFEST_FILE, f".{MANIFEST_FILE}")))
+
+
+def write_manifest(directory):
+  """Writes `directory/manifest.json`: each file's size and sha256, atomically.
+
+  Args:
+    directory: a committed checkpoint step directory.
+
+  Returns:
+    The manifest's path.
+  """
+  directory = pathlib.Path(directory)
+  files = {}
+  for name in _step_files(directory):
+    path = directory / name
+    files[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+  text = json.dumps({"format": _MANIFEST_FORMAT, "files": files}, indent=1, sort_keys=True)
+  path = directory / MANIFEST_FILE
+  descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST_FILE}.",
+                                           suffix=".tmp")
+  try:
+    with os.fdopen(descriptor, "w") as stream:
+      stream.write(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+  except BaseException:
+    os.unlink(temporary)
+    raise
+  return path
+
+
+def manifest_problem(directory):
+  """Checks a step directory against its manifest.
+
+  Files the manifest does not list are ignored: orbax reads only what it wrote, and an
+  unrelated file (a temp left by a killed manifest write) does not damage a checkpoint.
+
+  Args:
+    directory: a checkpoint step directory holding a manifest.
+
+  Returns:
+    None when every listed file has its size and sha256, else the first difference, in
+    words.
+  """
+  directory = pathlib.Path(directory)
+  try:
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    files = manifest["files"]
+    listed = [(name, int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()]
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    return f"its {MANIFEST_FILE} is unreadable ({_one_line(error)})"
+  for name, size, sha256 in listed:
+    path = directory / name
+    if not path.is_file():
+      return f"{name} is missing"
+    if path.stat().st_size != size:
+      return f"{name} has {path.stat().st_size} bytes, its manifest says {size}"
+    if _sha256(path) != sha256:
+      return f"{name} does not match its sha256 in {MANIFEST_FILE}"
+  return None
 
 
 def save(manager, step, train_state, data_state, *, force=False):
@@ -127,8 +278,14 @@ def abstract_state(config, sharding):
 def restore(manager, config, sharding, step=None):
   """Restores (state, data_state) at `step` (default: latest) onto `sharding`.
 
+  The files are not checked against the step's manifest: `restore_latest_good` does.
+
   Returns:
     (TrainState, data_state dict) or (None, None) when there is no checkpoint.
+
+  Raises:
+    ConfigMismatchError: the checkpoint holds a state of another structure than `config`
+      builds (names the settings that decide it).
   """
   step = manager.latest_step() if step is None else step
   if step is None:
@@ -143,13 +300,114 @@ def restore(manager, config, sharding, step=None):
   except ValueError as error:
     if "do not match" not in str(error):  # orbax: "... tree structures do not match"
       raise
-    raise ValueError(
-        f"the checkpoint {pathlib.Path(manager.directory) / str(step)} holds a training "
+    raise ConfigMismatchError(
+        f"the checkpoint {step_directory(manager, step)} holds a training "
         f"state of another shape than this config builds: the model settings, "
         f"train.lr_decay, train.warmup_steps and train.gan decide it. Resume with the "
         f"settings it was written with (the workdir's {CONFIG_FILE}) or use a new "
         f"--workdir. Orbax: {error}") from None
   return restored["state"], restored["data"]
+
+
+def restore_latest_good(manager, config, sharding, step=None, *, delete_skipped=False):
+  """Restores the latest intact checkpoint at or before `step` (default: the latest).
+
+  A step is skipped, with one warning line naming it and why, when its manifest does not
+  match its files, orbax fails to restore it (whatever it raises: tensorstore, JSON or
+  pytree errors) or the restored state holds NaN or inf. A step without a manifest is
+  restored unverified, with a warning (see the module docstring).
+
+  Args:
+    manager: a `CheckpointManager` (`create_manager`).
+    config: the experiment config (builds the abstract target).
+    sharding: placement of every restored leaf.
+    step: the step to try first; default the latest.
+    delete_skipped: once an intact step is restored, delete the damaged ones skipped on
+      the way (all later than it). A resumed run needs it: orbax's `save` silently skips
+      any step not past the latest one on disk, so the run would not checkpoint again
+      until it passed the damaged steps.
+
+  Returns:
+    (TrainState, data_state dict, step) of the first intact checkpoint, or
+    (None, None, None) when there is none at all.
+
+  Raises:
+    FileNotFoundError: `step` is not one of the checkpoints.
+    ConfigMismatchError: a checkpoint holds a state of another structure than `config`
+      builds: the config is wrong, so no older step is tried.
+    CorruptCheckpointError: no checkpoint at or before `step` is intact.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  if step is not None:
+    if step not in steps:
+      raise FileNotFoundError(f"no checkpoint at step {step} in {manager.directory} "
+                              f"(it holds steps {sorted(steps)})")
+    steps = [candidate for candidate in steps if candidate <= step]
+  if not steps:
+    return None, None, None
+  tried, skipped = [], []
+  for candidate in steps:
+    directory = step_directory(manager, candidate)
+    if (directory / MANIFEST_FILE).is_file():
+      reason = manifest_problem(directory)
+    else:
+      reason = None
+      logging.warning("checkpoint %s has no %s (an older relight_jax, or a run stopped "
+                      "before writing it): restoring it unverified", directory, MANIFEST_FILE)
+    if reason is None:
+      try:
+        train_state, data_state = restore(manager, config, sharding, candidate)
+      except ConfigMismatchError:
+        raise
+      except Exception as error:  # pylint: disable=broad-exception-caught
+        # Damaged files surface as any of tensorstore, JSON, pytree or key errors.
+        reason = f"orbax cannot restore it: {_one_line(error)}"
+      else:
+        reason = non_finite(train_state)
+        if reason is None:
+          if delete_skipped:
+            for damaged in skipped:
+              manager.delete(damaged)
+              logging.warning("deleted the damaged checkpoint %s: the run resumes from "
+                              "step %d", step_directory(manager, damaged), candidate)
+          return train_state, data_state, candidate
+    logging.warning("skipping checkpoint %s: %s", directory, reason)
+    tried.append(f"step {candidate} ({reason})")
+    skipped.append(candidate)
+  raise CorruptCheckpointError(f"no intact checkpoint in {manager.directory}: tried "
+                               + "; ".join(tried))
+
+
+def _one_line(error):
+  """`error` as one line of at most _REASON_CHARS characters, its type first.
+
+  The innermost cause is the one shown: orbax wraps tensorstore's precise message
+  ("Truncated Zstd-compressed stream" in file ...) in a generic one with the array spec.
+  """
+  while error.__cause__ is not None:
+    error = error.__cause__
+  text = " ".join(str(error).split())
+  text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+  return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 3] + "..."
+
+
+@jax.jit
+def _all_finite(leaves):
+  # One reduction per leaf in one computation: no copy of the state to host.
+  return jnp.stack([jnp.isfinite(leaf).all() for leaf in leaves])
+
+
+def non_finite(train_state):
+  """None when every floating leaf of the state is finite, else a reason naming one."""
+  named = [(path, leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(train_state)[0]
+           if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  if not named:
+    return None
+  finite = jax.device_get(_all_finite([leaf for _, leaf in named]))
+  for (path, _), ok in zip(named, finite, strict=True):
+    if not ok:
+      return f"it holds NaN or inf, e.g. in {jax.tree_util.keystr(path)}"
+  return None
 
 
 def replicated_sharding():
@@ -168,17 +426,21 @@ def load_inference_variables(workdir, step=None):
   Returns:
     (config, {'params', 'batch_stats'}, step).
 
+  The latest (or `step`) checkpoint that is intact is used: a damaged one is skipped with
+  a warning naming it (`restore_latest_good`), so the step returned may be an earlier one.
+
   Raises:
-    FileNotFoundError: no config or no checkpoint in `workdir`.
+    FileNotFoundError: no config or no checkpoint in `workdir`, or no checkpoint `step`.
+    ConfigMismatchError: the checkpoints do not fit config.json (a ValueError).
+    CorruptCheckpointError: no checkpoint is intact (a ValueError naming each).
   """
   workdir = pathlib.Path(workdir)
   config = load_config(workdir / CONFIG_FILE)
   manager = create_manager(workdir, async_save=False)
   try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {workdir / CHECKPOINT_DIR}: train first")
-    train_state, _ = restore(manager, config, replicated_sharding(), step)
+    train_state, _, step = restore_latest_good(manager, config, replicated_sharding(), step)
   finally:
     manager.close()
+  if train_state is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir / CHECKPOINT_DIR}: train first")
   return config, state_lib.variables_of(train_state), step

@@ -55,7 +55,8 @@ def main(argv):
   print(f"[demo] training {config.model.name} ({_CONFIG.value}) for {config.train.num_steps} "
         f"steps in {_WORKDIR.value} (progress below; TensorBoard: tensorboard "
         f"--logdir={_WORKDIR.value})", flush=True)
-  _, record, table = train.train_and_evaluate(config, _WORKDIR.value)
+  with train.command_line_exits():
+    _, record, table = train.train_and_evaluate(config, _WORKDIR.value)
   eval_dir = evaluate.results_dir(_WORKDIR.value)
   print("\n" + table)
   print(f"[demo] data build {build_seconds:.0f} s, total {time.time() - start:.0f} s")

@@ -221,7 +221,8 @@ def run_workdir(config, workdir, step=None):
   placement = parallel.create_placement()
   manager = checkpointing.create_manager(workdir, async_save=False)
   try:
-    train_state, _ = checkpointing.restore(manager, config, placement.replicated, step)
+    train_state, _, _ = checkpointing.restore_latest_good(
+        manager, config, placement.replicated, step)
   finally:
     manager.close()
   if train_state is None:

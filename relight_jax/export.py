@@ -11,6 +11,7 @@ CUDA by default, so a file made on a laptop runs on a Colab GPU and the other wa
 
 `inference.load_exported(path)` loads it back: the file holds the whole computation, so
 a notebook or a server runs the model as exported even where its code has changed since.
+Its first line carries the sha256 of the rest, so a damaged copy is refused by name.
 """
 
 import argparse
@@ -46,13 +47,19 @@ def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
 
 
 def save_exported(exported, path):
-  """Writes `exported.serialize()` to `path` atomically (temp file + os.replace)."""
+  """Writes `exported.serialize()` to `path` atomically (temp file + os.replace).
+
+  The bytes follow a one-line header with their sha256 (`inference.exported_header`), so
+  `inference.load_exported` refuses a damaged copy.
+  """
+  serialized = exported.serialize()
   path = pathlib.Path(path)
   descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                            suffix=".tmp")
   try:
     with os.fdopen(descriptor, "wb") as stream:
-      stream.write(exported.serialize())
+      stream.write(inference.exported_header(serialized))
+      stream.write(serialized)
     os.chmod(temporary, 0o644)
     os.replace(temporary, path)
   except BaseException:

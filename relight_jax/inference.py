@@ -8,6 +8,8 @@ imports neither flax nor orbax nor the model code.
 """
 
 import dataclasses
+import hashlib
+import logging
 import pathlib
 from collections.abc import Callable
 
@@ -15,6 +17,13 @@ import jax
 import numpy as np
 
 from relight_jax.cpu_kernels import winograd
+
+# An exported file is this line, then the serialised `jax.export.Exported`:
+#   EXPORTED_MAGIC + <64 hex digits: sha256 of the serialised bytes> + b"\n"
+# The digest travels inside the one file, so a truncated download or a flipped bit is
+# refused by name instead of deserialising into a wrong model or an obscure error.
+EXPORTED_MAGIC = b"relight_jax exported sha256="
+_DIGEST_CHARS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,14 +189,23 @@ def load_exported(path):
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: the file is not a serialised relighter.
+    ValueError: the file is not a serialised relighter, or is damaged (its sha256 does
+      not match).
   """
   function = _read_exported(path)
   return InferenceModel(function, function.image_size, 0, f"{path} (exported)")
 
 
+def exported_header(serialized):
+  """The first line of an exported file holding `serialized` (see EXPORTED_MAGIC)."""
+  return EXPORTED_MAGIC + hashlib.sha256(serialized).hexdigest().encode("ascii") + b"\n"
+
+
 def _read_exported(path):
   """Deserialises a file written by export.save_exported.
+
+  A file without the checksum line (written by export.py before it had one) still loads,
+  with a warning: its bytes cannot be checked, but damage usually fails to deserialise.
 
   Args:
     path: the .bin file.
@@ -197,7 +215,8 @@ def _read_exported(path):
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: the file is not a serialised relighter.
+    ValueError: the file is not a serialised relighter, or its bytes do not match the
+      sha256 it carries (damaged).
   """
   path = pathlib.Path(path)
   try:
@@ -205,11 +224,22 @@ def _read_exported(path):
   except FileNotFoundError:
     raise FileNotFoundError(f"{path}: no such file; expected a file written by "
                             "python -m relight_jax.export") from None
+  checked = data.startswith(EXPORTED_MAGIC)
+  serialized = data
+  if checked:
+    header_end = len(EXPORTED_MAGIC) + _DIGEST_CHARS + 1  # the digest, then b"\n"
+    serialized = data[header_end:]
+    if exported_header(serialized) != data[:header_end]:
+      raise ValueError(f"{path}: damaged: its bytes do not match the sha256 in its first "
+                       "line (truncated or altered); copy or export it again")
   try:
-    exported = jax.export.deserialize(bytearray(data))
+    exported = jax.export.deserialize(bytearray(serialized))
   except Exception:  # flatbuffers raises assorted errors on foreign bytes
     raise ValueError(f"{path}: not a serialised jax.export relighter; expected a file "
                      "written by python -m relight_jax.export") from None
+  if not checked:
+    logging.warning("%s has no checksum (exported by an older relight_jax): loaded "
+                    "unverified; export it again to add one", path)
   shapes = [tuple(aval.shape) for aval in exported.in_avals]
   if len(shapes) != 2 or any(len(shape) != 4 or shape[3] != 3 for shape in shapes):
     raise ValueError(f"{path}: exported function takes {shapes}; expected two "

@@ -4,7 +4,10 @@
   python -m relight_jax.main --config=configs/envmap.py:smoke --workdir=/tmp/smoke
   python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap --mode=evaluate
 
-Everything else lives in importable modules (`train`, `evaluate`).
+Everything else lives in importable modules (`train`, `evaluate`). A workdir in use by
+another run, or a file given as --workdir, stops with a one-line error (status 1); SIGTERM
+or Ctrl-C while training saves a checkpoint and exits with 143 or 130, as the signal
+would have.
 """
 
 import logging
@@ -15,6 +18,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from relight_jax import config_utils
 from relight_jax import host_memory
 from relight_jax import logs
 
@@ -41,6 +45,11 @@ def parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    # Again after the command line's --config.* overrides, which get_config never saw.
+    config_utils.validate(_CONFIG.value)
+  except ValueError as error:
+    sys.exit(f"error: {error}")
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
   logs.silence_tensorflow()
@@ -51,18 +60,28 @@ def main(argv):
     jax.distributed.initialize()
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
+  run(_MODE.value, _CONFIG.value, _WORKDIR.value)
+
+
+def run(mode, config, workdir):
+  """Runs `mode` ('train', 'evaluate' or 'train_and_evaluate'); prints the table.
+
+  Raises:
+    SystemExit: a one-line message instead of a traceback when the workdir is busy or
+      not a directory, or when a signal stopped training (the status the signal gives).
+  """
+  # Imported here, after main() set TensorFlow up: they import it.
   from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
   from relight_jax import train  # pylint: disable=g-import-not-at-top
-  config = _CONFIG.value
-  if _MODE.value == "train":
-    train.train(config, _WORKDIR.value)
-  elif _MODE.value == "evaluate":
-    _, table = evaluate.run_workdir(config, _WORKDIR.value)
-    print(table)
-  else:
-    _, _, table = train.train_and_evaluate(config, _WORKDIR.value)
-    print(table)
-
+  with train.command_line_exits():
+    if mode == "train":
+      train.train(config, workdir)
+    elif mode == "evaluate":
+      _, table = evaluate.run_workdir(config, workdir)
+      print(table)
+    else:
+      _, _, table = train.train_and_evaluate(config, workdir)
+      print(table)
 
 if __name__ == "__main__":
   app.run(main, flags_parser=parse_flags)

@@ -206,8 +206,9 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"unknown --models {unknown}; expected some of {list(MODELS)}")
   start = time.time()
-  _, table = reproduce(_SCALE.value, _OUTPUT.value, [int(s) for s in _SEEDS.value],
-                       _MODELS.value, _DATA_DIR.value)
+  with train.command_line_exits():
+    _, table = reproduce(_SCALE.value, _OUTPUT.value, [int(s) for s in _SEEDS.value],
+                         _MODELS.value, _DATA_DIR.value)
   print("\n" + table)
   print(f"[reproduce] {time.time() - start:.0f} s; results in {_OUTPUT.value}/table1.md, "
         f"metrics.json and figures/")

@@ -5,12 +5,19 @@ state buffers donated). The loop resumes from the latest orbax checkpoint (state
 data-stream position), writes TensorBoard scalars/images through clu, prints a progress
 line with steps/s and ETA, evaluates periodically, and stops on a non-finite loss
 without saving it, so the last good checkpoint stays the latest.
+
+The workdir is locked (`relight_jax.workdir`) for the whole run, and SIGTERM / SIGINT
+(preemption, Ctrl-C) stop the loop after its current step with a checkpoint of that
+step: `Preempted` says where, and rerunning resumes to the same result.
 """
 
+import contextlib
 import functools
 import logging
 import pathlib
 import queue
+import signal
+import sys
 import threading
 import time
 
@@ -18,6 +25,7 @@ import jax
 import numpy as np
 from clu import metric_writers
 from clu import periodic_actions
+from jax.experimental import multihost_utils
 
 from relight_jax import checkpointing
 from relight_jax import evaluate
@@ -27,6 +35,80 @@ from relight_jax import results as results_lib
 from relight_jax import state as state_lib
 from relight_jax import step as step_lib
 from relight_jax import visualize
+from relight_jax import workdir as workdir_lib
+
+
+class Preempted(Exception):
+  """Training stopped on a signal, after saving a checkpoint of its last step.
+
+  Attributes:
+    step: the last step trained (and saved).
+    signum: the signal's number (`signal.SIGTERM`, `signal.SIGINT`).
+    checkpoint_dir: where the checkpoint is.
+  """
+
+  def __init__(self, step, signum, checkpoint_dir):
+    self.step, self.signum, self.checkpoint_dir = step, signum, checkpoint_dir
+    super().__init__(
+        f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved in "
+        f"{checkpoint_dir}; rerun the same command to resume")
+
+  def __reduce__(self):
+    return Preempted, (self.step, self.signum, self.checkpoint_dir)
+
+  @property
+  def exit_status(self):
+    """The shell's status of a process the signal ended: 128 + its number."""
+    return 128 + self.signum
+
+
+class _StopSignals:
+  """Notes the first SIGTERM / SIGINT while training, for the loop to act on after a step.
+
+  A preempted job gets SIGTERM and then, after a grace period, SIGKILL: the default
+  handlers would lose every step since the last periodic checkpoint. Handlers are only
+  installed in the main thread (Python refuses them elsewhere) and in single-process
+  runs; multi-process runs must stop at the same step on every process, which
+  `jax.distributed`'s own SIGTERM notifier agrees on (see `requested`).
+  """
+
+  _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+    self._across_processes = jax.process_count() > 1
+
+  def _note(self, signum, frame):
+    del frame
+    if self.received is None:
+      self.received = signum
+
+  def __enter__(self):
+    if self._across_processes or threading.current_thread() is not threading.main_thread():
+      return self
+    for signum in self._SIGNALS:
+      # None: a handler installed outside Python, which signal.signal could not put back.
+      if signal.getsignal(signum) is not None:
+        self._previous[signum] = signal.signal(signum, self._note)
+    return self
+
+  def __exit__(self, *exc_info):
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
+    self._previous = {}
+    return False
+
+  def requested(self, step):
+    """Whether to stop after `step` (the same answer on every process)."""
+    if self._across_processes:
+      try:
+        if multihost_utils.reached_preemption_sync_point(step):
+          self.received = signal.SIGTERM
+      except RuntimeError as error:  # jax_enable_preemption_service is off
+        logging.warning("SIGTERM will not save a checkpoint in this run: %s", error)
+        self._across_processes = False
+    return self.received is not None
 
 
 class _Prefetcher:
@@ -96,9 +178,13 @@ def train_and_evaluate(config, workdir):
 
   Returns:
     (final `TrainState`, evaluation results, Markdown table).
+
+  Raises:
+    Preempted, workdir.WorkdirBusyError, workdir.BadWorkdirError: see `train`.
   """
-  train_state = train(config, workdir)
-  record, table = evaluate.run(config, workdir, train_state, parallel.create_placement())
+  with workdir_lib.lock(workdir, primary=jax.process_index() == 0) as path:
+    train_state = _train(config, path)
+    record, table = evaluate.run(config, path, train_state, parallel.create_placement())
   return train_state, record, table
 
 
@@ -130,9 +216,20 @@ def train(config, workdir):
 
   Returns:
     The final `TrainState`.
+
+  Raises:
+    Preempted: SIGTERM or SIGINT arrived; the step it arrived in was finished and saved.
+    workdir.WorkdirBusyError: another run holds `workdir`.
+    workdir.BadWorkdirError: `workdir` is a file.
   """
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  # Only process 0 writes config.json and the TensorBoard events; the others would find
+  # its lock taken.
+  with workdir_lib.lock(workdir, primary=jax.process_index() == 0) as path:
+    return _train(config, path)
+
+
+def _train(config, workdir):
+  """`train` in a locked `workdir` (a `pathlib.Path`)."""
   _check_workdir(config, workdir)
   placement = parallel.create_placement()
   for name, batch_size in (("train.batch_size", config.train.batch_size),
@@ -155,17 +252,16 @@ def train(config, workdir):
 
   manager = checkpointing.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save)
-  train_state, data_state = checkpointing.restore(manager, config, placement.replicated)
+  # A damaged or non-finite latest checkpoint falls back to the previous one; the damaged
+  # ones are deleted, or orbax would not save those steps again.
+  train_state, data_state, _ = checkpointing.restore_latest_good(
+      manager, config, placement.replicated, delete_skipped=True)
   if train_state is None:
     train_state = jax.jit(functools.partial(state_lib.create_train_state, config),
                           out_shardings=placement.replicated)(state_lib.init_key(config.seed))
   else:
     iterator.set_state(data_state)
     logging.info("Resumed from step %d", int(train_state.step))
-  # Only now: a config whose state cannot restore the checkpoints leaves config.json as
-  # it was, still describing them (evaluate and relight read it).
-  if jax.process_index() == 0:
-    checkpointing.save_config(config, workdir / checkpointing.CONFIG_FILE)
   start_step = int(jax.device_get(train_state.step))
   num_steps = config.train.num_steps
 
@@ -186,54 +282,104 @@ def train(config, workdir):
   prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
   pending, last_log = [], (start_step, time.time())
   last_saved = manager.latest_step()
+  last_step = start_step
+  config_written = False
 
-  try:
-    for step in range(start_step + 1, num_steps + 1):
-      host_batch, device_batch, data_state = prefetcher.next()
-      train_state, metrics = step_fn(train_state, device_batch)
-      pending.append(metrics)
-      report_progress(step)
-      is_last = step == num_steps
-      save_now = step % config.train.checkpoint_every == 0 or is_last
-      if step % config.train.log_every == 0 or save_now:
-        # Metrics are fetched every log_every steps only: no host sync inside the loop.
-        fetched = jax.device_get(pending)
-        pending = []
-        averaged = {key: float(np.mean([item[key] for item in fetched])) for key in fetched[0]}
-        if not all(np.isfinite(value) for value in averaged.values()):
-          raise FloatingPointError(
-              f"non-finite training loss at step {step} ({averaged}); the last good checkpoint "
-              f"(step {last_saved}) in {workdir / checkpointing.CHECKPOINT_DIR} is kept. Lower "
-              f"--config.train.learning_rate or try model.dtype=float32.")
-        writer.write_scalars(step, {f"train/{key}": value for key, value in averaged.items()})
-        elapsed = time.time() - last_log[1]
-        rate = (step - last_log[0]) / max(elapsed, 1e-9)
-        last_log = (step, time.time())
-        logging.info("step %d/%d loss %.4f  %.2f steps/s  %.1f pairs/s  ETA %s", step, num_steps,
-                     averaged["loss"], rate, rate * config.train.batch_size,
-                     _format_eta((num_steps - step) / max(rate, 1e-9)))
-      if step % config.train.image_every == 0 or is_last:
-        _write_pictures(writer, step, host_batch, predict_fn(train_state, device_batch))
-      if step % config.train.eval_every == 0 or is_last:
-        scores = {}
-        for name, (images, pairs) in periodic_sets.items():
-          per_example, _ = evaluate.evaluate_pairs(
-              train_state, images, pairs, config=config,
-              step_fn=eval_step_fn, put_batch=placement.put_batch)
-          summary = results_lib.means(per_example)
-          writer.write_scalars(step, {f"{name}/{key}": value for key, value in summary.items()})
-          scores[name] = summary["score"]
-        logging.info("step %d Score: Train %.3f, validation Eval %.3f, Eval[d_I = d_T] %.3f",
-                     step, scores["train_set"], scores["eval"], scores["eval_same_direction"])
-      if save_now:
-        checkpointing.save(manager, step, train_state, data_state)
-        last_saved = step
-  finally:
-    prefetcher.close()
-    manager.wait_until_finished()
-    manager.close()
-    writer.flush()
+  def save_checkpoint(step, force=False):
+    nonlocal config_written, last_saved
+    # Never write a checkpoint that a resume would have to skip.
+    problem = checkpointing.non_finite(train_state)
+    if problem:
+      raise FloatingPointError(
+          f"the train state after step {step} is not finite ({problem}); "
+          f"{_kept(workdir, last_saved)}. Lower --config.train.learning_rate or try "
+          "model.dtype=float32.")
+    # config.json is written with this run's first checkpoint: a run that fails before
+    # (a config whose state cannot restore the checkpoints, a diverging rate) leaves it
+    # describing the checkpoints there (evaluate and relight read it).
+    if not config_written and jax.process_index() == 0:
+      checkpointing.save_config(config, workdir / checkpointing.CONFIG_FILE)
+    config_written = True
+    checkpointing.save(manager, step, train_state, data_state, force=force)
+    last_saved = step
+
+  with _StopSignals() as stop:
+    try:
+      for step in range(start_step + 1, num_steps + 1):
+        host_batch, device_batch, data_state = prefetcher.next()
+        train_state, metrics = step_fn(train_state, device_batch)
+        pending.append(metrics)
+        report_progress(step)
+        is_last = step == num_steps
+        save_now = step % config.train.checkpoint_every == 0 or is_last
+        if step % config.train.log_every == 0 or save_now:
+          # Metrics are fetched every log_every steps only: no host sync inside the loop.
+          fetched = jax.device_get(pending)
+          pending = []
+          averaged = {key: float(np.mean([item[key] for item in fetched])) for key in fetched[0]}
+          if not all(np.isfinite(value) for value in averaged.values()):
+            raise FloatingPointError(
+                f"non-finite training loss at step {step} ({averaged}); "
+                f"{_kept(workdir, last_saved)}. Lower --config.train.learning_rate or try "
+                "model.dtype=float32.")
+          writer.write_scalars(step, {f"train/{key}": value for key, value in averaged.items()})
+          elapsed = time.time() - last_log[1]
+          rate = (step - last_log[0]) / max(elapsed, 1e-9)
+          last_log = (step, time.time())
+          logging.info("step %d/%d loss %.4f  %.2f steps/s  %.1f pairs/s  ETA %s", step, num_steps,
+                       averaged["loss"], rate, rate * config.train.batch_size,
+                       _format_eta((num_steps - step) / max(rate, 1e-9)))
+        if step % config.train.image_every == 0 or is_last:
+          _write_pictures(writer, step, host_batch, predict_fn(train_state, device_batch))
+        if step % config.train.eval_every == 0 or is_last:
+          scores = {}
+          for name, (images, pairs) in periodic_sets.items():
+            per_example, _ = evaluate.evaluate_pairs(
+                train_state, images, pairs, config=config,
+                step_fn=eval_step_fn, put_batch=placement.put_batch)
+            summary = results_lib.means(per_example)
+            writer.write_scalars(step, {f"{name}/{key}": value for key, value in summary.items()})
+            scores[name] = summary["score"]
+          logging.info("step %d Score: Train %.3f, validation Eval %.3f, Eval[d_I = d_T] %.3f",
+                       step, scores["train_set"], scores["eval"], scores["eval_same_direction"])
+        if save_now:
+          save_checkpoint(step)
+        last_step = step
+        if stop.requested(step):
+          break
+      if stop.received is not None and last_step not in (start_step, last_saved):
+        logging.warning("%s: saving a checkpoint of step %d, then stopping",
+                        signal.Signals(stop.received).name, last_step)
+        save_checkpoint(last_step, force=True)
+    finally:
+      prefetcher.close()
+      manager.wait_until_finished()
+      manager.close()
+      writer.flush()
+  if stop.received is not None:
+    raise Preempted(last_step, stop.received, workdir / checkpointing.CHECKPOINT_DIR)
   return train_state
+
+
+@contextlib.contextmanager
+def command_line_exits():
+  """For the entry points: a busy or bad workdir, or a stop by a signal, ends the process
+  with one line (and, after a signal, the status schedulers expect) instead of a
+  traceback."""
+  try:
+    yield
+  except (workdir_lib.WorkdirBusyError, workdir_lib.BadWorkdirError) as error:
+    sys.exit(f"error: {error}")
+  except Preempted as stop:
+    print(stop, file=sys.stderr, flush=True)
+    sys.exit(stop.exit_status)
+
+
+def _kept(workdir, last_saved):
+  if last_saved is None:
+    return "no checkpoint was written"
+  return (f"the last checkpoint, step {last_saved} in "
+          f"{pathlib.Path(workdir) / checkpointing.CHECKPOINT_DIR}, is kept and finite")
 
 
 def _format_eta(seconds):

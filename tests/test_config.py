@@ -203,3 +203,19 @@ def test_command_line_overrides_bypass_finalize_so_validate_is_needed():
   assert math.isnan(config.train.learning_rate)  # finalize ran before the override.
   with pytest.raises(ValueError, match="config train.learning_rate=nan: expected a finite"):
     config_utils.validate(config)
+
+
+def test_main_refuses_an_impossible_override_before_writing(tmp_path):
+  import subprocess
+  import sys
+  workdir = tmp_path / "run"
+  completed = subprocess.run(
+      [sys.executable, "-m", "relight_jax.main", "--config=configs/envmap.py:smoke",
+       f"--workdir={workdir}", "--config.train.learning_rate=nan"],
+      capture_output=True, text=True, timeout=120, check=False,
+      cwd=config_utils.CONFIGS_DIR.parent)
+  assert completed.returncode == 1
+  assert completed.stderr.strip().splitlines() == [
+      "error: config train.learning_rate=nan: expected a finite number > 0 (set it with "
+      "--config.train.learning_rate=...)"]
+  assert not workdir.exists()

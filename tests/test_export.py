@@ -1,6 +1,7 @@
 """Tests of relight_jax/export.py: jax.export round trip, batch polymorphism, no model code."""
 
 import json
+import logging
 import os
 import pathlib
 import subprocess
@@ -92,3 +93,32 @@ def test_load_exported_refuses_other_files(tmp_path):
     inference.load_exported(tmp_path / "missing.bin")
   assert export.main([f"--workdir={tmp_path}", f"--output={tmp_path / 'x.bin'}"]) == 1
   assert not (tmp_path / "x.bin").exists()
+
+
+def test_a_damaged_exported_file_is_refused_by_name(tmp_path, caplog):
+  def blend(input_image, target_image):  # stands in for a relighter: the format is tested
+    return (input_image + target_image) / 2
+
+  exported = export.export_relight_fn(blend, 8, platforms=("cpu",))
+  path = tmp_path / "relighter.bin"
+  export.save_exported(exported, path)
+  assert inference.load_exported(path).image_size == 8
+  data = path.read_bytes()
+  assert data.startswith(inference.EXPORTED_MAGIC)
+  digest_byte = len(inference.EXPORTED_MAGIC) + 5
+  for name, position in (("body", len(data) // 2), ("digest", digest_byte)):
+    damaged = bytearray(data)
+    damaged[position] ^= 0x01
+    (tmp_path / f"{name}.bin").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=rf"{name}\.bin: damaged: .*sha256") as raised:
+      inference.load_exported(tmp_path / f"{name}.bin")
+    assert "\n" not in str(raised.value)
+  (tmp_path / "truncated.bin").write_bytes(data[:-100])
+  with pytest.raises(ValueError, match=r"truncated\.bin: damaged"):
+    inference.load_exported(tmp_path / "truncated.bin")
+
+  # A file exported before the checksum line still loads, with a warning.
+  (tmp_path / "older.bin").write_bytes(exported.serialize())
+  with caplog.at_level(logging.WARNING):
+    assert inference.load_exported(tmp_path / "older.bin").image_size == 8
+  assert "older.bin has no checksum" in caplog.text
