@@ -28,12 +28,15 @@ from absl import app
 from absl import flags
 from jax.experimental import multihost_utils
 
+from relight_jax import checkpointing
 from relight_jax import envmap
 from relight_jax import input_pipeline
 from relight_jax import lights
+from relight_jax import parallel
 from relight_jax import results as results_lib
 from relight_jax import step as step_lib
 from relight_jax import visualize
+from relight_jax import workdir as workdir_lib
 
 SUBSET_TITLES = results_lib.SUBSET_TITLES
 # The dataset's light colours (RGB, kelvin): an envmap's colour is read as the nearest.
@@ -215,19 +218,21 @@ def run(config, workdir, train_state, placement, *, label=None):
 
 
 def run_workdir(config, workdir, step=None):
-  """Evaluates the latest (or `step`) checkpoint of `workdir`; see `run`."""
-  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  from relight_jax import parallel  # pylint: disable=g-import-not-at-top
+  """Evaluates the latest (or `step`) checkpoint of `workdir`; see `run`.
+
+  Holds the workdir's lock: it writes eval/, which a run training there also writes.
+  """
   placement = parallel.create_placement()
-  manager = checkpointing.create_manager(workdir, async_save=False)
-  try:
-    train_state, _, _ = checkpointing.restore_latest_good(
-        manager, config, placement.replicated, step)
-  finally:
-    manager.close()
-  if train_state is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
-  return run(config, workdir, train_state, placement)
+  with workdir_lib.lock(workdir, primary=jax.process_index() == 0):
+    manager = checkpointing.create_manager(workdir, async_save=False)
+    try:
+      train_state, _, _ = checkpointing.restore_latest_good(
+          manager, config, placement.replicated, step)
+    finally:
+      manager.close()
+    if train_state is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
+    return run(config, workdir, train_state, placement)
 
 
 def load_record(workdir, split="test"):

@@ -12,6 +12,7 @@ step: `Preempted` says where, and rerunning resumes to the same result.
 """
 
 import contextlib
+import errno
 import functools
 import logging
 import pathlib
@@ -373,6 +374,24 @@ def command_line_exits():
   except Preempted as stop:
     print(stop, file=sys.stderr, flush=True)
     sys.exit(stop.exit_status)
+  except Exception as error:  # pylint: disable=broad-except
+    full = _disk_full(error)
+    if full is None:
+      raise
+    sys.exit(f"error: no space left on device writing {full.filename or 'the workdir'}: "
+             "free some space (or use a --workdir on another disk) and rerun the same "
+             "command; the checkpoints written before are kept")
+
+
+def _disk_full(error):
+  """The ENOSPC OSError behind `error` (orbax and TensorStore wrap it), if any."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return error
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def _kept(workdir, last_saved):

@@ -207,3 +207,25 @@ def test_sigint_on_a_checkpoint_step_saves_it_once(tiny_data_dir, tmp_path, monk
   stopped = _train_until_signal(config, tmp_path, monkeypatch, signal.SIGINT, after_step=3)
   assert (stopped.step, stopped.signum, stopped.exit_status) == (3, signal.SIGINT, 130)
   assert _saved_steps(tmp_path) == [3]
+
+
+def test_a_full_disk_ends_in_one_line(tmp_path, monkeypatch):
+  def full(config, path):
+    try:
+      raise OSError(28, "No space left on device", str(path / "checkpoints" / "3"))
+    except OSError as error:
+      raise RuntimeError("orbax: save failed") from error  # wrapped, as orbax does
+
+  monkeypatch.setattr(train, "train", full)
+  with pytest.raises(SystemExit) as exit_info:
+    main.run("train", None, tmp_path)
+  message = str(exit_info.value.code)
+  assert message.startswith("error: no space left on device writing ")
+  assert str(tmp_path / "checkpoints" / "3") in message and "\n" not in message
+
+
+def test_evaluation_refuses_a_workdir_a_run_holds(tmp_path):
+  from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
+  with workdir.lock(tmp_path):
+    with pytest.raises(workdir.WorkdirBusyError, match=f"pid {os.getpid()}"):
+      evaluate.run_workdir(load_config("envmap", "smoke"), tmp_path)
