@@ -21,8 +21,19 @@ Conventions:
   * Size limits: at most `MAX_PIXELS` (100 MP) and at least `MIN_SIDE` (8) pixels per
     side. The pixel count is checked from the header before decoding, so a
     decompression bomb is refused without being decompressed.
+  * Colour: an embedded ICC profile that is not sRGB (Adobe RGB and Display P3 from
+    cameras and phones) is converted to sRGB with `PIL.ImageCms`, relative colorimetric;
+    a profile that cannot be read or applied gives an `ImageWarning` naming the file, and
+    the pixels are read as sRGB. Outputs (PNG, JPEG, WebP, TIFF) are tagged sRGB.
+  * JPEG outputs are written at quality `JPEG_QUALITY` (95), 4:4:4 from quality 90 up.
+  * HEIC / HEIF (and AVIF where Pillow lacks it) load when the optional plug-in
+    `pillow_heif` (or `pillow_avif`) is installed; without it such a file is refused with
+    a line saying what to install. Neither is a dependency.
 """
 
+import functools
+import importlib
+import io
 import os
 import pathlib
 import tempfile
@@ -30,17 +41,104 @@ import warnings
 
 import numpy as np
 from PIL import Image
+from PIL import ImageCms
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
 
 MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo still passes
 MIN_SIDE = 8              # the smallest side a relighting result means anything at
 
+JPEG_QUALITY = 95         # PIL's default 75 shows blocking on smooth relit shading
+# Chroma subsampling halves the colour resolution, and relighting is mostly a change of
+# colour: from this quality up, keep full-resolution chroma (4:4:4), where the few extra
+# bytes are worth it; below it the user asked for small files.
+_FULL_CHROMA_QUALITY = 90
+
 _EXPECTED = "an RGB, grayscale, palette or RGBA image (PNG, JPEG, TIFF, WebP, ...)"
+
+# Formats whose PIL writers embed an `icc_profile`.
+_ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
+# Modes littleCMS converts through PIL (a palette image is expanded first).
+_ICC_MODES = ("RGB", "RGBA", "L", "CMYK")
+# Extensions of optional plug-ins: the pip package that brings each.
+_PLUGIN_PACKAGES = {".heic": "pillow-heif", ".heif": "pillow-heif", ".avif": "pillow-heif"}
 
 
 class ImageError(ValueError):
   """A user image that cannot be loaded or saved; the message names the file."""
+
+
+class ImageWarning(UserWarning):
+  """An image that loads, but not quite as stored (e.g. its colour profile is ignored)."""
+
+
+@functools.cache
+def _register_plugins():
+  """Registers the optional HEIF / AVIF openers that are installed (once per process)."""
+  try:
+    pillow_heif = importlib.import_module("pillow_heif")
+  except ImportError:
+    pillow_heif = None
+  if pillow_heif is not None:
+    pillow_heif.register_heif_opener()
+  has_avif = ".avif" in Image.registered_extensions()
+  if not has_avif and hasattr(pillow_heif, "register_avif_opener"):
+    pillow_heif.register_avif_opener()
+    has_avif = True
+  if not has_avif:
+    try:
+      importlib.import_module("pillow_avif")  # registers itself on import
+    except ImportError:
+      pass
+
+
+@functools.cache
+def _srgb_profile():
+  return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def srgb_icc_bytes():
+  """The ICC profile embedded in outputs: PIL's built-in sRGB."""
+  return _srgb_profile().tobytes()
+
+
+def _icc_warning(label, reason):
+  warnings.warn(f"{label}: {reason}; reading the pixels as sRGB", ImageWarning, stacklevel=5)
+
+
+def _to_srgb(image, icc, label):
+  """Converts a PIL image carrying ICC profile bytes `icc` to sRGB (PIL image out)."""
+  if not icc or icc == srgb_icc_bytes():
+    return image
+  try:
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    description = ImageCms.getProfileDescription(profile)
+  except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as error:
+    _icc_warning(label, f"unreadable ICC profile ({error})")
+    return image
+  # Cameras write 'sRGB IEC61966-2.1'; converting it to PIL's sRGB would only add
+  # rounding, so every profile that calls itself sRGB is taken as sRGB.
+  if "srgb" in description.lower():
+    return image
+  if image.mode == "P":
+    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+  if image.mode not in _ICC_MODES:
+    _icc_warning(label, f"ICC profile {description.strip()!r} cannot be applied to PIL mode "
+                 f"{image.mode!r}")
+    return image
+  try:
+    # Relative colorimetric keeps every colour inside the sRGB gamut exactly as measured
+    # (the network should see the scene's true colours) and clips the rest; perceptual
+    # would shift in-gamut colours too, and matrix profiles (Adobe RGB, Display P3) have
+    # no perceptual table anyway, so littleCMS would fall back to colorimetric.
+    return ImageCms.profileToProfile(
+        image, profile, _srgb_profile(),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        outputMode="RGBA" if image.mode == "RGBA" else "RGB")
+  except (ImageCms.PyCMSError, OSError, ValueError) as error:
+    _icc_warning(label, f"ICC profile {description.strip()!r} cannot be applied ({error})")
+    return image
 
 
 def _describe(source, name):
@@ -95,13 +193,14 @@ def _load_pil(image, label, max_pixels, min_side):
   _check_size(image.width, image.height, label, max_pixels, min_side)
   try:
     image.load()
+    icc = image.info.get("icc_profile")
     # EXIF orientation 5-8 swaps width and height, so check the size only before (the
     # pixel count is the same) and orient after decoding.
     image = ImageOps.exif_transpose(image)
   except (OSError, ValueError, SyntaxError) as error:
     raise ImageError(f"{label}: the image data is damaged or truncated ({error}); "
                      f"expected {_EXPECTED}") from None
-  return _pil_to_array(image, label)
+  return _pil_to_array(_to_srgb(image, icc, label), label)
 
 
 def _array_to_float(array, label):
@@ -147,8 +246,8 @@ def load_image(source, *, name=None, max_pixels=MAX_PIXELS, min_side=MIN_SIDE):
     min_side: refuse images with a side shorter than this.
 
   Returns:
-    float32 array [height, width, 3] in [0, 1], EXIF orientation applied, alpha
-    composited on black.
+    float32 array [height, width, 3] in [0, 1] sRGB (an embedded ICC profile applied),
+    EXIF orientation applied, alpha composited on black.
 
   Raises:
     ImageError: unreadable path, not an image, damaged data, decompression bomb, size
@@ -156,6 +255,7 @@ def load_image(source, *, name=None, max_pixels=MAX_PIXELS, min_side=MIN_SIDE):
   """
   label = _describe(source, name)
   if isinstance(source, (str, os.PathLike)):
+    _register_plugins()
     path = pathlib.Path(source)
     if path.is_dir():
       raise ImageError(f"{label}: is a folder; expected an image file")
@@ -169,6 +269,12 @@ def load_image(source, *, name=None, max_pixels=MAX_PIXELS, min_side=MIN_SIDE):
       raise ImageError(f"{label}: refused as a decompression bomb ({error}); expected a "
                        f"photo of at most {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
+      extension = path.suffix.lower()
+      if extension in _PLUGIN_PACKAGES and extension not in Image.registered_extensions():
+        package = _PLUGIN_PACKAGES[extension]
+        raise ImageError(f"{label}: reading {extension} images needs the optional plug-in "
+                         f"{package}, which is not installed: pip install {package}"
+                         ) from None
       raise ImageError(f"{label}: not an image file PIL can read; expected {_EXPECTED}"
                        ) from None
     except FileNotFoundError:
@@ -193,8 +299,14 @@ def to_uint8(image):
 
 
 def has_image_extension(path):
-  """Whether PIL knows the extension of `path` (e.g. .png, .jpg, .tif)."""
-  return pathlib.Path(path).suffix.lower() in Image.registered_extensions()
+  """Whether `path` has an image extension (e.g. .png, .jpg, .tif, .heic).
+
+  HEIC / HEIF / AVIF count even without their plug-in, so that a folder of phone photos
+  is not silently skipped: loading each then says which package to install.
+  """
+  _register_plugins()
+  extension = pathlib.Path(path).suffix.lower()
+  return extension in Image.registered_extensions() or extension in _PLUGIN_PACKAGES
 
 
 def same_file(path, other):
@@ -220,6 +332,7 @@ def check_output_path(path, *, protected=(), overwrite=True):
     ImageError: `path` is one of `protected`, exists while `overwrite` is False, has no
       known image extension, or its folder does not exist.
   """
+  _register_plugins()
   path = pathlib.Path(path)
   for other in protected:
     if same_file(path, other):
@@ -236,34 +349,56 @@ def check_output_path(path, *, protected=(), overwrite=True):
   return image_format
 
 
-def save_image(path, image, *, protected=(), overwrite=True):
+def check_jpeg_quality(quality):
+  """Returns `quality` if it is a JPEG quality (an int from 1 to 100), else ValueError."""
+  if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not (
+      1 <= quality <= 100):
+    raise ValueError(f"jpeg_quality={quality!r}: expected an integer from 1 to 100")
+  return int(quality)
+
+
+def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_QUALITY):
   """Writes an image atomically; the format comes from the file extension.
 
   The image is encoded into a temporary file in the destination folder, which then
   replaces `path` in one `os.replace`: a failure (disk full, bad extension, interrupt)
-  leaves no partial file and any previous file intact.
+  leaves no partial file and any previous file intact. PNG, JPEG, WebP and TIFF files are
+  tagged with the sRGB ICC profile.
 
   Args:
     path: destination, e.g. 'out/relit.png'. Its folder must exist.
     image: float [height, width, 3] in [0, 1] or uint8 [height, width, 3].
     protected: paths that must never be written (the inputs of the run).
     overwrite: if False, refuse to replace an existing file.
+    jpeg_quality: 1-100, for .jpg / .jpeg (4:4:4 chroma from 90 up).
 
   Raises:
-    ImageError: as `check_output_path`, or an image of the wrong shape.
+    ImageError: as `check_output_path`, an image of the wrong shape, or a bad
+      `jpeg_quality`.
   """
   path = pathlib.Path(path)
+  try:
+    jpeg_quality = check_jpeg_quality(jpeg_quality)
+  except ValueError as error:
+    raise ImageError(f"{path}: {error}") from None
   image_format = check_output_path(path, protected=protected, overwrite=overwrite)
   array = np.asarray(image)
   if array.dtype != np.uint8:
     array = to_uint8(array)
   if array.ndim != 3 or array.shape[-1] != 3:
     raise ImageError(f"{path}: image of shape {array.shape}; expected [height, width, 3]")
+  options = {}
+  if image_format in _ICC_FORMATS:
+    options["icc_profile"] = srgb_icc_bytes()
+  if image_format == "JPEG":
+    options["quality"] = jpeg_quality
+    if jpeg_quality >= _FULL_CHROMA_QUALITY:
+      options["subsampling"] = 0  # 4:4:4
   descriptor, temporary = tempfile.mkstemp(
       dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
     with os.fdopen(descriptor, "wb") as stream:
-      Image.fromarray(array, "RGB").save(stream, format=image_format)
+      Image.fromarray(array, "RGB").save(stream, format=image_format, **options)
     # mkstemp creates the file 0600; give the result the usual permissions of an image.
     os.chmod(temporary, 0o644)
     os.replace(temporary, path)

@@ -9,7 +9,10 @@ Command line (one pair, or a folder of inputs x one or more targets):
   python -m relight_jax.relight --workdir=runs/envmap --input=a.jpg --target=b.jpg \
       --output=out.png
   python -m relight_jax.relight --exported=relighter.bin --input=photos/ \
-      --target=t1.png --target=t2.png --output=relit/ [--size=128]
+      --target=t1.png --target=t2.png --output=relit/ [--size=128] [--side_by_side]
+
+--side_by_side writes input | target | result as one image instead of the result alone;
+--jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
 
 The network runs at a working resolution S (its training `data.image_size`, or `size`):
 the input and the target are reduced to S x S (box filter; non-square photos are
@@ -18,8 +21,8 @@ to the input's full resolution and aspect ratio by `guided_upsample` (the defaul
 by a plain bicubic upscale (`upsample='bicubic'`, the baseline). Only the target's
 illumination matters, so the target is used at S x S only.
 
-Images go through `image_io` (EXIF orientation, modes, size limits, clear errors);
-outputs are written atomically and never over an input. The command checks every path
+Images go through `image_io` (EXIF orientation, ICC profiles, modes, size limits, clear
+errors); outputs are written atomically and never over an input. The command checks every path
 before it loads the model or writes anything (a --workdir that is a file, an --exported
 folder, an --output folder where one image is written, an output --overwrite could not
 replace, ...) and exits with status 1 and a one-line message naming the path and the fix.
@@ -112,6 +115,41 @@ def relight(relighter, input_image, target_image, *, size=None, upsample="guided
                           upsample=upsample).relit
 
 
+def side_by_side(input_image, target_image, relit):
+  """input | target | result in one image, at the input's resolution.
+
+  The target is resized to the input's height keeping its aspect ratio: undistorted, its
+  light and shadows read as in the photo the user chose. The result is at the input's
+  size already.
+
+  Args:
+    input_image: path, PIL image or array (see image_io.load_image).
+    target_image: path, PIL image or array.
+    relit: the result, [H, W, 3] like the input.
+
+  Returns:
+    float32 [H, W + target width at height H + W, 3] in [0, 1].
+
+  Raises:
+    image_io.ImageError: an image cannot be loaded.
+    RelightError: `relit` is not the input's size.
+  """
+  input_image = image_io.load_image(input_image, name=_name(input_image, "input"))
+  target_image = image_io.load_image(target_image, name=_name(target_image, "target"))
+  relit = image_io.load_image(relit, name="relit")
+  height, width = input_image.shape[:2]
+  if relit.shape != input_image.shape:
+    raise RelightError(f"relit image of shape {relit.shape}; expected the input's shape "
+                       f"{input_image.shape}")
+  target_height, target_width = target_image.shape[:2]
+  target_width = max(1, round(target_width * height / target_height))
+  # Box filter to reduce (no aliasing), bicubic to enlarge.
+  method = "area" if target_height >= height else "bicubic"
+  target_image = np.clip(
+      guided_upsample_lib.resize(target_image, height, target_width, method), 0.0, 1.0)
+  return np.concatenate([input_image, target_image, relit], axis=1)
+
+
 def _name(image, role):
   """Error-message name of an image: None lets image_io use the path or PIL filename."""
   return None if isinstance(image, (str, os.PathLike, Image.Image)) else role
@@ -189,7 +227,22 @@ def _parse_args(argv):
   parser.add_argument("--upsample", choices=UPSAMPLERS, default="guided")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs (never an input)")
+  parser.add_argument("--side_by_side", action="store_true",
+                      help="write input | target | result as one image")
+  # A string, checked in main: a bad value then fails in one line like every other.
+  parser.add_argument("--jpeg_quality", default=str(image_io.JPEG_QUALITY),
+                      help=f"quality of .jpg / .jpeg outputs, 1-100 (default "
+                      f"{image_io.JPEG_QUALITY})")
   return parser.parse_args(argv)
+
+
+def _jpeg_quality(value):
+  """The --jpeg_quality value as an int; RelightError unless it is 1-100."""
+  try:
+    return image_io.check_jpeg_quality(int(value))
+  except ValueError:
+    raise RelightError(f"--jpeg_quality={value}: expected an integer from 1 to 100"
+                       ) from None
 
 
 def _fail(message):
@@ -283,6 +336,7 @@ def main(argv=None):
   """
   args = _parse_args(argv)
   try:
+    jpeg_quality = _jpeg_quality(args.jpeg_quality)
     _check_model_source(args.workdir, args.exported)
     input_paths = _expand([args.input], "input")
     target_paths = _expand(args.target, "target")
@@ -305,6 +359,8 @@ def main(argv=None):
     else:
       relighter = inference.load_exported(args.exported)
     size = _working_size(relighter, args.size)
+    # The side-by-side images show the targets as given.
+    full_targets = targets if args.side_by_side else {}
     # Only the target's illumination matters: reduce each target once.
     targets = {path: _at_size(image, size) for path, image in targets.items()}
     if batch:
@@ -321,7 +377,9 @@ def main(argv=None):
         input_image = image_io.load_image(input_path)
       relit = relight(relighter, input_image, targets[target_path], size=size,
                       upsample=args.upsample)
-      image_io.save_image(output_path, relit, protected=protected)
+      if args.side_by_side:
+        relit = side_by_side(input_image, full_targets[target_path], relit)
+      image_io.save_image(output_path, relit, protected=protected, jpeg_quality=jpeg_quality)
     except (image_io.ImageError, RelightError, OSError) as error:
       failures += 1
       current_input = None

@@ -1,12 +1,18 @@
 """Tests of relight_jax/image_io.py: every accepted mode, every refused input, atomic saves."""
 
+import importlib.util
+import io
 import os
 import struct
+import warnings
 import zlib
 
+import colour
 import numpy as np
 import pytest
 from PIL import Image
+from PIL import ImageCms
+from PIL import JpegImagePlugin
 
 from relight_jax import image_io
 
@@ -182,3 +188,152 @@ def test_save_is_atomic_and_never_overwrites_an_input(tmp_path, monkeypatch):
   with pytest.raises(image_io.ImageError, match="does not exist"):
     image_io.save_image(tmp_path / "nowhere" / "out.png", array)
   assert np.asarray(Image.open(source)).tobytes() == array.tobytes()
+
+
+# ---------------------------------------------------------------- colour profiles
+
+
+def _s15(value):
+  return struct.pack(">i", round(value * 65536))
+
+
+def _adobe_rgb_profile():
+  """ICC v2 bytes of an Adobe RGB (1998) matrix/TRC display profile, built offline.
+
+  PIL can only create sRGB, LAB and XYZ profiles, so the tags are written here: D50
+  (Bradford-adapted) colorants from colour-science and a 563/256 gamma curve.
+  """
+  space = colour.RGB_COLOURSPACES["Adobe RGB (1998)"]
+  d50 = colour.xy_to_XYZ(colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D50"])
+  adapt = colour.adaptation.matrix_chromatic_adaptation_VonKries(
+      colour.xy_to_XYZ(space.whitepoint), d50, transform="Bradford")
+  colorants = adapt @ space.matrix_RGB_to_XYZ  # columns: XYZ of R, G, B
+
+  def xyz(values):
+    return b"XYZ \0\0\0\0" + b"".join(_s15(value) for value in values)
+
+  text = b"Adobe RGB (1998) test profile\0"
+  description = (b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text
+                 + b"\0" * 4 + b"\0" * 4 + b"\0" * 3 + b"\0" * 67)
+  curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, 563) + b"\0\0"
+  tags = [(b"desc", description), (b"cprt", b"text\0\0\0\0none\0\0\0\0"),
+          (b"wtpt", xyz(d50)), (b"rXYZ", xyz(colorants[:, 0])),
+          (b"gXYZ", xyz(colorants[:, 1])), (b"bXYZ", xyz(colorants[:, 2])),
+          (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+  offset = 128 + 4 + 12 * len(tags)
+  table, data = b"", b""
+  for signature, body in tags:
+    body += b"\0" * (-len(body) % 4)
+    table += signature + struct.pack(">II", offset + len(data), len(body))
+    data += body
+  size = offset + len(data)
+  header = (struct.pack(">I", size) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ "
+            + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+            + b"".join(_s15(value) for value in (0.9642, 1.0, 0.8249)) + b"\0" * 48)
+  assert len(header) == 128
+  return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_non_srgb_profile_is_converted_to_srgb(tmp_path):
+  array = _pattern()
+  array[0, :3] = [[128, 128, 128], [200, 60, 30], [255, 0, 0]]
+  profile = _adobe_rgb_profile()
+  for name in ("adobe.png", "adobe.jpg", "adobe.tif"):
+    Image.fromarray(array).save(tmp_path / name, icc_profile=profile)
+  loaded = image_io.load_image(tmp_path / "adobe.png")
+  naive = array / np.float32(255)
+  assert np.abs(loaded - naive).max() > 10 / 255  # Adobe RGB is not read as sRGB
+
+  def converted(pixels):
+    return np.asarray(ImageCms.profileToProfile(
+        Image.fromarray(pixels), ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+        ImageCms.createProfile("sRGB"), renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC
+    )) / np.float32(255)
+
+  np.testing.assert_array_equal(loaded, converted(array))
+  # Independent of littleCMS: colour-science's Adobe RGB -> sRGB, gamut-clipped.
+  reference = np.clip(colour.RGB_to_RGB(
+      naive.astype(np.float64), "Adobe RGB (1998)", "sRGB", apply_cctf_decoding=True,
+      apply_cctf_encoding=True), 0.0, 1.0)
+  np.testing.assert_allclose(loaded, reference, atol=3 / 255)
+  # The same profile in JPEG and TIFF, and on a PIL image passed directly.
+  with Image.open(tmp_path / "adobe.jpg") as jpeg:
+    decoded = np.asarray(jpeg)
+  np.testing.assert_array_equal(image_io.load_image(tmp_path / "adobe.jpg"), converted(decoded))
+  np.testing.assert_array_equal(image_io.load_image(tmp_path / "adobe.tif"), loaded)
+  with Image.open(tmp_path / "adobe.png") as image:
+    np.testing.assert_array_equal(image_io.load_image(image), loaded)
+
+
+def test_srgb_profiles_are_kept_and_a_bad_profile_warns(tmp_path):
+  array = _pattern()
+  Image.fromarray(array).save(tmp_path / "srgb.png", icc_profile=image_io.srgb_icc_bytes())
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    np.testing.assert_array_equal(image_io.load_image(tmp_path / "srgb.png"),
+                                  array / np.float32(255))
+  Image.fromarray(array).save(tmp_path / "bad.png", icc_profile=b"not an ICC profile" * 8)
+  with pytest.warns(image_io.ImageWarning, match=r"bad.png: unreadable ICC profile.*as sRGB"):
+    loaded = image_io.load_image(tmp_path / "bad.png")
+  np.testing.assert_array_equal(loaded, array / np.float32(255))
+
+
+def test_outputs_are_tagged_srgb_and_jpeg_quality_is_95(tmp_path):
+  rng = np.random.default_rng(0)
+  array = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+  srgb = image_io.srgb_icc_bytes()
+  for name in ("out.png", "out.jpg", "out.jpeg", "out.webp", "out.tif"):
+    image_io.save_image(tmp_path / name, array)
+    with Image.open(tmp_path / name) as image:
+      assert image.info.get("icc_profile") == srgb, name
+  with Image.open(tmp_path / "out.jpg") as default:
+    # Quality 95's luminance table (PIL scales the standard one; 100 is all ones).
+    assert max(default.quantization[0]) < 16 and default.layers == 3
+    default_tables = default.quantization
+  image_io.save_image(tmp_path / "q50.jpg", array, jpeg_quality=50)
+  with Image.open(tmp_path / "q50.jpg") as low:
+    assert max(low.quantization[0]) > max(default_tables[0])
+  assert os.path.getsize(tmp_path / "q50.jpg") < os.path.getsize(tmp_path / "out.jpg")
+  reference = io.BytesIO()
+  Image.fromarray(array).save(reference, format="JPEG", quality=95)
+  assert Image.open(reference).quantization == default_tables
+  for bad in (0, 101, 9.5, True, "95"):
+    with pytest.raises(image_io.ImageError, match=r"q.jpg: jpeg_quality=.*from 1 to 100"):
+      image_io.save_image(tmp_path / "q.jpg", array, jpeg_quality=bad)
+  assert not (tmp_path / "q.jpg").exists()
+
+
+def test_jpeg_chroma_is_full_resolution_from_quality_90(tmp_path):
+  array = _pattern(64, 64)
+  image_io.save_image(tmp_path / "high.jpg", array, jpeg_quality=90)
+  image_io.save_image(tmp_path / "low.jpg", array, jpeg_quality=89)
+  with Image.open(tmp_path / "high.jpg") as high, Image.open(tmp_path / "low.jpg") as low:
+    # PIL's codes: 0 is 4:4:4, 2 is 4:2:0 (its default).
+    assert JpegImagePlugin.get_sampling(high) == 0
+    assert JpegImagePlugin.get_sampling(low) == 2
+
+
+# ---------------------------------------------------------------- optional plug-ins
+
+_HAS_HEIF = importlib.util.find_spec("pillow_heif") is not None
+
+
+@pytest.mark.skipif(_HAS_HEIF, reason="pillow_heif is installed")
+def test_heic_without_the_plugin_says_what_to_install(tmp_path):
+  (tmp_path / "phone.heic").write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 64)
+  assert image_io.has_image_extension(tmp_path / "phone.HEIC")  # batch folders list it
+  with pytest.raises(image_io.ImageError) as error:
+    image_io.load_image(tmp_path / "phone.heic")
+  message = str(error.value)
+  assert message.startswith(f"{tmp_path / 'phone.heic'}: ") and "\n" not in message
+  assert "pip install pillow-heif" in message
+
+
+@pytest.mark.skipif(not _HAS_HEIF, reason="the optional plug-in pillow_heif is not installed")
+def test_heic_with_the_plugin_loads(tmp_path):
+  array = _pattern(16, 16)
+  image_io.check_output_path(tmp_path / "x.png")  # registers the plug-in
+  Image.fromarray(array).save(tmp_path / "photo.heic", quality=-1)  # lossless
+  loaded = image_io.load_image(tmp_path / "photo.heic")
+  assert loaded.shape == (16, 16, 3)
+  assert np.abs(loaded - array / np.float32(255)).mean() < 0.05

@@ -1,6 +1,7 @@
 """Tests of relight_jax/guided_upsample.py and relight_jax/relight.py (API and CLI)."""
 
 import functools
+import io
 import os
 import pathlib
 import subprocess
@@ -348,3 +349,76 @@ def test_cli_batch_folder_is_created_only_once_everything_is_checked(setup, tmp_
                          f"--output={tmp_path / 'relit' / 'deeper'}"])
   assert status == 1 and "fake.jpg: not an image file" in capsys.readouterr().err
   assert not (tmp_path / "relit").exists()
+
+
+def test_side_by_side_joins_input_target_and_result(setup):
+  _, _, _, relighter, _ = setup
+  photo = _photo(40, 56) / np.float32(255)
+  target = _photo(40, 24, seed=1)  # the input's height: kept as it is
+  relit = relight.relight(relighter, photo, target)
+  joined = relight.side_by_side(photo, target, relit)
+  assert joined.shape == (40, 56 + 24 + 56, 3) and joined.dtype == np.float32
+  np.testing.assert_array_equal(joined[:, :56], photo)
+  np.testing.assert_array_equal(joined[:, 56:80], target / np.float32(255))
+  np.testing.assert_array_equal(joined[:, 80:], relit)
+  # A taller target is reduced to the input's height, keeping its aspect ratio.
+  tall = _photo(80, 30, seed=2)
+  joined = relight.side_by_side(photo, tall, relit)
+  assert joined.shape == (40, 56 + 15 + 56, 3)
+  block_means = (tall / 255.0).reshape(40, 2, 15, 2, 3).mean(axis=(1, 3))
+  np.testing.assert_allclose(joined[:, 56:71], block_means, atol=1e-5)
+  np.testing.assert_array_equal(joined[:, 71:], relit)
+  with pytest.raises(relight.RelightError, match="expected the input's shape"):
+    relight.side_by_side(photo, target, relit[:20])
+
+
+def test_cli_side_by_side_single_pair_and_batch(setup, tmp_path):
+  _, _, _, relighter, workdir = setup
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  for index, shape in enumerate([(40, 56), (64, 48)]):
+    Image.fromarray(_photo(*shape, seed=index)).save(photos / f"photo{index}.png")
+  target = tmp_path / "target.png"
+  Image.fromarray(_photo(32, 48, seed=10)).save(target)
+
+  output = tmp_path / "compare.png"
+  status = relight.main([f"--workdir={workdir}", f"--input={photos / 'photo0.png'}",
+                         f"--target={target}", f"--output={output}", "--side_by_side"])
+  assert status == 0
+  written = np.asarray(Image.open(output)).astype(int)
+  assert written.shape == (40, 56 + 60 + 56, 3)  # the target at height 40 is 60 wide
+  np.testing.assert_array_equal(written[:, :56], _photo(40, 56, seed=0))
+  expected = relight.side_by_side(photos / "photo0.png", target,
+                                  relight.relight(relighter, photos / "photo0.png", target))
+  assert np.abs(written - image_io.to_uint8(expected)).max() <= 1
+  assert Image.open(output).info.get("icc_profile") == image_io.srgb_icc_bytes()
+
+  status = relight.main([f"--workdir={workdir}", f"--input={photos}", f"--target={target}",
+                         f"--target={photos / 'photo0.png'}", f"--output={tmp_path / 'batch'}",
+                         "--side_by_side"])
+  assert status == 0
+  with Image.open(tmp_path / "batch" / "photo1__target.png") as image:
+    assert image.size == (48 + 96 + 48, 64)
+  with Image.open(tmp_path / "batch" / "photo1__photo0.png") as image:
+    assert image.size == (48 + round(56 * 64 / 40) + 48, 64)
+
+
+def test_cli_jpeg_quality(setup, tmp_path, capsys):
+  _, _, _, _, workdir = setup
+  photo = tmp_path / "photo.png"
+  Image.fromarray(_photo(64, 64)).save(photo)
+  base = [f"--workdir={workdir}", f"--input={photo}", f"--target={photo}"]
+  assert relight.main(base + [f"--output={tmp_path / 'default.jpg'}"]) == 0
+  assert relight.main(base + [f"--output={tmp_path / 'q30.jpg'}", "--jpeg_quality=30"]) == 0
+  with Image.open(tmp_path / "default.jpg") as default, Image.open(tmp_path / "q30.jpg") as low:
+    reference = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(reference, format="JPEG", quality=95)
+    assert default.quantization == Image.open(reference).quantization  # quality 95
+    assert max(low.quantization[0]) > max(default.quantization[0])
+    assert default.info.get("icc_profile") == image_io.srgb_icc_bytes()
+  for bad in ("0", "101", "high", "9.5"):
+    status = relight.main(base + [f"--output={tmp_path / 'bad.jpg'}", f"--jpeg_quality={bad}"])
+    error = capsys.readouterr().err.strip()
+    assert status == 1 and len(error.splitlines()) == 1, error
+    assert error == f"relight: error: --jpeg_quality={bad}: expected an integer from 1 to 100"
+  assert not (tmp_path / "bad.jpg").exists()
