@@ -9,7 +9,10 @@ the identity mapping G_hat = I, the baseline column. Results go to
 `<workdir>/eval/metrics.json`, `table.md`, `sheet_<subset>.png` (best / median / worst
 examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over generated
 envmaps, the report's Figs. 15-16); an evaluation of another split goes to
-`<workdir>/eval_<split>/`, so that it never replaces the test tables.
+`<workdir>/eval_<split>/`, so that it never replaces the test tables. The table, the
+pictures and each subset's metric means also go to the workdir's TensorBoard events, at
+the checkpoint's step (scalars `final_<split>/<subset>/<metric>`, next to training's
+periodic `<subset>/<metric>`).
 
 Several workdirs' metrics.json combine into one table with a column per model; it
 refuses evaluations of different sets:
@@ -26,9 +29,11 @@ import numpy as np
 import tqdm
 from absl import app
 from absl import flags
+from clu import metric_writers
 from jax.experimental import multihost_utils
 
 from relight_jax import checkpointing
+from relight_jax import config_utils
 from relight_jax import envmap
 from relight_jax import input_pipeline
 from relight_jax import lights
@@ -105,7 +110,11 @@ def sheet_indices(per_example, count):
 
 
 def write_sheet(path, train_state, images, pairs, per_example, *, count):
-  """Writes a contact sheet of the best, median and worst examples (rows I | T | G | relit)."""
+  """Writes a contact sheet of the best, median and worst examples (rows I | T | G | relit).
+
+  Returns:
+    The sheet, uint8 [H, W, 3].
+  """
   groups, improvement = sheet_indices(per_example, count)
   indices = np.concatenate(groups)
   batch = input_pipeline.stack_examples(images, pairs[indices])
@@ -115,8 +124,10 @@ def write_sheet(path, train_state, images, pairs, per_example, *, count):
   labels = [f"{name} x{improvement[i]:.2f}" for name, group in
             zip(("best", "median", "worst"), groups, strict=True) for i in group]
   grid = np.concatenate([grid, _label_column(labels, size)], axis=1)
-  grid = visualize.with_titles(grid, visualize.COLUMN_TITLES + ("l2(G,I)/l2(G,G_hat)",), size)
-  return visualize.save_png(path, grid)
+  grid = visualize.to_uint8(
+      visualize.with_titles(grid, visualize.COLUMN_TITLES + ("l2(G,I)/l2(G,G_hat)",), size))
+  visualize.save_png(path, grid)
+  return grid
 
 
 def _label_column(labels, size):
@@ -130,7 +141,11 @@ def _label_column(labels, size):
 
 
 def write_envmap_sheet(path, train_state, images, pairs, *, count=4):
-  """Predicted over generated envmaps of I and T for `count` pairs (report Figs. 15-16)."""
+  """Writes predicted over generated envmaps of I and T for `count` pairs (Figs. 15-16).
+
+  Returns:
+    The sheet, uint8 [H, W, 3].
+  """
   batch = input_pipeline.stack_examples(images, pairs[:count])
   outputs = jax.device_get(jax.jit(step_lib.predict)(train_state, batch))
   rows = []
@@ -140,7 +155,9 @@ def write_envmap_sheet(path, train_state, images, pairs, *, count=4):
     cell_width = grid.shape[1] // count
     rows.append(visualize.with_titles(
         grid, [f"{role} {i}: predicted / generated" for i in range(count)], cell_width))
-  return visualize.save_png(path, np.concatenate(rows, axis=0))
+  sheet = visualize.to_uint8(np.concatenate(rows, axis=0))
+  visualize.save_png(path, sheet)
+  return sheet
 
 
 def results_dir(workdir, split="test"):
@@ -194,6 +211,7 @@ def run(config, workdir, train_state, placement, *, label=None):
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
   steps = int(jax.device_get(train_state.step))
   record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
+  pictures = {}
   for offset, (subset, rules) in enumerate(
       input_pipeline.eval_subsets(config.eval.pairing).items()):
     pairs = input_pipeline.eval_pairs(images.num_scenes, rules, config.eval.num_pairs,
@@ -207,14 +225,86 @@ def run(config, workdir, train_state, placement, *, label=None):
         per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
         seed=config.eval.bootstrap_seed)
     if jax.process_index() == 0:
-      write_sheet(eval_dir / f"sheet_{subset}.png", train_state, images, pairs, per_example,
-                  count=config.eval.sheet_examples)
+      pictures[f"{eval_dir.name}/sheet_{subset}"] = write_sheet(
+          eval_dir / f"sheet_{subset}.png", train_state, images, pairs, per_example,
+          count=config.eval.sheet_examples)
       if config.model.name != "illumination_predictor":
-        write_envmap_sheet(eval_dir / f"envmaps_{subset}.png", train_state, images, pairs)
+        pictures[f"{eval_dir.name}/envmaps_{subset}"] = write_envmap_sheet(
+            eval_dir / f"envmaps_{subset}.png", train_state, images, pairs)
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)
+  write_summaries(workdir, steps, record, table, pictures, tag=eval_dir.name)
   return record, table
+
+
+def write_summaries(workdir, step, record, table, pictures, *, tag):
+  """Adds an evaluation to the workdir's TensorBoard events, where training's curves are.
+
+  Args:
+    workdir: training workdir (the events' logdir).
+    step: the evaluated checkpoint's step.
+    record: the evaluation record (`{"meta", "subsets"}`).
+    table: its Markdown table.
+    pictures: {tag: uint8 [H, W, 3]}, the contact sheets (empty on processes > 0).
+    tag: the text's tag prefix, the results folder's name (`eval` or `eval_<split>`).
+  """
+  split = record["meta"]["split"]
+  # Other processes only log: one events file per workdir, as in training.
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  try:
+    for subset, summary in record["subsets"].items():
+      writer.write_scalars(step, {f"final_{split}/{subset}/{key}": value["mean"]
+                                  for key, value in summary["metrics"].items()})
+    if jax.process_index() == 0:
+      writer.write_texts(step, {f"{tag}/table": table})
+      if pictures:
+        writer.write_images(step, {name: image[None] for name, image in pictures.items()})
+    writer.flush()
+  finally:
+    writer.close()
+
+
+def config_for_workdir(config, workdir):
+  """The config to evaluate `workdir` with: `config`, or the workdir's config.json if None.
+
+  A given `config` may change the evaluation settings (e.g. eval.split) and how the
+  model is computed (model.conv_impl, model.dtype), not the model: the checkpoint holds
+  the workdir's.
+
+  Raises:
+    FileNotFoundError: `config` is None and the workdir has no config.json.
+    ValueError: config.json is unreadable, of another version or fails
+      `config_utils.validate`, or `config`'s model section is not the workdir's (the
+      message names the differing keys).
+  """
+  path = pathlib.Path(workdir) / checkpointing.CONFIG_FILE
+  if config is None:
+    config = checkpointing.load_config(path)
+    try:
+      config_utils.validate(config)
+    except ValueError as error:
+      raise ValueError(f"{path}: {error}") from None
+    return config
+  if not path.exists():
+    return config  # restoring the checkpoint still checks its shapes against the config
+  trained = checkpointing.load_config(path).model.to_dict()
+  given = config.model.to_dict()
+  differences = [f"model.{key}={given.get(key)!r} (the workdir's: {trained.get(key)!r})"
+                 for key in sorted(set(trained) | set(given), key=str)
+                 if key not in _COMPUTE_ONLY
+                 and given.get(key, _MISSING) != trained.get(key, _MISSING)]
+  if differences:
+    raise ValueError(
+        f"--config's model differs from the one {workdir} was trained with ({path}): "
+        f"{', '.join(differences)}; drop --config to use the workdir's, or fix those keys")
+  return config
+
+
+_MISSING = object()
+# Model keys that change how the model is computed, not its weights: evaluating with
+# other values is fine (the same function up to float rounding).
+_COMPUTE_ONLY = ("conv_impl", "dtype")
 
 
 def run_workdir(config, workdir, step=None):
@@ -239,8 +329,10 @@ def load_record(workdir, split="test"):
   """The evaluation record of a workdir's `split` (its metrics.json), with a clear error."""
   path = results_dir(workdir, split) / "metrics.json"
   if not path.exists():
+    # Without --config the workdir's config.json is used, whose eval.split is `test`.
+    flags_needed = "" if split == "test" else f" --config=... --config.eval.split={split}"
     raise FileNotFoundError(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
-                            f"--workdir={workdir} --config=... --config.eval.split={split} first")
+                            f"--workdir={workdir}{flags_needed} first")
   record = json.loads(path.read_text())
   if "meta" not in record or "subsets" not in record:
     raise ValueError(f"{path} is not an evaluation record of this version (no meta/subsets): "

@@ -2,12 +2,16 @@
 
   python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap
   python -m relight_jax.main --config=configs/envmap.py:smoke --workdir=/tmp/smoke
-  python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap --mode=evaluate
+  python -m relight_jax.main --workdir=runs/envmap --mode=evaluate
+  python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap --mode=evaluate \
+      --config.eval.split=validation
 
-Everything else lives in importable modules (`train`, `evaluate`). A workdir in use by
-another run, or a file given as --workdir, stops with a one-line error (status 1); SIGTERM
-or Ctrl-C while training saves a checkpoint and exits with 143 or 130, as the signal
-would have.
+--mode=evaluate without --config evaluates with the workdir's config.json; with --config,
+its evaluation settings are used, and its model section must be the workdir's (the
+checkpoint's). Everything else lives in importable modules (`train`, `evaluate`). A
+workdir in use by another run, or a file given as --workdir, stops with a one-line error
+(status 1); SIGTERM or Ctrl-C while training saves a checkpoint and exits with 143 or 130,
+as the signal would have.
 """
 
 import logging
@@ -23,13 +27,14 @@ from relight_jax import host_memory
 from relight_jax import logs
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file, e.g. configs/envmap.py:smoke.", lock_config=True)
+    "config", None, "Config file, e.g. configs/envmap.py:smoke (--mode=evaluate: default the "
+    "workdir's config.json).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard events and results.")
 _MODE = flags.DEFINE_enum("mode", "train_and_evaluate", ["train", "evaluate", "train_and_evaluate"],
                           "What to run.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host runs).")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def parse_flags(argv):
@@ -45,11 +50,15 @@ def parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    # Again after the command line's --config.* overrides, which get_config never saw.
-    config_utils.validate(_CONFIG.value)
-  except ValueError as error:
-    sys.exit(f"error: {error}")
+  if _CONFIG.value is None and _MODE.value != "evaluate":
+    sys.exit(f"error: --config is required for --mode={_MODE.value} (only --mode=evaluate "
+             "can read the workdir's config.json instead)")
+  if _CONFIG.value is not None:
+    try:
+      # Again after the command line's --config.* overrides, which get_config never saw.
+      config_utils.validate(_CONFIG.value)
+    except ValueError as error:
+      sys.exit(f"error: {error}")
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
   logs.silence_tensorflow()
@@ -66,9 +75,15 @@ def main(argv):
 def run(mode, config, workdir):
   """Runs `mode` ('train', 'evaluate' or 'train_and_evaluate'); prints the table.
 
+  Args:
+    mode: what to run.
+    config: experiment config; for 'evaluate', None reads the workdir's config.json.
+    workdir: checkpoints, TensorBoard events and results.
+
   Raises:
     SystemExit: a one-line message instead of a traceback when the workdir is busy or
-      not a directory, or when a signal stopped training (the status the signal gives).
+      not a directory, when an evaluation's config does not fit the workdir, or when a
+      signal stopped training (the status the signal gives).
   """
   # Imported here, after main() set TensorFlow up: they import it.
   from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
@@ -77,6 +92,10 @@ def run(mode, config, workdir):
     if mode == "train":
       train.train(config, workdir)
     elif mode == "evaluate":
+      try:
+        config = evaluate.config_for_workdir(config, workdir)
+      except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
       _, table = evaluate.run_workdir(config, workdir)
       print(table)
     else:

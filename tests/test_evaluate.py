@@ -1,7 +1,9 @@
 """The choice of contact-sheet examples (tables: tests/test_results.py)."""
 
 import numpy as np
+import pytest
 
+from relight_jax import checkpointing
 from relight_jax import evaluate
 
 
@@ -59,3 +61,75 @@ def test_other_splits_do_not_replace_the_test_tables(tiny_data_dir, tmp_path):
   assert evaluate.load_record(tmp_path, "validation")["meta"]["split"] == "validation"
   assert (tmp_path / "eval_validation" / "table.md").exists()
   assert validation_record["meta"]["split"] == "validation"
+
+
+@pytest.fixture(scope="module")
+def evaluated_workdir(tiny_data_dir, tmp_path_factory):
+  """A smoke workdir (checkpoint of step 3) evaluated by --mode=evaluate without --config."""
+  from conftest import checkpointed_workdir
+  from conftest import load_config
+
+  from relight_jax import main
+  workdir = tmp_path_factory.mktemp("evaluated")
+  checkpointed_workdir(workdir, 3)
+  # As training writes it: the data_dir the run used, here the tiny dataset's.
+  checkpointing.save_config(load_config("envmap", "smoke", **{"data.data_dir": tiny_data_dir}),
+                            workdir / checkpointing.CONFIG_FILE)
+  main.run("evaluate", None, workdir)
+  return workdir
+
+
+def test_evaluate_mode_without_config_uses_the_workdirs(evaluated_workdir):
+  assert evaluate.load_record(evaluated_workdir)["meta"]["split"] == "test"
+  assert (evaluated_workdir / "eval" / "table.md").exists()
+  assert (evaluated_workdir / "eval" / "sheet_eval.png").exists()
+
+
+def test_the_evaluation_goes_to_tensorboard(evaluated_workdir):
+  from tensorboard.backend.event_processing import event_accumulator
+  accumulator = event_accumulator.EventAccumulator(
+      str(evaluated_workdir), size_guidance={event_accumulator.TENSORS: 0,
+                                             event_accumulator.IMAGES: 0,
+                                             event_accumulator.SCALARS: 0})
+  accumulator.Reload()
+  tags = accumulator.Tags()
+  record = evaluate.load_record(evaluated_workdir)
+  assert "eval/table" in tags["tensors"]
+  for subset in record["subsets"]:
+    assert f"final_test/{subset}/score" in tags["tensors"] + tags["scalars"]
+    assert f"eval/sheet_{subset}" in tags["tensors"] + tags["images"]
+  (text,) = accumulator.Tensors("eval/table")
+  assert text.step == record["meta"]["steps"]  # the evaluated train state's
+  table = text.tensor_proto.string_val[0].decode()
+  assert table == (evaluated_workdir / "eval" / "table.md").read_text()
+  assert "| Metric | Identity (G_hat = I) |" in table
+
+
+def test_evaluate_mode_refuses_a_config_of_another_model(tmp_path):
+  from conftest import load_config
+
+  from relight_jax import main
+  checkpointing.save_config(load_config("envmap", "smoke"), tmp_path / checkpointing.CONFIG_FILE)
+  other = load_config("envmap", "smoke", **{"model.width": 0.25})
+  with pytest.raises(SystemExit, match=r"^error: --config's model differs .*"
+                     r"model\.width=0\.25 \(the workdir's: 0\.125\)") as refused:
+    main.run("evaluate", other, tmp_path)
+  assert "\n" not in str(refused.value.code)
+  with pytest.raises(SystemExit, match=r"^error: no config at .*config\.json"):
+    main.run("evaluate", None, tmp_path / "empty")
+  broken = load_config("envmap", "smoke", **{"train.learning_rate": float("nan")})
+  checkpointing.save_config(broken, tmp_path / checkpointing.CONFIG_FILE)
+  with pytest.raises(SystemExit, match=r"config\.json: config train\.learning_rate=nan"):
+    main.run("evaluate", None, tmp_path)
+
+
+def test_training_modes_require_config(tmp_path):
+  import subprocess
+  import sys
+  completed = subprocess.run(
+      [sys.executable, "-m", "relight_jax.main", f"--workdir={tmp_path / 'run'}", "--mode=train"],
+      capture_output=True, text=True, timeout=120, check=False)
+  assert completed.returncode == 1
+  assert completed.stderr.strip().splitlines()[-1].startswith(
+      "error: --config is required for --mode=train")
+  assert not (tmp_path / "run").exists()
