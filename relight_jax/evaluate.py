@@ -11,7 +11,7 @@ examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over gen
 envmaps, the report's Figs. 15-16); an evaluation of another split goes to
 `<workdir>/eval_<split>/`, so that it never replaces the test tables. The table, the
 pictures and each subset's metric means also go to the workdir's TensorBoard events, at
-the checkpoint's step (scalars `final_<split>/<subset>/<metric>`, next to training's
+the checkpoint's step, under `final_<split>/` (scalars `final_<split>/<subset>/<metric>`, next to training's
 periodic `<subset>/<metric>`).
 
 Several workdirs' metrics.json combine into one table with a column per model; it
@@ -225,21 +225,24 @@ def run(config, workdir, train_state, placement, *, label=None):
         per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
         seed=config.eval.bootstrap_seed)
     if jax.process_index() == 0:
-      pictures[f"{eval_dir.name}/sheet_{subset}"] = write_sheet(
+      pictures[f"final_{config.eval.split}/sheet_{subset}"] = write_sheet(
           eval_dir / f"sheet_{subset}.png", train_state, images, pairs, per_example,
           count=config.eval.sheet_examples)
       if config.model.name != "illumination_predictor":
-        pictures[f"{eval_dir.name}/envmaps_{subset}"] = write_envmap_sheet(
+        pictures[f"final_{config.eval.split}/envmaps_{subset}"] = write_envmap_sheet(
             eval_dir / f"envmaps_{subset}.png", train_state, images, pairs)
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)
-  write_summaries(workdir, steps, record, table, pictures, tag=eval_dir.name)
+  write_summaries(workdir, steps, record, table, pictures)
   return record, table
 
 
-def write_summaries(workdir, step, record, table, pictures, *, tag):
+def write_summaries(workdir, step, record, table, pictures):
   """Adds an evaluation to the workdir's TensorBoard events, where training's curves are.
+
+  Everything goes under `final_<split>/`, apart from the periodic evaluation's
+  `eval/...` curves and from another split's final evaluation.
 
   Args:
     workdir: training workdir (the events' logdir).
@@ -247,7 +250,6 @@ def write_summaries(workdir, step, record, table, pictures, *, tag):
     record: the evaluation record (`{"meta", "subsets"}`).
     table: its Markdown table.
     pictures: {tag: uint8 [H, W, 3]}, the contact sheets (empty on processes > 0).
-    tag: the text's tag prefix, the results folder's name (`eval` or `eval_<split>`).
   """
   split = record["meta"]["split"]
   # Other processes only log: one events file per workdir, as in training.
@@ -257,7 +259,7 @@ def write_summaries(workdir, step, record, table, pictures, *, tag):
       writer.write_scalars(step, {f"final_{split}/{subset}/{key}": value["mean"]
                                   for key, value in summary["metrics"].items()})
     if jax.process_index() == 0:
-      writer.write_texts(step, {f"{tag}/table": table})
+      writer.write_texts(step, {f"final_{split}/table": table})
       if pictures:
         writer.write_images(step, {name: image[None] for name, image in pictures.items()})
     writer.flush()

@@ -94,11 +94,11 @@ def test_the_evaluation_goes_to_tensorboard(evaluated_workdir):
   accumulator.Reload()
   tags = accumulator.Tags()
   record = evaluate.load_record(evaluated_workdir)
-  assert "eval/table" in tags["tensors"]
+  assert "final_test/table" in tags["tensors"]
   for subset in record["subsets"]:
     assert f"final_test/{subset}/score" in tags["tensors"] + tags["scalars"]
-    assert f"eval/sheet_{subset}" in tags["tensors"] + tags["images"]
-  (text,) = accumulator.Tensors("eval/table")
+    assert f"final_test/sheet_{subset}" in tags["tensors"] + tags["images"]
+  (text,) = accumulator.Tensors("final_test/table")
   assert text.step == record["meta"]["steps"]  # the evaluated train state's
   table = text.tensor_proto.string_val[0].decode()
   assert table == (evaluated_workdir / "eval" / "table.md").read_text()
