@@ -11,8 +11,8 @@ examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over gen
 envmaps, the report's Figs. 15-16); an evaluation of another split goes to
 `<workdir>/eval_<split>/`, so that it never replaces the test tables. The table, the
 pictures and each subset's metric means also go to the workdir's TensorBoard events, at
-the checkpoint's step, under `final_<split>/` (scalars `final_<split>/<subset>/<metric>`, next to training's
-periodic `<subset>/<metric>`).
+the checkpoint's step, under `final_<split>/` (e.g. `final_test/eval/score`, next to
+training's periodic `eval/score`).
 
 Several workdirs' metrics.json combine into one table with a column per model; it
 refuses evaluations of different sets:
