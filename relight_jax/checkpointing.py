@@ -24,9 +24,7 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import pathlib
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +33,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from relight_jax import atomic
 from relight_jax import defaults
 from relight_jax import state as state_lib
 
@@ -59,11 +58,7 @@ class CorruptCheckpointError(ValueError):
 
 def save_config(config, path):
   """Writes `config` as JSON to `path` atomically (a workdir's `config.json`)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  temporary = path.with_name(path.name + ".tmp")
-  temporary.write_text(config.to_json(indent=2, sort_keys=True))
-  temporary.replace(path)
+  atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
 def load_config(path):
@@ -183,11 +178,8 @@ def step_directory(manager, step):
 
 
 def _sha256(path):
-  digest = hashlib.sha256()
   with open(path, "rb") as stream:
-    for block in iter(lambda: stream.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+    return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _step_files(directory):
@@ -213,16 +205,7 @@ def write_manifest(directory):
     files[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
   text = json.dumps({"format": _MANIFEST_FORMAT, "files": files}, indent=1, sort_keys=True)
   path = directory / MANIFEST_FILE
-  descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST_FILE}.",
-                                           suffix=".tmp")
-  try:
-    with os.fdopen(descriptor, "w") as stream:
-      stream.write(text)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-  except BaseException:
-    os.unlink(temporary)
-    raise
+  atomic.write_text(path, text)
   return path
 
 

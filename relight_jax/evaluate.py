@@ -32,6 +32,7 @@ from absl import flags
 from clu import metric_writers
 from jax.experimental import multihost_utils
 
+from relight_jax import atomic
 from relight_jax import checkpointing
 from relight_jax import config_utils
 from relight_jax import envmap
@@ -184,9 +185,9 @@ def evaluation_meta(config, steps, label):
 def write_results(eval_dir, record):
   """Writes metrics.json (the record) and table.md for one model; returns the table."""
   eval_dir = pathlib.Path(eval_dir)
-  results_lib.write_text(eval_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
+  atomic.write_text(eval_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
   table = results_lib.format_table({record["meta"]["label"]: [record]})
-  results_lib.write_text(eval_dir / "table.md", table)
+  atomic.write_text(eval_dir / "table.md", table)
   return table
 
 
@@ -357,7 +358,7 @@ def main(argv):
   except (FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
   if FLAGS.output:
-    results_lib.write_text(FLAGS.output, table)
+    atomic.write_text(FLAGS.output, table)
   print(table)
 
 

@@ -15,14 +15,13 @@ Its first line carries the sha256 of the rest, so a damaged copy is refused by n
 """
 
 import argparse
-import os
 import pathlib
 import sys
-import tempfile
 
 import jax
 import numpy as np
 
+from relight_jax import atomic
 from relight_jax import inference
 
 PLATFORMS = ("cpu", "cuda")
@@ -47,24 +46,15 @@ def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
 
 
 def save_exported(exported, path):
-  """Writes `exported.serialize()` to `path` atomically (temp file + os.replace).
+  """Writes `exported.serialize()` to `path` in one step (atomic.replacing).
 
   The bytes follow a one-line header with their sha256 (`inference.exported_header`), so
   `inference.load_exported` refuses a damaged copy.
   """
   serialized = exported.serialize()
-  path = pathlib.Path(path)
-  descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                           suffix=".tmp")
-  try:
-    with os.fdopen(descriptor, "wb") as stream:
-      stream.write(inference.exported_header(serialized))
-      stream.write(serialized)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-  except BaseException:
-    os.unlink(temporary)
-    raise
+  with atomic.replacing(path) as stream:
+    stream.write(inference.exported_header(serialized))
+    stream.write(serialized)
 
 
 def export_workdir(workdir, output, *, step=None, platforms=PLATFORMS):

@@ -36,7 +36,6 @@ import importlib
 import io
 import os
 import pathlib
-import tempfile
 import warnings
 
 import numpy as np
@@ -44,6 +43,8 @@ from PIL import Image
 from PIL import ImageCms
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
+
+from relight_jax import atomic
 
 MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo still passes
 MIN_SIDE = 8              # the smallest side a relighting result means anything at
@@ -394,14 +395,5 @@ def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_Q
     options["quality"] = jpeg_quality
     if jpeg_quality >= _FULL_CHROMA_QUALITY:
       options["subsampling"] = 0  # 4:4:4
-  descriptor, temporary = tempfile.mkstemp(
-      dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(descriptor, "wb") as stream:
-      Image.fromarray(array, "RGB").save(stream, format=image_format, **options)
-    # mkstemp creates the file 0600; give the result the usual permissions of an image.
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-  except BaseException:
-    os.unlink(temporary)
-    raise
+  with atomic.replacing(path) as stream:
+    Image.fromarray(array, "RGB").save(stream, format=image_format, **options)

@@ -32,6 +32,7 @@ from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
+from relight_jax import atomic
 from relight_jax import config_utils
 from relight_jax import evaluate
 from relight_jax import host_memory
@@ -191,8 +192,8 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
            "(1 - SSIM) / 2 and is shown in the DSSIM row; its LPIPS saw [0, 1] images and is not "
            "comparable. Our SSIM is the real one. Details: docs/reproduction.md.\n")
   result = metrics_json(columns)
-  results_lib.write_text(output / "metrics.json", json.dumps(result, indent=2, sort_keys=True))
-  results_lib.write_text(output / "table1.md", table)
+  atomic.write_text(output / "metrics.json", json.dumps(result, indent=2, sort_keys=True))
+  atomic.write_text(output / "table1.md", table)
   return result, table
 
 

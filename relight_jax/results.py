@@ -16,7 +16,6 @@ Records combine into one table only when they evaluated the same sets
 (`check_compatible`); the columns of one model over several seeds show mean +- sd.
 """
 
-import pathlib
 
 import numpy as np
 
@@ -92,15 +91,6 @@ def means(per_example):
   result = {key: float(np.mean(value)) for key, value in per_example.items()}
   result["score"] = result["identity/mse"] / max(result["mse"], 1e-12)
   return result
-
-
-def write_text(path, text):
-  """Writes a results file atomically (temporary file + rename), creating its folder."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  temporary = path.with_name(path.name + ".tmp")
-  temporary.write_text(text)
-  temporary.replace(path)
 
 
 def check_compatible(records, labels):
