@@ -29,7 +29,6 @@ import numpy as np
 import tqdm
 from absl import app
 from absl import flags
-from clu import metric_writers
 from jax.experimental import multihost_utils
 
 from relight_jax import atomic
@@ -41,6 +40,7 @@ from relight_jax import lights
 from relight_jax import parallel
 from relight_jax import results as results_lib
 from relight_jax import step as step_lib
+from relight_jax import summaries
 from relight_jax import visualize
 from relight_jax import workdir as workdir_lib
 
@@ -254,7 +254,7 @@ def write_summaries(workdir, step, record, table, pictures):
   """
   split = record["meta"]["split"]
   # Other processes only log: one events file per workdir, as in training.
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  writer = summaries.create_writer(workdir, active=jax.process_index() == 0)
   try:
     for subset, summary in record["subsets"].items():
       writer.write_scalars(step, {f"final_{split}/{subset}/{key}": value["mean"]

@@ -1,11 +1,11 @@
 """Quiet by default: the entry points print progress, warnings and results only.
 
-Orbax, clu's metric writer and TFDS log every checkpoint write, scalar and split at INFO
-through absl's logger (hundreds of lines in a short run); TensorFlow's C++ logs its
-oneDNN set-up and JAX which backends it did not find. `configure()` keeps those at
-WARNING unless the command line asked for a verbosity (`--verbosity=0` shows the library
-INFO logs, `-v=1` debug). relight_jax's own progress lines (stdlib `logging` on the root
-logger) stay.
+Orbax and TFDS log every checkpoint write and split at INFO through absl's logger
+(hundreds of lines in a short run); TensorFlow's C++, where TensorFlow is installed and
+TFDS imports it, logs its oneDNN set-up; JAX logs which backends it did not find.
+`configure()` keeps those at WARNING unless the command line asked for a verbosity
+(`--verbosity=0` shows the library INFO logs, `-v=1` debug). relight_jax's own progress
+lines (stdlib `logging` on the root logger) stay.
 """
 
 import logging
@@ -13,13 +13,16 @@ import os
 
 
 def silence_tensorflow():
-  """TensorFlow's C++ INFO logs off; call before TensorFlow is imported.
+  """Should an installed TensorFlow get imported (this project never imports it, but a
+  user's code or a TFDS path may): no C++ INFO logs, and no GPU memory taken up front.
 
-  TensorFlow only reads files and writes TensorBoard events here, so its oneDNN kernels
-  (whose start-up notice is printed whatever the log level) are turned off as well.
+  This project runs no TensorFlow kernel, so its oneDNN kernels (whose start-up notice is
+  printed whatever the log level) are turned off, and TensorFlow grows its GPU memory on
+  demand instead of reserving it beside JAX's. Call before TensorFlow is imported.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 
 def configure():

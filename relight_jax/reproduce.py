@@ -201,8 +201,7 @@ def main(argv):
   del argv
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
+  logs.silence_tensorflow()
   unknown = sorted(set(_MODELS.value) - set(MODELS))
   if unknown:
     raise app.UsageError(f"unknown --models {unknown}; expected some of {list(MODELS)}")

@@ -1,8 +1,8 @@
 """The training state: a flax TrainState that also carries BatchNorm statistics and,
 for GAN configs, the PatchGAN discriminator's own state and optimiser.
 
-It is a plain pytree, so `jax.jit` shardings, orbax's StandardSave/StandardRestore and
-clu's parameter_overview take it as is. `create_train_state` is also what checkpoint
+It is a plain pytree, so `jax.jit` shardings and orbax's StandardSave/StandardRestore take
+it as is. `create_train_state` is also what checkpoint
 restoring calls under `jax.eval_shape` to get the abstract target.
 """
 

@@ -11,7 +11,7 @@ config), so a state whose model was built differently (another conv implementati
 bench/train_step.py's variants) is evaluated as it is trained. GAN configs alternate a
 PatchGAN discriminator update (LSGAN, its own Adam) with the relighter's update in the
 same train step. This module imports JAX, optax and the model, loss and metric modules
-only, not the data, logging and evaluation stack (TensorFlow, TFDS, clu, grain).
+only, not the data, logging and evaluation stack (TFDS, grain, TensorBoard).
 """
 
 import jax

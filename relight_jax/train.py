@@ -2,8 +2,8 @@
 
 The step is jitted once over a one-axis `data` mesh (state replicated, batch sharded,
 state buffers donated). The loop resumes from the latest orbax checkpoint (state +
-data-stream position), writes TensorBoard scalars/images through clu, prints a progress
-line with steps/s and ETA, evaluates periodically, and stops on a non-finite loss
+data-stream position), writes TensorBoard scalars/images (`relight_jax.summaries`), prints
+a progress line with steps/s and ETA, evaluates periodically, and stops on a non-finite loss
 without saving it, so the last good checkpoint stays the latest.
 
 The workdir is locked (`relight_jax.workdir`) for the whole run, and SIGTERM / SIGINT
@@ -24,8 +24,6 @@ import time
 
 import jax
 import numpy as np
-from clu import metric_writers
-from clu import periodic_actions
 from jax.experimental import multihost_utils
 
 from relight_jax import checkpointing
@@ -35,6 +33,7 @@ from relight_jax import parallel
 from relight_jax import results as results_lib
 from relight_jax import state as state_lib
 from relight_jax import step as step_lib
+from relight_jax import summaries
 from relight_jax import visualize
 from relight_jax import workdir as workdir_lib
 
@@ -266,8 +265,7 @@ def _train(config, workdir):
   start_step = int(jax.device_get(train_state.step))
   num_steps = config.train.num_steps
 
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+  writer = summaries.create_writer(workdir, active=jax.process_index() == 0)
   if start_step == 0:
     logging.info("Parameters: %d relighter", state_lib.parameter_count(train_state.params))
     writer.write_hparams({key: value for key, value in _flatten(config.to_dict()).items()})
@@ -279,7 +277,6 @@ def _train(config, workdir):
   predict_fn = jax.jit(step_lib.predict)
   eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
   periodic_sets = periodic_eval_sets(config, train_images, eval_images)
-  report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
   prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
   pending, last_log = [], (start_step, time.time())
   last_saved = manager.latest_step()
@@ -310,7 +307,6 @@ def _train(config, workdir):
         host_batch, device_batch, data_state = prefetcher.next()
         train_state, metrics = step_fn(train_state, device_batch)
         pending.append(metrics)
-        report_progress(step)
         is_last = step == num_steps
         save_now = step % config.train.checkpoint_every == 0 or is_last
         if step % config.train.log_every == 0 or save_now:
@@ -323,10 +319,11 @@ def _train(config, workdir):
                 f"non-finite training loss at step {step} ({averaged}); "
                 f"{_kept(workdir, last_saved)}. Lower --config.train.learning_rate or try "
                 "model.dtype=float32.")
-          writer.write_scalars(step, {f"train/{key}": value for key, value in averaged.items()})
           elapsed = time.time() - last_log[1]
           rate = (step - last_log[0]) / max(elapsed, 1e-9)
           last_log = (step, time.time())
+          writer.write_scalars(step, {**{f"train/{key}": value for key, value in averaged.items()},
+                                      "steps_per_sec": rate})
           logging.info("step %d/%d loss %.4f  %.2f steps/s  %.1f pairs/s  ETA %s", step, num_steps,
                        averaged["loss"], rate, rate * config.train.batch_size,
                        _format_eta((num_steps - step) / max(rate, 1e-9)))
