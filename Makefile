@@ -9,7 +9,7 @@ REPRODUCE_DIR ?= runs/reproduce
 
 .PHONY: test demo reproduce venv lint clean-venv
 
-$(STAMP): setup.py constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'

@@ -94,29 +94,68 @@ def _parse_indices(key, text):
                      "by '+', e.g. 0+1+2") from None
 
 
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+def _configs_dir():
+  """The experiment configs: relight_jax/configs/ when installed from a wheel (setup.py
+  installs the top-level configs/ there), the repository's configs/ in a clone."""
+  package = pathlib.Path(__file__).resolve().parent
+  installed = package / "configs"
+  return installed if installed.is_dir() else package.parent / "configs"
+
+
+CONFIGS_DIR = _configs_dir()
+
+
+def resolve_config_path(file_name):
+  """The config file `file_name` names, as the README writes it from any directory.
+
+  A path that exists is taken as is; otherwise "envmap.py" and "configs/envmap.py" name
+  the shipped config (so the documented `--config=configs/envmap.py` works outside a clone,
+  after `pip install`).
+
+  Raises:
+    FileNotFoundError: naming the file and the shipped configs.
+  """
+  path = pathlib.Path(file_name)
+  if path.exists():
+    return path
+  shipped = pathlib.PurePosixPath(file_name)
+  if shipped.parts[:1] == ("configs",):
+    shipped = shipped.relative_to("configs")
+  if not shipped.is_absolute() and (CONFIGS_DIR / shipped).exists():
+    return CONFIGS_DIR / shipped
+  names = sorted(p.name for p in CONFIGS_DIR.glob("*.py"))
+  raise FileNotFoundError(f"config file {file_name!r} not found (the shipped configs, in "
+                          f"{CONFIGS_DIR}: {', '.join(names)})")
 
 
 def config_from_file(spec):
   """Loads `configs/<file>.py[:arg]` like --config of relight_jax.main.
 
   Args:
-    spec: "envmap.py:smoke" (a file of the repository's configs/) or a path with an
-      optional ":arg", e.g. "configs/envmap.py:preset=paper".
+    spec: "envmap.py:smoke" (a shipped config) or a path with an optional ":arg", e.g.
+      "configs/envmap.py:preset=paper" (see `resolve_config_path`).
 
   Returns:
     The locked config.
   """
   file_name, _, arg = spec.partition(":")
-  path = pathlib.Path(file_name)
-  if not path.exists():
-    path = CONFIGS_DIR / file_name
-  if not path.exists():
-    raise FileNotFoundError(f"config file {file_name!r} not found (nor in {CONFIGS_DIR})")
+  path = resolve_config_path(file_name)
   module_spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg or None)
+
+
+def resolve_config_flag(argv):
+  """`argv` with the file of `--config=FILE[:arg]` resolved by `resolve_config_path`
+  (absl's config flag opens the file itself, relative to the working directory)."""
+  resolved = []
+  for item in argv:
+    if item.startswith("--config="):
+      file_name, colon, arg = item[len("--config="):].partition(":")
+      item = f"--config={resolve_config_path(file_name)}{colon}{arg}"
+    resolved.append(item)
+  return resolved
 
 
 # Counts and intervals, in steps, batches or pairs: 0 would divide by zero or run nothing.

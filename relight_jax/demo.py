@@ -42,8 +42,6 @@ def main(argv):
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
   logs.silence_tensorflow()
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
   from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
   from relight_jax import train  # pylint: disable=g-import-not-at-top
 
@@ -74,5 +72,10 @@ def main(argv):
         f"tensorboard --logdir={_WORKDIR.value}")
 
 
-if __name__ == "__main__":
+def run_command():
+  """The `relight-jax-demo` console script (same as python -m relight_jax.demo)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run_command()

@@ -40,6 +40,10 @@ flags.mark_flags_as_required(["workdir"])
 def parse_flags(argv):
   """absl flag parsing that turns an unknown config field into a one-line error."""
   try:
+    argv = config_utils.resolve_config_flag(argv)
+  except FileNotFoundError as error:
+    sys.exit(f"error: --config: {error}")
+  try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as error:
     sys.exit(f"error: bad --config override: {error}")
@@ -62,9 +66,6 @@ def main(argv):
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
   logs.silence_tensorflow()
-  # TensorFlow is only used for data/TensorBoard plumbing: keep it off the GPUs.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
@@ -85,7 +86,7 @@ def run(mode, config, workdir):
       not a directory, when an evaluation's config does not fit the workdir, or when a
       signal stopped training (the status the signal gives).
   """
-  # Imported here, after main() set TensorFlow up: they import it.
+  # Imported here: the training stack is heavy, and main() tunes the host first.
   from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
   from relight_jax import train  # pylint: disable=g-import-not-at-top
   with train.command_line_exits():
@@ -102,5 +103,10 @@ def run(mode, config, workdir):
       _, _, table = train.train_and_evaluate(config, workdir)
       print(table)
 
-if __name__ == "__main__":
+def run_command():
+  """The `relight-jax` console script (same as python -m relight_jax.main)."""
   app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run_command()

@@ -389,6 +389,11 @@ def main(argv=None):
   return 0
 
 
-if __name__ == "__main__":
+def run_command():
+  """The `relight` console script (same as python -m relight_jax.relight)."""
   host_memory.tune()  # process-wide: only for the command line, not for callers of main()
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  run_command()

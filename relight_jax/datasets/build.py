@@ -86,6 +86,11 @@ def main(argv):
           f"({result['images_per_second']:.1f} images/s) -> {result['path']}")
 
 
-if __name__ == "__main__":
+def run_command():
+  """The `relight-jax-build` console script (same as python -m relight_jax.datasets.build)."""
   define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run_command()
