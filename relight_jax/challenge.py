@@ -115,7 +115,7 @@ class ChallengeError(ValueError):
 
 
 def mean_perceptual_score(ssim, lpips):
-  """MPS = (SSIM + (1 - LPIPS)) / 2, the ranking score of both challenge tracks."""
+  """MPS = (SSIM + (1 - LPIPS)) / 2, the challenges' ranking score (docs/challenges.md)."""
   return 0.5 * (ssim + (1.0 - lpips))
 
 
@@ -369,11 +369,11 @@ def readme_text(seconds, description, *, extra_data):
 def uses_extra_data(data_name, benchmark):
   """Whether a model trained on `data_name` used data beyond the track's own train release.
 
-  Only a `vidit` config of the track's release (e.g. `ntire21_track2_256`) keeps to it; the
-  synthetic data and the full release (whose validation and test scenes were the
-  challenges' test scenes) are extra data.
+  Only a `vidit` config of the track's release (e.g. `vidit/ntire21_track2_256`) keeps to
+  it; the synthetic data and the full release (whose scenes 300-389 hold the challenges'
+  validation and test scenes) are extra data.
   """
-  return not data_name.startswith(f"{benchmark.name}_")
+  return not data_name.rsplit("/", 1)[-1].startswith(f"{benchmark.name}_")
 
 
 def _parse_args(argv):
@@ -461,7 +461,7 @@ def run(args):
                 staging / submission_name(pair), image), **run_pairs_args)
         description = (f"relight_jax {config.model.name} ({label}, step {step}), run at "
                        f"{working_size} px, {args.upsample} upsampling to {side} px; trained "
-                       f"on vidit/{config.data.name}")
+                       f"on {config.data.name}")
         atomic.write_text(staging / README_NAME, readme_text(
             seconds, description, extra_data=uses_extra_data(config.data.name, benchmark)))
   if not score:

@@ -203,7 +203,6 @@ def test_cli_scores_a_model_and_writes_the_submission_it_scored(ntire_tree, work
                             "--split", "validation", "--manual_dir", ntire_tree,
                             "--write_predictions", submission, "--bootstrap_samples", 200)
   assert status == 0, err
-  print(table)  # the fake-tree table, shown with pytest -s
   assert "### NTIRE 2021 depth guided relighting, track 2 (any-to-any), validation (4 pairs)" \
       in table
   assert f"scored at {SIZE} px" in table and "200 bootstrap replicates over pairs" in table
@@ -212,7 +211,6 @@ def test_cli_scores_a_model_and_writes_the_submission_it_scored(ntire_tree, work
     assert f"| {row} |" in table
   # The submission layout: the ground truth's names, the readme, nothing half-written.
   listing = sorted(path.name for path in submission.iterdir())
-  print("\n".join(listing))
   assert listing == ["Pair000.png", "Pair001.png", "Pair002.png", "Pair003.png",
                      "readme.txt"]
   assert [path.name for path in submission.parent.iterdir()] == ["submission"]
@@ -221,6 +219,7 @@ def test_cli_scores_a_model_and_writes_the_submission_it_scored(ntire_tree, work
   assert readme[0].startswith("runtime per image [s] : ")
   assert readme[1:3] == ["CPU[1] / GPU[0] : 1", "Extra Data [1] / No Extra Data [0] : 1"]
   assert readme[3].startswith("Other description : relight_jax envmap")
+  assert readme[3].endswith("trained on vidit/synthetic_tiny")
   record = json.loads((workdir / "challenge_ntire21_track2_validation" / "metrics.json")
                       .read_text())
   assert record["meta"]["image_size"] == SIZE and record["meta"]["working_size"] == 32
@@ -288,6 +287,14 @@ def test_cli_refuses_bad_arguments_in_one_line(ntire_tree, workdir, tmp_path, ca
   status, _, err = _run(capsys, "--workdir", workdir, *base, tmp_path / "none")
   assert status == 1 and "--manual_dir" in err
   assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("data, benchmark, extra", [
+    ("vidit/ntire21_track2_256", NTIRE, False), ("vidit/aim20_track3_512", AIM, False),
+    ("vidit/ntire21_track2_256", AIM, True), ("vidit/full_256", NTIRE, True),
+    ("vidit/synthetic_small", NTIRE, True)])
+def test_only_the_tracks_own_release_is_no_extra_data(data, benchmark, extra):
+  assert challenge.uses_extra_data(data, benchmark) == extra
 
 
 # ---------------------------------------------------------------- atomic folders
