@@ -1,4 +1,4 @@
-"""Tests of relight_jax/challenge.py on fake NTIRE 2021 / AIM 2020 release trees."""
+"""Tests of relight_jax/challenge.py and challenge_pairs.py on fake NTIRE 2021 / AIM 2020 trees."""
 
 import io
 import json
@@ -13,11 +13,12 @@ from skimage.metrics import structural_similarity
 
 from relight_jax import atomic
 from relight_jax import challenge
+from relight_jax import challenge_pairs
 from relight_jax import metrics
 
 SIZE = 64  # LPIPS-AlexNet needs >= 32 px; the smoke model works at 32 px
-NTIRE = challenge.BENCHMARKS["ntire21_track2"]
-AIM = challenge.BENCHMARKS["aim20_track3"]
+NTIRE = challenge_pairs.BENCHMARKS["ntire21_track2"]
+AIM = challenge_pairs.BENCHMARKS["aim20_track3"]
 
 
 def _texture(seed, size=SIZE):
@@ -77,7 +78,7 @@ def _run(capsys, *argv):
 
 
 def test_pairs_are_matched_by_name_from_the_layout_sub_folder(ntire_tree):
-  root, pairs = challenge.load_pairs(ntire_tree, NTIRE, "validation")
+  root, pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
   assert root == ntire_tree / "ntire21_track2"
   assert [pair.pair for pair in pairs] == [0, 1, 2, 3]
   for pair in pairs:
@@ -85,10 +86,10 @@ def test_pairs_are_matched_by_name_from_the_layout_sub_folder(ntire_tree):
     assert pair.input_image.relpath == f"track2_validation/input/{name}"
     assert pair.target_image.relpath == f"track2_validation/guide/{name}"
     assert pair.ground_truth.relpath == f"track2_validation/{name}"
-    assert challenge.submission_name(pair) == name
-  assert challenge.ground_truth_status(pairs)
-  _, test_pairs = challenge.load_pairs(ntire_tree, NTIRE, "test")
-  assert not challenge.ground_truth_status(test_pairs)
+    assert challenge_pairs.submission_name(pair) == name
+  assert challenge_pairs.ground_truth_status(pairs)
+  _, test_pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "test")
+  assert not challenge_pairs.ground_truth_status(test_pairs)
 
 
 @pytest.mark.parametrize("change, named", [
@@ -104,41 +105,41 @@ def test_a_missing_or_extra_release_file_is_an_error_naming_it(ntire_tree, chang
     (split / "Pair009.png").write_bytes(_png(_texture(99)))
   else:
     (split / "input" / "pair_3.png").write_bytes(_png(_texture(98)))
-  with pytest.raises(challenge.ChallengeError, match=named):
-    challenge.load_pairs(ntire_tree, NTIRE, "validation")
+  with pytest.raises(challenge_pairs.ChallengeError, match=named):
+    challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
 
 
 def test_a_pair_without_ground_truth_among_scored_ones_is_named(ntire_tree):
   (ntire_tree / "ntire21_track2" / "track2_validation" / "Pair001.png").unlink()
-  _, pairs = challenge.load_pairs(ntire_tree, NTIRE, "validation")
-  with pytest.raises(challenge.ChallengeError, match="1 of 4 pairs have no ground truth: "
+  _, pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
+  with pytest.raises(challenge_pairs.ChallengeError, match="1 of 4 pairs have no ground truth: "
                      "Pair001.png"):
-    challenge.ground_truth_status(pairs)
+    challenge_pairs.ground_truth_status(pairs)
 
 
 def test_a_missing_split_or_manual_dir_says_what_was_found(ntire_tree, tmp_path):
-  with pytest.raises(challenge.ChallengeError, match="no such folder"):
-    challenge.load_pairs(tmp_path / "nowhere", NTIRE, "validation")
+  with pytest.raises(challenge_pairs.ChallengeError, match="no such folder"):
+    challenge_pairs.load_pairs(tmp_path / "nowhere", NTIRE, "validation")
   (ntire_tree / "ntire21_track2" / "track2_test" / "input" / "Pair000.png").unlink()
   (ntire_tree / "ntire21_track2" / "track2_test" / "input" / "Pair001.png").unlink()
-  with pytest.raises(challenge.ChallengeError, match="lack their input"):
-    challenge.load_pairs(ntire_tree, NTIRE, "test")
+  with pytest.raises(challenge_pairs.ChallengeError, match="lack their input"):
+    challenge_pairs.load_pairs(ntire_tree, NTIRE, "test")
 
 
 def test_submission_folder_must_hold_exactly_one_file_per_pair(ntire_tree, tmp_path):
-  _, pairs = challenge.load_pairs(ntire_tree, NTIRE, "validation")
+  _, pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
   folder = tmp_path / "submission"
   folder.mkdir()
   for pair in (0, 1, 2, 3):
     (folder / f"Pair{pair:03d}.png").write_bytes(_png(_texture(pair)))
   (folder / "readme.txt").write_text("runtime per image [s] : 1\n")  # the challenges' readme
-  found = challenge.match_predictions(folder, pairs)
+  found = challenge_pairs.match_predictions(folder, pairs)
   assert found == {pair: folder / f"Pair{pair:03d}.png" for pair in range(4)}
   (folder / "Pair003.png").unlink()
   (folder / "Pair099.png").write_bytes(_png(_texture(5)))
   (folder / "notes.txt").write_text("")
-  with pytest.raises(challenge.ChallengeError) as raised:
-    challenge.match_predictions(folder, pairs)
+  with pytest.raises(challenge_pairs.ChallengeError) as raised:
+    challenge_pairs.match_predictions(folder, pairs)
   message = str(raised.value)
   assert "no prediction for 1 pair(s): Pair003.png" in message
   assert "2 file(s) that match no pair: Pair099.png, notes.txt" in message
@@ -148,10 +149,10 @@ def test_submission_folder_must_hold_exactly_one_file_per_pair(ntire_tree, tmp_p
 
 
 def test_a_perfect_prediction_scores_the_bounds(ntire_tree):
-  _, pairs = challenge.load_pairs(ntire_tree, NTIRE, "validation")
+  _, pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
   root = ntire_tree / "ntire21_track2"
   perfect = lambda pair, input_image, guide: _read(root / pair.ground_truth.relpath)
-  per_example, side = challenge.run_pairs(pairs, perfect, nominal_size=NTIRE.resolution)
+  per_example, side = challenge_pairs.run_pairs(pairs, perfect, nominal_size=NTIRE.resolution)
   assert side == SIZE
   np.testing.assert_array_equal(per_example["mse"], 0.0)
   # metrics.psnr bounds the MSE at 1e-12: a perfect prediction scores 120 dB, not inf.
@@ -162,10 +163,10 @@ def test_a_perfect_prediction_scores_the_bounds(ntire_tree):
 
 
 def test_the_identity_scores_what_independent_metrics_give(ntire_tree):
-  _, pairs = challenge.load_pairs(ntire_tree, NTIRE, "validation")
+  _, pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
   root = ntire_tree / "ntire21_track2"
   identity = lambda pair, input_image, guide: _read(root / pair.input_image.relpath)
-  per_example, _ = challenge.run_pairs(pairs, identity, nominal_size=NTIRE.resolution)
+  per_example, _ = challenge_pairs.run_pairs(pairs, identity, nominal_size=NTIRE.resolution)
   for index, pair in enumerate(pairs):
     input_image = _read(root / pair.input_image.relpath) / 255.0
     ground_truth = _read(root / pair.ground_truth.relpath) / 255.0
@@ -186,11 +187,11 @@ def test_the_identity_scores_what_independent_metrics_give(ntire_tree):
 
 
 def test_a_prediction_of_another_size_is_refused(ntire_tree):
-  _, pairs = challenge.load_pairs(ntire_tree, NTIRE, "validation")
+  _, pairs = challenge_pairs.load_pairs(ntire_tree, NTIRE, "validation")
   small = lambda pair, input_image, guide: np.zeros((32, 32, 3), np.uint8)
-  with pytest.raises(challenge.ChallengeError, match=r"Pair000.png is uint8 \(32, 32, 3\); "
+  with pytest.raises(challenge_pairs.ChallengeError, match=r"Pair000.png is uint8 \(32, 32, 3\); "
                      r"expected uint8 \(64, 64, 3\)"):
-    challenge.run_pairs(pairs, small, nominal_size=NTIRE.resolution)
+    challenge_pairs.run_pairs(pairs, small, nominal_size=NTIRE.resolution)
 
 
 # ---------------------------------------------------------------- the command
