@@ -52,10 +52,14 @@ def _read(path):
 
 @pytest.fixture()
 def ntire_tree(tmp_path):
-  """manual_dir/ntire21_track2/ with 4 validation pairs, 2 test pairs (no ground truth)
-  and the train release's scene files (not pairs: ignored)."""
+  """manual_dir/ntire21_track2/ with 4 validation pairs (and their depth files, which
+  our models do not use), 2 test pairs (no ground truth) and the train release's scene
+  files (not pairs: ignored)."""
   root = tmp_path / "manual" / "ntire21_track2"
   fakes.write_tree(root, _pair_tree("track2_validation", range(4)))
+  fakes.write_tree(root, {f"track2_validation/{role}/Pair{pair:03d}.npy":
+                          fakes.depth_npy_bytes(fakes.depth_map(pair, SIZE))
+                          for pair in range(4) for role in ("input", "guide")})
   fakes.write_tree(root, _pair_tree("track2_test", range(2), ground_truth=False))
   fakes.write_tree(root / "track2_train", fakes.scene_files([0]))
   return tmp_path / "manual"
