@@ -5,12 +5,15 @@ checkpoint manifests, exported models) goes through `replacing`: the bytes go to
 temporary file beside the destination, which `os.replace` then puts in its place; a
 failure (disk full, interrupt, a bad image) removes the temporary and leaves the
 destination as it was. The temporary's name is unique, so concurrent writers of one
-file never share it.
+file never share it. A folder that is only meaningful whole (a challenge submission) is
+filled under a hidden temporary name and renamed into place once complete
+(`replacing_folder`), so a half-written one never carries the destination's name.
 """
 
 import contextlib
 import os
 import pathlib
+import shutil
 import tempfile
 
 
@@ -45,3 +48,42 @@ def write_text(path, text):
   path.parent.mkdir(parents=True, exist_ok=True)
   with replacing(path, binary=False) as stream:
     stream.write(text)
+
+
+@contextlib.contextmanager
+def replacing_folder(path, *, overwrite=False):
+  """A temporary folder that becomes `path` when the block succeeds.
+
+  The folder is created beside `path` under a hidden name (`.<name>.<random>.partial`);
+  on success it is renamed to `path` (an existing `path` is first moved aside, then
+  deleted, when `overwrite`); on failure it is deleted and `path` is left as it was.
+  Readers thus see the previous folder, no folder, or the complete new one.
+
+  Args:
+    path: the destination folder; its parent is created if missing.
+    overwrite: replace an existing `path` (else FileExistsError).
+
+  Yields:
+    pathlib.Path of the temporary folder to fill.
+  """
+  path = pathlib.Path(path)
+  if path.exists() and not (overwrite and path.is_dir()):
+    raise FileExistsError(f"{path} exists; " + ("it is not a folder" if overwrite else
+                                                "pass overwrite to replace it"))
+  path.parent.mkdir(parents=True, exist_ok=True)
+  staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
+                                          suffix=".partial"))
+  try:
+    yield staging
+    os.chmod(staging, 0o755)  # mkdtemp creates 0700: give the usual permissions
+    if path.exists():
+      previous = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
+                                               suffix=".old"))
+      os.replace(path, previous)  # onto the empty folder just made: POSIX allows it
+      os.replace(staging, path)
+      shutil.rmtree(previous)
+    else:
+      os.replace(staging, path)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise

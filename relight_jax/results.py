@@ -10,7 +10,8 @@ pairs of one scene share its content, so they are not independent draws. A repli
 draws the split's scenes with replacement and weights every pair (I, T) by
 count(scene_I) * count(scene_T) (a pigeonhole bootstrap for pairs of scenes). Score is
 the ratio of the weighted mean l2 of the identity to that of the model in every
-replicate, as it is the ratio of the means on the full list.
+replicate, as it is the ratio of the means on the full list. Fixed pair lists whose
+scenes are not known (the challenge releases) resample the pairs instead (`pair_weights`).
 
 Records combine into one table only when they evaluated the same sets
 (`check_compatible`); the columns of one model over several seeds show mean +- sd.
@@ -52,6 +53,17 @@ def scene_weights(pairs, num_scenes, samples, seed):
   return (counts[:, pairs[:, 0]] * counts[:, pairs[:, 2]]).astype(np.float64)
 
 
+def pair_weights(num_pairs, samples, seed):
+  """Bootstrap weights that resample the pairs themselves: [samples, N] draw counts.
+
+  For fixed pair lists whose scenes are not known (the challenge releases name pairs,
+  not scenes), where the pair is the only unit there is to resample.
+  """
+  rng = np.random.default_rng(seed)
+  return rng.multinomial(num_pairs, np.full(num_pairs, 1.0 / num_pairs),
+                         size=samples).astype(np.float64)
+
+
 def summarize(per_example, pairs, num_scenes, *, samples, seed):
   """Means and 95% bootstrap CIs of every per-example metric, and of Score.
 
@@ -65,11 +77,23 @@ def summarize(per_example, pairs, num_scenes, *, samples, seed):
   Returns:
     {"num_pairs", "num_scenes", "metrics": {key: {"mean": x, "ci95": [lo, hi]}}}.
   """
+  weights = scene_weights(pairs, num_scenes, samples, seed) if samples else None
+  return {"num_pairs": int(len(pairs)), "num_scenes": int(num_scenes),
+          "metrics": summarize_weighted(per_example, weights)}
+
+
+def summarize_weighted(per_example, weights):
+  """{key: {"mean", "ci95"}} of every metric and of Score, from bootstrap `weights`.
+
+  Args:
+    per_example: {metric: [N] values}, with "mse" and "identity/mse".
+    weights: [samples, N] weights of the pairs in each replicate (`scene_weights`,
+      `pair_weights`), or None for no intervals (each ci95 is [mean, mean]).
+  """
   values = {key: np.asarray(value, np.float64) for key, value in per_example.items()}
   point = means(values)
   replicates = {}
-  if samples:
-    weights = scene_weights(pairs, num_scenes, samples, seed)
+  if weights is not None:
     total = weights.sum(axis=1)
     usable = total > 0  # A replicate may draw no scene pair present in the list.
     weights, total = weights[usable], total[usable]
@@ -83,7 +107,7 @@ def summarize(per_example, pairs, num_scenes, *, samples, seed):
     else:
       summary[key] = {"mean": mean, "ci95": [mean, mean]}
   summary["identity/score"] = {"mean": 1.0, "ci95": [1.0, 1.0]}
-  return {"num_pairs": int(len(pairs)), "num_scenes": int(num_scenes), "metrics": summary}
+  return summary
 
 
 def means(per_example):
@@ -111,8 +135,9 @@ def check_compatible(records, labels):
     for subset in set(first["subsets"]) & set(record["subsets"]):
       counts = [r["subsets"][subset]["num_pairs"] for r in (first, record)]
       if counts[0] != counts[1]:
-        raise ValueError(f"cannot combine {first_label} and {label}: {SUBSET_TITLES[subset]} "
-                         f"has {counts[0]} pairs in one and {counts[1]} in the other")
+        title = SUBSET_TITLES.get(subset, subset)
+        raise ValueError(f"cannot combine {first_label} and {label}: {title} has "
+                         f"{counts[0]} pairs in one and {counts[1]} in the other")
 
 
 def _cell(records, key, subset, fmt):
@@ -140,15 +165,24 @@ def protocol_lines(meta):
 
 
 def model_line(label, records):
-  runs = ", ".join(f"seed {r['meta']['seed']}: {r['meta']['steps']} steps" for r in records)
   meta = records[0]["meta"]
+  if "recipe" not in meta:  # Not a model trained here, e.g. a challenge submission folder.
+    return f"- **{label}**: {meta['model']}"
+  runs = ", ".join(f"seed {r['meta']['seed']}: {r['meta']['steps']} steps" for r in records)
   extra = f" mixed with {meta['train_extra']}" if meta.get("train_extra") else ""
   return (f"- **{label}**: `{meta['model']}`, recipe `{meta['recipe']}`, width "
           f"{meta['width']}, trained on `{meta['train_pairing'] or 'all pairs'}`{extra} "
           f"({runs})")
 
 
-def format_table(columns, *, reference=None):
+NOTES = ("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS: AlexNet "
+         "on [-1, 1]; Score = l2(G, I) / l2(G, G_hat) (> 1 beats the identity mapping). "
+         "Light rows: averaged over the estimates of I, T and G (envmap models: the "
+         "brightest column and the nearest light colour of the predicted envmap).")
+
+
+def format_table(columns, *, reference=None, titles=None, rows=None, protocol=None,
+                 notes=NOTES):
   """Markdown tables in the layout of the report's Table 1, one per evaluation subset.
 
   Args:
@@ -156,6 +190,11 @@ def format_table(columns, *, reference=None):
       (cells show mean ± sd over them), one record shows mean [95% CI].
     reference: optional {subset: {label: {metric key: value}}}, e.g. the report's printed
       Table 1 for "eval", shown as a "(report)" column after each model's.
+    titles: {subset: title} of the tables, in order (default the report's Eval sets).
+    rows: (metric key, row title, format) rows (default IMAGE_ROWS + LIGHT_ROWS).
+    protocol: the lines that state the protocol (default `protocol_lines` of the first
+      record's meta).
+    notes: the closing paragraph that defines the rows.
 
   Returns:
     Markdown text. Raises ValueError (check_compatible) for evaluations of other sets.
@@ -164,9 +203,9 @@ def format_table(columns, *, reference=None):
   flat = [record for label in labels for record in columns[label]]
   check_compatible(flat, [label for label in labels for _ in columns[label]])
   first = flat[0]
-  lines = protocol_lines(first["meta"]) + [""] + [model_line(label, columns[label])
-                                                  for label in labels] + [""]
-  for subset, title in SUBSET_TITLES.items():
+  protocol = protocol_lines(first["meta"]) if protocol is None else list(protocol)
+  lines = protocol + [""] + [model_line(label, columns[label]) for label in labels] + [""]
+  for subset, title in (SUBSET_TITLES if titles is None else titles).items():
     if subset not in first["subsets"]:
       continue
     summary = first["subsets"][subset]
@@ -174,10 +213,12 @@ def format_table(columns, *, reference=None):
     header = ["Metric", "Identity (G_hat = I)"]
     for label in labels:
       header += [label] + ([f"{label} (report)"] if label in printed else [])
-    lines += [f"### {title} ({summary['num_pairs']} pairs, {summary['num_scenes']} scenes)", "",
+    counted = f"{summary['num_pairs']} pairs" + (
+        "" if summary["num_scenes"] is None else f", {summary['num_scenes']} scenes")
+    lines += [f"### {title} ({counted})", "",
               "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     present = set().union(*(r["subsets"].get(subset, {}).get("metrics", {}) for r in flat))
-    for key, name, fmt in IMAGE_ROWS + LIGHT_ROWS:
+    for key, name, fmt in (IMAGE_ROWS + LIGHT_ROWS) if rows is None else rows:
       if key not in present:
         continue
       identity_key = f"identity/{key}"
@@ -189,8 +230,5 @@ def format_table(columns, *, reference=None):
           cells.append("–" if value is None else fmt.format(value))
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-  lines.append("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS: AlexNet "
-               "on [-1, 1]; Score = l2(G, I) / l2(G, G_hat) (> 1 beats the identity mapping). "
-               "Light rows: averaged over the estimates of I, T and G (envmap models: the "
-               "brightest column and the nearest light colour of the predicted envmap).")
+  lines.append(notes)
   return "\n".join(lines) + "\n"
