@@ -30,7 +30,9 @@ from relight_jax import train
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEADLINE_S = 420  # both processes, startup to exit, on 2 busy cores
 # 20 pairs in batches of 8: the last batch is half padding, all of it process 1's part.
-OVERRIDES = {"eval.num_pairs": 20, "train.checkpoint_every": 1}
+# XLA's own convolutions: the workers compile every program themselves (see
+# _run_two_processes), and the Winograd kernels take longer to compile.
+OVERRIDES = {"eval.num_pairs": 20, "train.checkpoint_every": 1, "model.conv_impl": "xla"}
 
 
 def _config(data_dir, steps):
