@@ -69,6 +69,8 @@ def _run_two_processes(workdir, data_dir, steps, log_dir):
     process_env = dict(env)
     if process_id == 0:
       args.append(f"--coordinator_address=127.0.0.1:{port}")
+      # JAX's coordinator listens on every interface unless told otherwise.
+      process_env["JAX_COORDINATOR_BIND_ADDRESS"] = f"127.0.0.1:{port}"
     else:  # the environment variable JAX itself reads
       process_env["JAX_COORDINATOR_ADDRESS"] = f"127.0.0.1:{port}"
     log = log_dir / f"process{process_id}.log"
