@@ -212,7 +212,7 @@ def run(config, workdir, train_state, placement, *, label=None):
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
   steps = int(jax.device_get(train_state.step))
   record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
-  pictures = {}
+  evaluated = {}
   for offset, (subset, rules) in enumerate(
       input_pipeline.eval_subsets(config.eval.pairing).items()):
     pairs = input_pipeline.eval_pairs(images.num_scenes, rules, config.eval.num_pairs,
@@ -225,13 +225,20 @@ def run(config, workdir, train_state, placement, *, label=None):
     record["subsets"][subset] = results_lib.summarize(
         per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
         seed=config.eval.bootstrap_seed)
-    if jax.process_index() == 0:
+    evaluated[subset] = pairs, per_example
+  pictures = {}
+  if jax.process_index() == 0:
+    # After every subset, on a host copy of the state: the sheets relight a few pairs on
+    # this process alone, while the others, which draw none, go on (a computation on the
+    # replicated state would wait for them; a collective would wait for this one).
+    local_state = jax.device_get(train_state)
+    for subset, (pairs, per_example) in evaluated.items():
       pictures[f"final_{config.eval.split}/sheet_{subset}"] = write_sheet(
-          eval_dir / f"sheet_{subset}.png", train_state, images, pairs, per_example,
+          eval_dir / f"sheet_{subset}.png", local_state, images, pairs, per_example,
           count=config.eval.sheet_examples)
       if config.model.name != "illumination_predictor":
         pictures[f"final_{config.eval.split}/envmaps_{subset}"] = write_envmap_sheet(
-            eval_dir / f"envmaps_{subset}.png", train_state, images, pairs)
+            eval_dir / f"envmaps_{subset}.png", local_state, images, pairs)
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)

@@ -5,6 +5,8 @@
   python -m relight_jax.main --workdir=runs/envmap --mode=evaluate
   python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap --mode=evaluate \
       --config.eval.split=validation
+  python -m relight_jax.main --config=configs/envmap.py --workdir=/shared/runs/envmap \
+      --coordinator_address=host0:8476 --num_processes=2 --process_id=0   # and =1 on host1
 
 --mode=evaluate without --config evaluates with the workdir's config.json; with --config,
 its evaluation settings are used, and its model section must be the workdir's (the
@@ -12,6 +14,12 @@ checkpoint's). Everything else lives in importable modules (`train`, `evaluate`)
 workdir in use by another run, or a file given as --workdir, stops with a one-line error
 (status 1); SIGTERM or Ctrl-C while training saves a checkpoint and exits with 143 or 130,
 as the signal would have.
+
+Several processes (hosts) join JAX's distributed runtime before anything else runs: with
+--distributed alone JAX finds the coordinator, process count and id itself on SLURM,
+Open MPI, Kubernetes and Cloud TPU (and reads $JAX_COORDINATOR_ADDRESS); elsewhere give
+the three flags. Every process runs the same command on a workdir they all see; only
+process 0 writes config.json, TensorBoard events and tables (docs/distributed.md).
 """
 
 import logging
@@ -33,7 +41,16 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard events
 _MODE = flags.DEFINE_enum("mode", "train_and_evaluate", ["train", "evaluate", "train_and_evaluate"],
                           "What to run.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first (multi-host runs).")
+    "distributed", False, "Join JAX's distributed runtime first (several processes); implied "
+    "by the three flags below, which JAX detects itself on SLURM, Open MPI and Cloud TPU.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port where process 0 serves the coordinator (default "
+    "$JAX_COORDINATOR_ADDRESS, or the cluster's).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.", lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 to "
+                                   "num_processes - 1.", lower_bound=0)
+_INIT_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout", 300, "Seconds to wait for every process to join.", lower_bound=1)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -66,11 +83,34 @@ def main(argv):
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
   logs.silence_tensorflow()
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+  initialize_distributed()
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
   run(_MODE.value, _CONFIG.value, _WORKDIR.value)
+
+
+def initialize_distributed():
+  """Joins JAX's distributed runtime when the flags ask for several processes.
+
+  Raises:
+    SystemExit: a one-line message when the flags contradict each other or JAX cannot
+      complete them (no cluster detected) or the other processes never join.
+  """
+  explicit = {"coordinator_address": _COORDINATOR.value, "num_processes": _NUM_PROCESSES.value,
+              "process_id": _PROCESS_ID.value}
+  if not _DISTRIBUTED.value and all(value is None for value in explicit.values()):
+    return
+  if None not in (_NUM_PROCESSES.value, _PROCESS_ID.value) and (
+      _PROCESS_ID.value >= _NUM_PROCESSES.value):
+    sys.exit(f"error: --process_id={_PROCESS_ID.value} is not below "
+             f"--num_processes={_NUM_PROCESSES.value}")
+  try:
+    jax.distributed.initialize(**explicit, initialization_timeout=_INIT_TIMEOUT.value)
+  except (ValueError, RuntimeError) as error:  # RuntimeError: XlaRuntimeError, timeouts
+    given = ", ".join(f"--{key}={value}" for key, value in explicit.items() if value is not None)
+    sys.exit(f"error: jax.distributed.initialize({given or 'no arguments'}) failed: "
+             f"{' '.join(str(error).split())[:500].rstrip('.')}; give --coordinator_address, "
+             "--num_processes and --process_id where JAX cannot detect the cluster")
 
 
 def run(mode, config, workdir):
@@ -98,9 +138,9 @@ def run(mode, config, workdir):
       except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
       _, table = evaluate.run_workdir(config, workdir)
-      print(table)
     else:
       _, _, table = train.train_and_evaluate(config, workdir)
+    if mode != "train" and jax.process_index() == 0:
       print(table)
 
 def run_command():

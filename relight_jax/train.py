@@ -161,14 +161,18 @@ def _check_workdir(config, workdir):
           f"{previous.model.width}); use a new --workdir or the same model config")
 
 
-def _write_pictures(writer, step, host_batch, outputs, count=4):
-  relit = np.asarray(jax.device_get(outputs["relit"]))
+def _write_pictures(writer, step, host_batch, outputs, placement, count=4):
+  # This process's rows of the batch-sharded outputs, those of its host batch: the
+  # other processes' rows are not addressable here.
+  outputs = multihost_utils.global_array_to_host_local_array(
+      outputs, placement.mesh, placement.batch.spec)
+  relit = np.asarray(outputs["relit"])
   batch = input_pipeline.to_float(host_batch)
   images = {"relighting": visualize.triplet_grid(batch, relit, count)[None]}
   for role in ("input", "target"):
     key = f"{role}_envmap"
     if key in outputs:
-      predicted = np.asarray(jax.device_get(outputs[key]), np.float32)
+      predicted = np.asarray(outputs[key], np.float32)
       images[f"envmap/{role}"] = visualize.envmap_grid(predicted, batch[key], count)[None]
   writer.write_images(step, images)
 
@@ -274,7 +278,8 @@ def _train(config, workdir):
       functools.partial(step_lib.train_step, config=config),
       in_shardings=(placement.replicated, placement.batch),
       out_shardings=(placement.replicated, placement.replicated), donate_argnums=0)
-  predict_fn = jax.jit(step_lib.predict)
+  predict_fn = jax.jit(step_lib.predict, in_shardings=(placement.replicated, placement.batch),
+                       out_shardings=placement.batch)
   eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
   periodic_sets = periodic_eval_sets(config, train_images, eval_images)
   prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
@@ -328,7 +333,8 @@ def _train(config, workdir):
                        averaged["loss"], rate, rate * config.train.batch_size,
                        _format_eta((num_steps - step) / max(rate, 1e-9)))
         if step % config.train.image_every == 0 or is_last:
-          _write_pictures(writer, step, host_batch, predict_fn(train_state, device_batch))
+          _write_pictures(writer, step, host_batch, predict_fn(train_state, device_batch),
+                          placement)
         if step % config.train.eval_every == 0 or is_last:
           scores = {}
           for name, (images, pairs) in periodic_sets.items():

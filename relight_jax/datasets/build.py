@@ -6,11 +6,17 @@ calls `builder.download_and_prepare` instead and reports how long it took:
   python -m relight_jax.datasets.build vidit/synthetic_small --data_dir=data/tfds
   python -m relight_jax.datasets.build vidit/full_256 --data_dir=data/tfds \
       --manual_dir=data/manual/vidit
+  python -m relight_jax.datasets.build vidit/synthetic --data_dir=data/tfds \
+      --beam_runner=DirectRunner --beam_num_workers=8      # pip install apache-beam
+
+With --beam_runner (or --beam_pipeline_options) synthetic scenes render as an Apache
+Beam pipeline, on any Beam runner (docs/beam.md); the records are the same.
 
 Builder configs are listed in `relight_jax/datasets/vidit/README.md`.
 """
 
 import os
+import sys
 import time
 
 import tensorflow_datasets as tfds
@@ -19,6 +25,7 @@ from absl import flags
 from absl import logging
 
 from relight_jax.datasets import vidit
+from relight_jax.datasets.vidit import beam_render
 from relight_jax.datasets.vidit import configs
 
 FLAGS = flags.FLAGS
@@ -32,10 +39,18 @@ def define_flags():
   flags.DEFINE_integer("render_workers", None,
                        "Processes rendering synthetic scenes (default: all cores).")
   flags.DEFINE_bool("overwrite", False, "Rebuild even if the dataset is already built.")
+  flags.DEFINE_string("beam_runner", None, "Render synthetic scenes as an Apache Beam "
+                      "pipeline on this runner: DirectRunner, DataflowRunner, FlinkRunner, "
+                      "SparkRunner, PortableRunner (needs apache-beam).")
+  flags.DEFINE_integer("beam_num_workers", None, "DirectRunner: worker processes; other "
+                       "runners: --num_workers.")
+  flags.DEFINE_string("beam_pipeline_options", "", "More Beam options, comma-separated "
+                      "key=value, e.g. project=P,region=R,temp_location=gs://B/tmp.")
 
 
 def build(config: str, data_dir: str, manual_dir: str | None = None,
-          render_workers: int | None = None, overwrite: bool = False) -> dict:
+          render_workers: int | None = None, overwrite: bool = False,
+          beam_options=None) -> dict:
   """Builds `vidit/<config>` into `data_dir`.
 
   Args:
@@ -44,15 +59,21 @@ def build(config: str, data_dir: str, manual_dir: str | None = None,
     manual_dir: real VIDIT folder (real configs only).
     render_workers: synthetic rendering processes (None: all cores).
     overwrite: rebuild even if the dataset is already prepared.
+    beam_options: Beam `PipelineOptions` (`beam_render.pipeline_options`): render the
+      synthetic scenes as a Beam pipeline; None renders them with local processes.
 
   Returns:
     {"seconds": wall time, "images": images stored, "images_per_second": rate,
      "path": the built dataset's folder, "reused": True if it was already built}.
   """
-  builder = vidit.Vidit(config=config, data_dir=data_dir, render_workers=render_workers)
+  if beam_options is not None and configs.CONFIGS[config].source != "synthetic":
+    raise ValueError(f"vidit/{config} reads real VIDIT files; only synthetic configs "
+                     "render with Beam (drop --beam_runner / --beam_pipeline_options)")
+  builder = vidit.Vidit(config=config, data_dir=data_dir, render_workers=render_workers,
+                        beam=beam_options is not None)
   reused = builder.is_prepared() and not overwrite
   download_config = tfds.download.DownloadConfig(
-      manual_dir=manual_dir,
+      manual_dir=manual_dir, beam_options=beam_options,
       download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
                      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
   if overwrite and builder.is_prepared():
@@ -76,8 +97,20 @@ def main(argv):
     config = configs.parse_dataset_name(argv[1])
   except ValueError as err:
     raise app.UsageError(str(err)) from None
-  result = build(config, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.render_workers,
-                 FLAGS.overwrite)
+  beam_options = None
+  if FLAGS.beam_runner or FLAGS.beam_pipeline_options:
+    try:
+      beam_options = beam_render.pipeline_options(FLAGS.beam_runner, FLAGS.beam_num_workers,
+                                                  FLAGS.beam_pipeline_options)
+    except ImportError:
+      sys.exit("error: --beam_runner / --beam_pipeline_options need Apache Beam, which is "
+               "not installed: pip install apache-beam (in an environment of its own, "
+               "docs/beam.md), or drop them to render with local processes")
+  try:
+    result = build(config, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.render_workers,
+                   FLAGS.overwrite, beam_options)
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
   if result["reused"]:
     print(f"vidit/{config}: already built at {result['path']} ({result['images']} images); "
           "pass --overwrite to rebuild")

@@ -14,12 +14,15 @@ Importing `relight_jax.datasets.vidit` registers this builder as "vidit".
 
 import collections
 import concurrent.futures
+import functools
 import os
+import types
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from relight_jax import lights
+from relight_jax.datasets.vidit import beam_render
 from relight_jax.datasets.vidit import configs
 from relight_jax.datasets.vidit import images
 from relight_jax.datasets.vidit import manual_tree
@@ -90,7 +93,7 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
   DEFAULT_BUILDER_CONFIG_NAME = configs.DEFAULT_CONFIG
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
-  def __init__(self, *, file_format=None, render_workers=None, **kwargs):
+  def __init__(self, *, file_format=None, render_workers=None, beam=False, **kwargs):
     """Creates the builder.
 
     Args:
@@ -99,9 +102,12 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
         tfrecord.
       render_workers: processes rendering synthetic scenes (default: all cores, or this
         process for splits of at most 2 scenes; 1 renders in this process).
+      beam: render synthetic scenes as an Apache Beam pipeline (`beam_render.py`); the
+        download config then needs a `beam_runner` or `beam_options`.
       **kwargs: passed to `tfds.core.GeneratorBasedBuilder`.
     """
     self._render_workers = render_workers
+    self._beam = beam
     super().__init__(file_format=file_format or tfds.core.FileFormat.ARRAY_RECORD, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -147,6 +153,12 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     if config.source == "synthetic":
       spec = synthetic.SPECS[config.synthetic_spec]
+      if self._beam:
+        # The records of the local path, from a picklable stand-in for `self`.
+        records = functools.partial(Vidit._synthetic_records,
+                                    types.SimpleNamespace(builder_config=config))
+        return {split: beam_render.split_transform(spec, split, config.image_size, records)
+                for split, _ in spec.split_locations}
       return {split: self._generate_synthetic(spec, split)
               for split, _ in spec.split_locations}
     root = self._real_root(dl_manager)
