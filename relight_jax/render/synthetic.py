@@ -14,7 +14,9 @@ mitsuba_scene.py), measured on the 2-core CPU machine with `python -m bench.rend
 sRGB images (minimum over the 40 lights of one scene: tiny 37.2 dB, small 40.7 dB,
 synthetic 39.3 dB). CPU seconds per scene (40 images): tiny 0.8, small 2.0, synthetic
 23.3, i.e. about 1.2 min (small, 72 scenes) and 35 min (synthetic, 180 scenes) for the
-whole dataset on an idle 2-core machine.
+whole dataset on an idle 2-core machine. Those figures are v1's (`generator="v1"`); the
+v2 specs (`synthetic_v2*`, richer content, more AOVs, a held-out-content split) and their
+noise and timings are described in docs/data.md.
 """
 
 import dataclasses
