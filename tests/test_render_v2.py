@@ -20,6 +20,7 @@ from relight_jax.render import locations_v2
 from relight_jax.render import meshes
 from relight_jax.render import mitsuba_scene
 from relight_jax.render import mitsuba_v2
+from relight_jax.render import noise
 from relight_jax.render import synthetic
 from relight_jax.render import textures
 
@@ -211,5 +212,22 @@ def test_v2_tiny_scene_renders_with_aovs_deterministically():
   for field in ("images", "depth", "normals", "albedo", "shading"):
     assert getattr(rendered, field).tobytes() == getattr(again, field).tobytes(), field
   assert len({image.tobytes() for image in rendered.images}) == 40
+  other_seed = synthetic.render_scene(V2_TINY, ref, sampler_seed=1)
+  psnrs = [_psnr(a, b) for a, b in zip(rendered.images, other_seed.images, strict=True)]
+  assert min(psnrs) >= 35.0, psnrs
   with pytest.raises(ValueError, match="generator"):
     synthetic.render_scene(dataclasses.replace(V2_TINY, generator="v3"), ref)
+
+
+def test_noise_tool_measures_scenes_of_every_split():
+  spec = synthetic.SPECS["synthetic_v2_small"]
+  refs = noise.spread_scenes(spec, 8)
+  assert len(refs) == 8 and all(ref.view == 0 for ref in refs)
+  split_of = {ref.location: split for split, _ in spec.split_locations
+              for ref in synthetic.split_scenes(spec, split)}
+  assert {split_of[ref.location] for ref in refs} == {"train", "validation", "test",
+                                                       "test_heldout"}
+  images = np.zeros((2, 4, 4, 3), np.uint8)
+  other = images.copy()
+  other[1, 0, 0, 0] = 255  # one pixel of 16 off by the full range: MSE 1/48
+  np.testing.assert_allclose(noise.psnr_db(images, other)[1], 10 * np.log10(48.0))

@@ -30,8 +30,8 @@ def spread_scenes(spec, count):
   """`count` scenes spread over the locations of every split (first view of each)."""
   refs = [ref for split, _ in spec.split_locations for ref in synthetic.split_scenes(spec, split)
           if ref.view == 0]
-  step = max(1, len(refs) // max(count, 1))
-  return refs[::step][:count]
+  picks = np.unique(np.round(np.linspace(0, len(refs) - 1, min(count, len(refs)))).astype(int))
+  return [refs[i] for i in picks]  # first and last included: train and the last split
 
 
 def _cpu_seconds():
