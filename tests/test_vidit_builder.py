@@ -5,6 +5,7 @@ One tiny build (built once per module into a temporary data dir, through
 renderer's own `split_scenes` / `render_scene` and `relight_jax.lights`' index arithmetic.
 """
 
+import hashlib
 import os
 import pathlib
 import subprocess
@@ -86,6 +87,69 @@ def test_records_are_scene_major_with_the_renderer_labels(tiny_build):
     locations_per_split.append({ref.location for ref in refs})
   # Splits are by location: no location in two splits.
   assert sum(map(len, locations_per_split)) == len(set().union(*locations_per_split))
+
+
+# sha256 of every record of the v1 tiny build (splits in order, features sorted by name),
+# computed with the renderer as it was before the v2 configs existed: v1 builds must stay
+# record-for-record identical, so that results on v1 data remain reproducible.
+_V1_TINY_RECORDS_SHA256 = "7e127119dc2da8b22e1996069ec21b85417d1b3ea6dfd592ea5d1a30d6a1af11"
+_V2_SPEC = synthetic.SPECS["synthetic_v2_tiny"]
+
+
+def _records_sha256(sources, spec):
+  digest = hashlib.sha256()
+  for split, _ in spec.split_locations:
+    source = sources[split]
+    for index in range(len(source)):
+      record = source[index]
+      for key in sorted(record):
+        digest.update(key.encode())
+        digest.update(np.asarray(record[key]).tobytes())
+  return digest.hexdigest()
+
+
+def test_v1_tiny_records_did_not_change(tiny_build):
+  _, result, sources = tiny_build
+  assert result["path"].endswith(os.path.join("synthetic_tiny", "1.0.0"))
+  assert _records_sha256(sources, _SPEC) == _V1_TINY_RECORDS_SHA256
+
+
+@pytest.fixture(scope="module")
+def v2_tiny_build(tmp_path_factory):
+  data_dir = tmp_path_factory.mktemp("tfds_v2")
+  result = build.build("synthetic_v2_tiny", os.fspath(data_dir), render_workers=1)
+  sources = {split: tfds.data_source("vidit/synthetic_v2_tiny", split=split,
+                                     data_dir=os.fspath(data_dir))
+             for split, _ in _V2_SPEC.split_locations}
+  return result, sources
+
+
+def test_v2_build_has_its_version_splits_and_aovs(v2_tiny_build):
+  result, sources = v2_tiny_build
+  assert result["path"].endswith(os.path.join("synthetic_v2_tiny", configs.V2_VERSION))
+  assert set(sources) == {"train", "validation", "test", "test_heldout"}
+  size = _V2_SPEC.image_size
+  position = 1
+  ref = synthetic.split_scenes(_V2_SPEC, "test_heldout")[position]
+  rendered = synthetic.render_scene(_V2_SPEC, ref)
+  for light in (0, 13, 39):
+    record = sources["test_heldout"][int(lights.record_index(position, light))]
+    assert int(record["scene"]) == ref.scene and int(record["light"]) == light
+    np.testing.assert_array_equal(record["image"], rendered.images[light])
+    assert record["albedo"].shape == (size, size, 3) and record["albedo"].dtype == np.uint8
+    assert record["shading"].shape == (size, size, 1) and record["shading"].dtype == np.uint8
+    # albedo: sRGB-encoded linear reflectance; shading: linear x 255 of the record's direction.
+    decoded_albedo = record["albedo"].astype(np.float64) / 255.0
+    decoded_albedo = np.where(decoded_albedo <= 0.04045, decoded_albedo / 12.92,
+                              ((decoded_albedo + 0.055) / 1.055) ** 2.4)
+    np.testing.assert_allclose(decoded_albedo, rendered.albedo, atol=0.01)
+    direction = int(lights.direction_of(light))
+    np.testing.assert_allclose(record["shading"][..., 0] / 255.0, rendered.shading[direction],
+                               atol=0.5 / 255 + 1e-6)
+  # The train split's records carry other shading per direction, one albedo per scene.
+  train = sources["train"]
+  assert not np.array_equal(train[2]["shading"], train[6]["shading"])
+  np.testing.assert_array_equal(train[2]["albedo"], train[6 + 8]["albedo"])
 
 
 def test_pixels_depth_normals_match_an_independent_render(tiny_build):

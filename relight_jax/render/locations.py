@@ -31,6 +31,7 @@ class Material:
   texture: np.ndarray | None = None  # float32 [T, T, 3] albedo map replacing `colour`
   roughness: float = 0.3
   texture_scale: float = 1.0  # texture repeats per unit of the shape's uv
+  conductor: str = "Al"  # Mitsuba's measured conductor of a 'metal' (its IOR data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,16 +162,24 @@ def _object(rng, material):
                      float(rng.uniform(0, 360)), material)
 
 
-def _place(rng, obj, placed):
-  """Moves `obj` to a random free spot of the object disc (best of 60 tries)."""
+def place(rng, obj, placed, area_radius=OBJECT_AREA_RADIUS, min_gap=0.12):
+  """Moves `obj` to a random free spot of the object disc (best of 60 tries).
+
+  Args:
+    rng: numpy Generator.
+    obj: a dataclass with `position` (x, z) and `footprint_radius` (v1 or v2 objects).
+    placed: objects already standing.
+    area_radius: radius of the disc around the origin where objects stand.
+    min_gap: clearance between footprints accepted at once.
+  """
   best, best_gap = None, -np.inf
   for _ in range(60):
-    radius = OBJECT_AREA_RADIUS * np.sqrt(rng.random())
+    radius = area_radius * np.sqrt(rng.random())
     angle = rng.uniform(0, 2 * np.pi)
     xz = (float(radius * np.cos(angle)), float(radius * np.sin(angle)))
     gap = min((np.hypot(xz[0] - o.position[0], xz[1] - o.position[1])
                - o.footprint_radius - obj.footprint_radius for o in placed), default=np.inf)
-    if gap > 0.12:
+    if gap > min_gap:
       return dataclasses.replace(obj, position=xz)
     if gap > best_gap:
       best, best_gap = xz, gap
@@ -185,7 +194,7 @@ def sample_location(rng):
   side_wall = _wall_material(rng) if rng.random() < 0.5 else None
   objects = []
   for _ in range(rng.integers(4, 8)):
-    objects.append(_place(rng, _object(rng, _object_material(rng, palette)), objects))
+    objects.append(place(rng, _object(rng, _object_material(rng, palette)), objects))
   back_wall_distance = float(rng.uniform(5.5, 7.0))
   fixed_light = None
   draw = rng.random()
@@ -231,5 +240,5 @@ def sample_view(location, rng):
   for i in range(len(objects)):
     if rng.random() < 0.3:  # layout change: same objects, some moved
       moved = dataclasses.replace(objects[i], yaw_deg=float(rng.uniform(0, 360)))
-      objects[i] = _place(rng, moved, objects[:i] + objects[i + 1:])
+      objects[i] = place(rng, moved, objects[:i] + objects[i + 1:])
   return View(origin, target, float(rng.uniform(38, 50)), tuple(objects))

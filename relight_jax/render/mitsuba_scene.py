@@ -85,7 +85,7 @@ def _bsdf(mi, material, uv_scale=(1.0, 1.0)):
     bsdf = {"type": "roughplastic", "distribution": "ggx", "alpha": material.roughness,
             "diffuse_reflectance": reflectance}
   elif material.kind == "metal":
-    bsdf = {"type": "roughconductor", "material": "Al", "distribution": "ggx",
+    bsdf = {"type": "roughconductor", "material": material.conductor, "distribution": "ggx",
             "alpha": material.roughness, "specular_reflectance": reflectance}
   else:
     raise ValueError(f"unknown material kind {material.kind!r}; expected diffuse, "
@@ -175,8 +175,9 @@ def _fixed_light_shapes(mi, location, emitting):
   raise ValueError(f"unknown fixed light kind {light.kind!r}; expected window or lamp")
 
 
-def _scene(mi, location, view, image_size, kind):
-  sensor = {
+def sensor(mi, view, image_size):
+  """The camera of a view (v1 and v2): perspective, box-filtered square film, SAMPLER."""
+  return {
       "type": "perspective", "fov": view.fov_deg,
       "to_world": mi.ScalarTransform4f().look_at(origin=list(view.origin),
                                                  target=list(view.target), up=[0, 1, 0]),
@@ -184,7 +185,10 @@ def _scene(mi, location, view, image_size, kind):
                "rfilter": {"type": "box"}, "pixel_format": "rgb"},
       "sampler": {"type": SAMPLER},
   }
-  scene = {"type": "scene", "sensor": sensor,
+
+
+def _scene(mi, location, view, image_size, kind):
+  scene = {"type": "scene", "sensor": sensor(mi, view, image_size),
            "integrator": {"type": "path", "max_depth": MAX_DEPTH},
            **_geometry(mi, location, view),
            **_fixed_light_shapes(mi, location, emitting=kind == "fixed")}
@@ -249,6 +253,17 @@ def compose(main, fixed, temperature_rgbs):
   return images.reshape((40,) + images.shape[2:])
 
 
+def camera_frame(view):
+  """(origin, forward, right, up) of a view's camera, world space, float64 unit vectors."""
+  origin = np.asarray(view.origin)
+  forward = np.asarray(view.target) - origin
+  forward /= np.linalg.norm(forward)
+  right = np.cross(forward, [0.0, 1.0, 0.0])
+  right /= np.linalg.norm(right)
+  up = np.cross(right, forward)
+  return origin, forward, right, up
+
+
 def render_aovs(location, view, image_size, seed, samples=4):
   """Depth and normal maps of a view (geometry only; no lights involved).
 
@@ -268,12 +283,7 @@ def render_aovs(location, view, image_size, seed, samples=4):
   mi = _mitsuba()
   scene = _scene(mi, location, view, image_size, "fixed")
   aov = mi.load_dict({"type": "aov", "aovs": "p:position,n:sh_normal"})
-  origin = np.asarray(view.origin)
-  forward = np.asarray(view.target) - origin
-  forward /= np.linalg.norm(forward)
-  right = np.cross(forward, [0.0, 1.0, 0.0])
-  right /= np.linalg.norm(right)
-  up = np.cross(right, forward)
+  origin, forward, right, up = camera_frame(view)
   depth_sum = np.zeros((image_size, image_size))
   normal_sum = np.zeros((image_size, image_size, 3))
   hits = np.zeros((image_size, image_size))

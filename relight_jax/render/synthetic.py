@@ -14,7 +14,9 @@ mitsuba_scene.py), measured on the 2-core CPU machine with `python -m bench.rend
 sRGB images (minimum over the 40 lights of one scene: tiny 37.2 dB, small 40.7 dB,
 synthetic 39.3 dB). CPU seconds per scene (40 images): tiny 0.8, small 2.0, synthetic
 23.3, i.e. about 1.2 min (small, 72 scenes) and 35 min (synthetic, 180 scenes) for the
-whole dataset on an idle 2-core machine.
+whole dataset on an idle 2-core machine. Those figures are v1's (`generator="v1"`); the
+v2 specs (`synthetic_v2*`, richer content, more AOVs, a held-out-content split) and their
+noise and timings are described in docs/data.md.
 """
 
 import dataclasses
@@ -26,7 +28,9 @@ import numpy as np
 
 from relight_jax.render import illumination
 from relight_jax.render import locations
+from relight_jax.render import locations_v2
 from relight_jax.render import mitsuba_scene
+from relight_jax.render import mitsuba_v2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,17 @@ class SyntheticSpec:
   split_locations: tuple[tuple[str, int], ...]  # (("train", 9), ("validation", 3), ...)
   scenes_per_location: int
   seed: int
+  # "v1": `locations` + `mitsuba_scene` (boxes, spheres, cylinders, panels; depth and
+  # normals). "v2": `locations_v2` + `mitsuba_v2` (meshes, rooms and open scenes; also
+  # albedo and per-direction shading).
+  generator: str = "v1"
+  # v2: (split, content) pairs, content a key of `locations_v2.CONTENTS`; splits not
+  # listed use locations_v2.TRAIN_CONTENT.
+  split_content: tuple[tuple[str, str], ...] = ()
+
+  def content_of(self, split):
+    """The `locations_v2.Content` of a v2 split."""
+    return locations_v2.CONTENTS[dict(self.split_content).get(split, "train")]
 
 
 SPECS: dict[str, SyntheticSpec] = {
@@ -56,7 +71,25 @@ SPECS: dict[str, SyntheticSpec] = {
         "synthetic", image_size=256, samples_per_pixel=36,
         split_locations=(("train", 9), ("validation", 3), ("test", 3)),
         scenes_per_location=12, seed=0),
+    # v2: richer content (meshes, photographic textures, rooms and open scenes) and a
+    # held-out-content test split whose object families and materials train never has.
+    "synthetic_v2_tiny": SyntheticSpec(
+        "synthetic_v2_tiny", image_size=32, samples_per_pixel=100,
+        split_locations=(("train", 1), ("validation", 1), ("test", 1), ("test_heldout", 1)),
+        scenes_per_location=2, seed=0, generator="v2",
+        split_content=(("test_heldout", "heldout"),)),
+    "synthetic_v2_small": SyntheticSpec(
+        "synthetic_v2_small", image_size=64, samples_per_pixel=100,
+        split_locations=(("train", 12), ("validation", 3), ("test", 3), ("test_heldout", 3)),
+        scenes_per_location=4, seed=0, generator="v2",
+        split_content=(("test_heldout", "heldout"),)),
+    "synthetic_v2": SyntheticSpec(
+        "synthetic_v2", image_size=256, samples_per_pixel=100,
+        split_locations=(("train", 9), ("validation", 3), ("test", 3), ("test_heldout", 3)),
+        scenes_per_location=12, seed=0, generator="v2",
+        split_content=(("test_heldout", "heldout"),)),
 }
+GENERATORS = ("v1", "v2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +107,8 @@ class RenderedScene:
   depth: np.ndarray  # float32 [S, S], camera z-distance / mitsuba_scene.DEPTH_FAR, in [0, 1]
   normals: np.ndarray  # float32 [S, S, 3], unit vectors, camera space (+x right, +y up,
   #                      +z towards the camera)
+  albedo: np.ndarray | None = None  # v2: float32 [S, S, 3] linear reflectance in [0, 1]
+  shading: np.ndarray | None = None  # v2: float32 [8, S, S] white-scene direct light, [0, 1]
 
 
 def split_scenes(spec, split):
@@ -98,8 +133,25 @@ def split_scenes(spec, split):
                    f"of {[name for name, _ in spec.split_locations]}")
 
 
+def _split_of(spec, ref):
+  first_location = 0
+  for name, count in spec.split_locations:
+    if first_location <= ref.location < first_location + count:
+      return name
+    first_location += count
+  raise ValueError(f"location {ref.location} is in no split of {spec.name!r}")
+
+
 def scene_description(spec, ref):
   """The procedural location and view of a scene (deterministic from spec.seed and ids)."""
+  if spec.generator == "v2":
+    # Streams of their own ("2" in the key), so v2 never replays v1's draws.
+    location = locations_v2.sample_location(
+        np.random.default_rng([spec.seed, 2, ref.location]),
+        spec.content_of(_split_of(spec, ref)))
+    view = locations_v2.sample_view(
+        location, np.random.default_rng([spec.seed, 2, ref.location, ref.view, 1]))
+    return location, view
   location = locations.sample_location(np.random.default_rng([spec.seed, ref.location]))
   view = locations.sample_view(
       location, np.random.default_rng([spec.seed, ref.location, ref.view, 1]))
@@ -107,21 +159,33 @@ def scene_description(spec, ref):
 
 
 def render_scene(spec, ref, sampler_seed=0):
-  """Renders one scene under all 40 illuminations, plus its depth and normals.
+  """Renders one scene under all 40 illuminations, plus its geometry maps (AOVs).
+
+  The unit of work of a dataset build: a pure function of (spec, ref, sampler_seed), so
+  any scheduler (processes here, a pipeline runner elsewhere) can map it over scenes.
 
   Args:
-    spec: the `SyntheticSpec` (image size, samples per pixel, seed).
+    spec: the `SyntheticSpec` (image size, samples per pixel, seed, generator).
     ref: which scene (`SceneRef` from `split_scenes`).
     sampler_seed: Monte Carlo seed; different seeds give different noise only.
 
   Returns:
-    a `RenderedScene`.
+    a `RenderedScene` (v2 specs also fill albedo and shading).
   """
+  if spec.generator not in GENERATORS:
+    raise ValueError(f"synthetic spec {spec.name!r}: generator {spec.generator!r} is not one "
+                     f"of {GENERATORS}")
   location, view = scene_description(spec, ref)
   seed = (sampler_seed * 1_000_003 + ref.scene) % 2**27
-  main, fixed = mitsuba_scene.render_transport(
+  renderer = mitsuba_v2 if spec.generator == "v2" else mitsuba_scene
+  main, fixed = renderer.render_transport(
       location, view, spec.image_size, spec.samples_per_pixel, seed)
   images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
+  if spec.generator == "v2":
+    depth, normals, albedo, shading = mitsuba_v2.render_aovs(
+        location, view, spec.image_size, seed)
+    return RenderedScene(images=images, depth=depth, normals=normals, albedo=albedo,
+                         shading=shading)
   depth, normals = mitsuba_scene.render_aovs(location, view, spec.image_size, seed)
   return RenderedScene(images=images, depth=depth, normals=normals)
 

@@ -5,8 +5,12 @@ is part of what makes relighting hard (the model must separate albedo from shadi
 every synthetic location gets a textured ground and, often, textured walls and objects.
 Each texture is an albedo map in linear sRGB, float32 [size, size, 3] in [0.02, 0.9], made
 deterministically from a numpy Generator; `locations.py` picks them, `mitsuba_scene.py`
-hands them to Mitsuba as bitmap textures.
+hands them to Mitsuba as bitmap textures. The v2 configs add photographs that
+scikit-image ships (`photograph`) and more procedural patterns (marble, wood rings, weave).
 """
+
+import functools
+import os
 
 import numpy as np
 
@@ -106,3 +110,100 @@ def stripes(rng, size, colour_a, colour_b, count):
   albedo = np.where(mask[..., None], np.asarray(colour_a), np.asarray(colour_b))
   noise = 0.92 + 0.16 * _fractal_noise(rng, size, base_cells=4, octaves=2)
   return _finish(albedo * noise[..., None])
+
+
+# Photographs that scikit-image ships inside its package (no download): real albedo
+# statistics (fur, foliage, gravel, fabric, metal) that no procedural pattern has. The grey
+# ones are tinted. Keys are the names the v2 content lists use.
+PHOTOGRAPHS = {
+    "brick": "brick.png", "grass": "grass.png", "gravel": "gravel.png",
+    "coffee": "coffee.png", "chelsea": "chelsea.png", "astronaut": "astronaut.png",
+    "rocket": "rocket.jpg", "motorcycle": "motorcycle_left.png", "retina": "retina.jpg",
+    "hubble": "hubble_deep_field.jpg", "immunohistochemistry": "ihc.png",
+}
+
+
+def _photograph_folder():
+  import importlib.util  # noqa: PLC0415  (only the v2 photographic textures need it)
+  spec = importlib.util.find_spec("skimage")
+  if spec is None or not spec.submodule_search_locations:
+    raise ImportError("photographic textures of the v2 synthetic configs need scikit-image "
+                      "(its data images): pip install scikit-image")
+  return os.path.join(list(spec.submodule_search_locations)[0], "data")
+
+
+@functools.cache
+def _photograph_linear(name):
+  """The photograph `name` as linear sRGB float32 [H, W, 3] in [0, 1] (cached per process)."""
+  import PIL.Image  # noqa: PLC0415
+  if name not in PHOTOGRAPHS:
+    raise ValueError(f"unknown photograph {name!r}; expected one of {sorted(PHOTOGRAPHS)}")
+  path = os.path.join(_photograph_folder(), PHOTOGRAPHS[name])
+  try:
+    with PIL.Image.open(path) as image:
+      srgb = np.asarray(image.convert("RGB"), np.float64) / 255.0
+  except OSError as error:
+    raise OSError(f"{path}: cannot read scikit-image's data image {name!r}: {error}") from None
+  linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+  return linear.astype(np.float32)
+
+
+def photograph(rng, size, name, tint=None, mean_albedo=0.4):
+  """A random square crop of a shipped photograph, resized to `size`, as an albedo map.
+
+  Args:
+    rng: numpy Generator (picks the crop).
+    size: texels per side.
+    name: key of PHOTOGRAPHS.
+    tint: optional linear RGB multiplying the crop (grey photographs get a colour).
+    mean_albedo: the map is scaled to this mean luminance (photographs are exposed for
+      display, not reflectance).
+  """
+  import PIL.Image  # noqa: PLC0415
+  linear = _photograph_linear(name)
+  height, width = linear.shape[:2]
+  side = int(min(height, width) * rng.uniform(0.4, 0.9))
+  top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+  crop = linear[top:top + side, left:left + side]
+  channels = [np.asarray(PIL.Image.fromarray(crop[..., c]).resize(
+      (size, size), PIL.Image.Resampling.BOX)) for c in range(3)]
+  albedo = np.stack(channels, -1).astype(np.float64)
+  if tint is not None:
+    albedo = albedo.mean(-1, keepdims=True) * np.asarray(tint)[None, None]
+  albedo *= mean_albedo / max(float(albedo.mean()), 1e-3)
+  return _finish(albedo)
+
+
+def marble(rng, size, colour, vein_colour):
+  """Marble: sine veins warped by fractal noise."""
+  noise = _fractal_noise(rng, size, base_cells=4, octaves=5)
+  x = np.arange(size)[None, :] / size
+  angle = rng.uniform(0, np.pi)
+  phase = (np.cos(angle) * x + np.sin(angle) * x.T) * rng.uniform(3, 8) + 4.0 * noise
+  vein = np.abs(np.sin(np.pi * phase)) ** 0.25  # 0 on the veins
+  albedo = (np.asarray(colour)[None, None] * vein[..., None]
+            + np.asarray(vein_colour)[None, None] * (1 - vein[..., None]))
+  return _finish(albedo)
+
+
+def wood_rings(rng, size, colour):
+  """End-grain wood: growth rings around an off-centre pith, warped by noise."""
+  coords = np.arange(size) / size
+  centre = rng.uniform(-0.5, 1.5, size=2)
+  radius = np.hypot(coords[None, :] - centre[0], coords[:, None] - centre[1])
+  noise = _fractal_noise(rng, size, base_cells=4, octaves=3)
+  rings = 0.5 + 0.5 * np.sin(2 * np.pi * (radius * rng.uniform(10, 25) + 0.8 * noise))
+  albedo = np.asarray(colour)[None, None] * (0.65 + 0.45 * rings)[..., None]
+  return _finish(albedo)
+
+
+def weave(rng, size, colour_a, colour_b, count):
+  """Woven fabric: alternating over/under threads of two colours with shading."""
+  u = np.arange(size) * count / size
+  cell = u.astype(int)
+  frac = u - cell
+  over = (cell[:, None] + cell[None, :]) % 2 == 0
+  thread = np.where(over, np.sin(np.pi * frac)[None, :], np.sin(np.pi * frac)[:, None])
+  albedo = np.where(over[..., None], np.asarray(colour_a), np.asarray(colour_b))
+  noise = 0.9 + 0.2 * _fractal_noise(rng, size, base_cells=8, octaves=2)
+  return _finish(albedo * (0.6 + 0.4 * thread * noise)[..., None])

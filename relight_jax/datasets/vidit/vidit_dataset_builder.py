@@ -73,6 +73,13 @@ def _encode_normals(normals):
   return np.round((np.clip(normals, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
+def _encode_srgb(linear):
+  """Linear [0, 1] float [S, S, 3] -> uint8 sRGB (IEC 61966-2-1), as the images are stored."""
+  linear = np.clip(linear, 0.0, 1.0)
+  srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+  return np.round(srgb * 255.0).astype(np.uint8)
+
+
 def _prefetch_map(pool, function, items, depth=_PREFETCH):
   """pool.map with at most `depth` results computed ahead of the consumer, in order."""
   pending = collections.deque()
@@ -143,11 +150,23 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
           "has_normals": tfds.features.Scalar(dtype=np.bool_),
           "filename": tfds.features.Text(),
       }
+      if self._synthetic_generator() == "v2":
+        # v2 AOVs (docs/data.md): albedo sRGB-encoded like `image`; shading of the record's
+        # own direction, linear x 255.
+        features["albedo"] = tfds.features.Image(shape=(size, size, 3), dtype=np.uint8)
+        features["shading"] = tfds.features.Image(shape=(size, size, 1), dtype=np.uint8)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage="https://github.com/majedelhelou/VIDIT",
         disable_shuffling=True,
     )
+
+  def _synthetic_generator(self):
+    """The renderer generation ("v1", "v2") of a synthetic config; None for real ones."""
+    config = self.builder_config
+    if config.source != "synthetic":
+      return None
+    return synthetic.SPECS[config.synthetic_spec].generator
 
   def _split_generators(self, dl_manager):
     config = self.builder_config
@@ -211,10 +230,17 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     size = self.builder_config.image_size
     depth = rendered.depth.astype(np.float16)  # [S, S]
     normals = images.encode_png(_encode_normals(rendered.normals), size)  # [S, S, 3]
+    extra = [{} for _ in range(lights.NUM_DIRECTIONS)]
+    if spec.generator == "v2":
+      albedo = images.encode_png(_encode_srgb(rendered.albedo), size)  # [S, S, 3]
+      for direction in range(lights.NUM_DIRECTIONS):
+        shading = np.round(rendered.shading[direction] * 255.0).astype(np.uint8)[..., None]
+        extra[direction] = {"albedo": albedo, "shading": shading}  # [S, S, 1]
     for light in range(lights.NUM_LIGHTS):
       temperature = int(lights.temperature_of(light))
       direction = int(lights.direction_of(light))
       yield int(lights.record_index(position, light)), {
+          **extra[direction],
           "image": pngs[light],
           "scene": ref.scene,
           "location": ref.location,
