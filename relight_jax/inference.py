@@ -192,11 +192,11 @@ def parse_light(label, *, any_temperature=True):
   Raises:
     ValueError: a malformed label, naming what is expected.
   """
-  expected = (f"expected DIRECTION,KELVIN such as W,3500 with DIRECTION one of "
-              f"{','.join(lights.DIRECTIONS)}")
+  expected = "expected DIRECTION,KELVIN such as W,3500"
   parts = [part.strip() for part in str(label).split(",")]
   if len(parts) != 2:
-    raise ValueError(f"light {label!r}: {expected}")
+    raise ValueError(f"light {label!r}: {expected} (DIRECTION one of "
+                     f"{', '.join(lights.DIRECTIONS)})")
   direction, kelvin = parts
   try:
     direction_index = lights.direction_index_of(direction)
