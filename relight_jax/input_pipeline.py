@@ -205,7 +205,8 @@ def compose_triplet(images, pair):
   }
   for role, light in zip(ROLES, (light_input, light_target, light_target), strict=True):
     example.update(_labels(role, light))
-  for name in images.aovs:
+  # Any object with `image(scene, light)` composes triplets; one without `aovs` adds no maps.
+  for name in getattr(images, "aovs", ()):
     example[f"input_{name}"] = images.aov(name, scene_input)
     example[f"target_{name}"] = images.aov(name, scene_target)
   return example
