@@ -14,8 +14,10 @@ import dataclasses
 import ml_collections
 
 # model.name of the report's three models (report: "Envmap", "Envmap + scene",
-# "IlluminationPredicter"); models/registry.py builds each.
-MODEL_NAMES = ("envmap", "envmap_scene", "illumination_predictor")
+# "IlluminationPredicter") and of ours, "geometry_envmap" (the Envmap model with
+# geometry supervision and envmap shading, models/geometry.py); models/registry.py
+# builds each.
+MODEL_NAMES = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 PRESETS = ("smoke", "cpu", "paper")
 # How a model is trained. 'report': the original code's training (Adam at torch's
 # default rate 1e-3, constant; batch 25 for the envmap models and 8 for the
@@ -27,13 +29,17 @@ DEFAULT_RECIPES = {"smoke": "report", "cpu": "ours", "paper": "report"}
 # The original's batch sizes and training lengths (trainWithGeneratedEnvmaps.py: 30
 # epochs of 100,000 sampled pairs at batch 25 for Envmap, 20 epochs of 400,000 for
 # Envmap + scene; train.py with default_config.txt: 60,000 batches of 8).
-REPORT_BATCH = {"envmap": 25, "envmap_scene": 25, "illumination_predictor": 8}
-REPORT_STEPS = {"envmap": 120_000, "envmap_scene": 320_000, "illumination_predictor": 60_000}
+# geometry_envmap is not the report's: it is trained as its Envmap model, for comparison.
+REPORT_BATCH = {"envmap": 25, "envmap_scene": 25, "illumination_predictor": 8,
+                "geometry_envmap": 25}
+REPORT_STEPS = {"envmap": 120_000, "envmap_scene": 320_000, "illumination_predictor": 60_000,
+                "geometry_envmap": 120_000}
 # The original's pairing per model: the envmap models drew pairs of different scenes and
 # different directions (report §3.1); the IlluminationPredicter drew from all pairs.
 REPORT_PAIRING = {"envmap": "different_scene,different_direction",
                   "envmap_scene": "different_scene,different_direction",
-                  "illumination_predictor": ""}
+                  "illumination_predictor": "",
+                  "geometry_envmap": "different_scene,different_direction"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +85,9 @@ def base_config():
   # Decode every image of a split once into memory when it fits in this many MiB; the
   # stream then only composes triplets (bench/input_pipeline.py measures the gain).
   config.data.cache_mib = 2048
+  # Per-scene maps of the renderer added to every triplet as {input,target}_<name>
+  # (input_pipeline.AOVS: 'depth', 'normals'); only models with geometry losses read them.
+  config.data.aovs = ()
   config.data.prefetch = 2                    # batches prepared ahead by a background thread
 
   config.train = ml_collections.ConfigDict()
@@ -135,7 +144,7 @@ def model_section(name: str = "envmap") -> ml_collections.ConfigDict:
   if name not in MODEL_NAMES:
     raise ValueError(f"model name {name!r} is not one of {MODEL_NAMES}")
   config = ml_collections.ConfigDict()
-  config.name = name  # 'envmap' | 'envmap_scene' | 'illumination_predictor'
+  config.name = name  # 'envmap' | 'envmap_scene' | 'illumination_predictor' | 'geometry_envmap'
   config.width = 1.0  # Channel multiplier; 1.0 = paper sizes (latent 512 channels).
   config.depth = 3  # Double-conv down stages: 64 -> 128 -> 256 -> 512.
   config.bottleneck_convs = 3  # Convs at the latent resolution (independent weights).
@@ -144,6 +153,11 @@ def model_section(name: str = "envmap") -> ml_collections.ConfigDict:
   config.envmap_height = 16  # Envmap size (report §3.4: 16 x 32).
   config.envmap_width = 32
   config.light_channels = 3  # illumination_predictor: light latent channels.
+  # geometry_envmap: maps its geometry head predicts (models/geometry.GEOMETRY_CHANNELS),
+  # and the elevation of the renderer's light (render/mitsuba_scene.LIGHT_ELEVATION_DEG),
+  # at which an envmap column's light is placed for shading.
+  config.geometry_maps = ("normals", "depth")
+  config.light_elevation_deg = 35.0
   config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
   # How the convolutions are computed (relight_jax/cpu_kernels, docs/cpu_kernels.md):
@@ -170,6 +184,10 @@ def loss_section(reconstruction, **weights):
   loss.direction_weight = 0.0       # Ld = 1 - cos(pi (d - d_hat) / 180), eq. 1
   loss.lpips_net = "alex"           # LPIPS backbone when reconstruction == 'lpips'
   loss.gan_weight = 0.0             # generator LSGAN term (gan=True sets it)
+  # geometry_envmap's auxiliary losses on the predicted maps of I and T (the renderer's
+  # AOVs): 1 - cos on normals, L1 on depth.
+  loss.normals_weight = 0.0
+  loss.depth_weight = 0.0
   # The report's latent losses (§3.4), which it tried and abandoned: L(1) ('plain') or
   # L(2) ('with_reference') on the scene latents of I, G, relit and the light latents of
   # T, G, relit. 0 = off (the report's final models).

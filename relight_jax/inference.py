@@ -1,14 +1,24 @@
-"""Trained relighters for inference: loaded from a workdir or from an exported file.
+"""Trained relighters for inference: from a workdir, an exported file or the bundled model.
 
-`load_workdir` (config.json + checkpoint) and `load_exported` (a file written by
-`python -m relight_jax.export`) both return an `InferenceModel`, which relight.py
-applies to photos and export.py serialises. `make_relight_fn` is the jitted inference
-function of a Linen relighter with its variables closed over. Loading an exported file
-imports neither flax nor orbax nor the model code.
+`load_workdir` (config.json + checkpoint), `load_exported` (a file written by
+`python -m relight_jax.export`) and `load_pretrained` (the reference model bundled in
+relight_jax/pretrained/, or any folder written by `save_bundle`) return an
+`InferenceModel`, which relight.py applies to photos and export.py serialises.
+`make_relight_fn` is the jitted inference function of a Linen relighter with its
+variables closed over. Loading an exported file imports neither flax nor orbax nor the
+model code.
+
+Relighting by a light label ("W,3500": direction, kelvin) instead of a target image:
+`parse_light` reads the label and `InferenceModel.relight_light_fn` relights by it. The
+envmap models (envmap, envmap_scene, geometry_envmap) decode the envmap generated for that
+light (envmap.py, the maps they learned to predict, report §3.4); the
+IlluminationPredicter, whose light latent is a free feature map, uses the mean light
+latent of its training images under that light (the reference images' latent).
 """
 
 import dataclasses
 import hashlib
+import json
 import logging
 import pathlib
 from collections.abc import Callable
@@ -16,6 +26,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from relight_jax import atomic
+from relight_jax import lights
 from relight_jax.cpu_kernels import winograd
 
 # An exported file is this line, then the serialised `jax.export.Exported`:
@@ -37,12 +49,19 @@ class InferenceModel:
     size_multiple: working resolutions must be multiples of this (the encoder's total
       downsampling); 0 when only `image_size` works (an exported function).
     description: where it came from, for logs.
+    relight_light_fn: (input_image [B, S, S, 3], temperature_k, direction_index) ->
+      relit [B, S, S, 3]: relighting by a light label; None where the model cannot
+      (an exported function).
+    light_source: how a light label becomes the model's light latent (for logs and
+      the model card).
   """
 
   relight_fn: Callable
   image_size: int
   size_multiple: int
   description: str = ""
+  relight_light_fn: Callable | None = None
+  light_source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,10 +165,125 @@ def encoder_downsampling(model_config):
   return 2 ** (model_config.depth + 1)
 
 
-def from_model(model, variables, model_config, image_size, description=""):
-  """An `InferenceModel` from a model and its variables (tests, notebooks, `load_workdir`)."""
+# The temperatures a label may ask of an envmap model: the training data's range (its
+# envmap colours are interpolated between the five rendered ones, not extrapolated).
+LABEL_TEMPERATURE_RANGE_K = (min(lights.TEMPERATURES_K), max(lights.TEMPERATURES_K))
+# model.name -> how a light label becomes its light latent (module docstring).
+LIGHT_SOURCES = {
+    "envmap": "generated RGB envmap (envmap.envmap_rgb)",
+    "geometry_envmap": "generated RGB envmap (envmap.envmap_rgb)",
+    "envmap_scene": "generated HSV envmap (envmap.envmap_hsv)",
+    "illumination_predictor": "mean light latent of the training images under that light",
+}
+
+
+def parse_light(label, *, any_temperature=True):
+  """Reads a light label "DIRECTION,KELVIN" such as "W,3500".
+
+  Args:
+    label: direction name (lights.DIRECTIONS, case-insensitive) and colour temperature
+      in kelvin, comma-separated.
+    any_temperature: accept any temperature in LABEL_TEMPERATURE_RANGE_K (envmap
+      models); otherwise only lights.TEMPERATURES_K (the rendered ones).
+
+  Returns:
+    (temperature_k int, direction_index int).
+
+  Raises:
+    ValueError: a malformed label, naming what is expected.
+  """
+  expected = "expected DIRECTION,KELVIN such as W,3500"
+  parts = [part.strip() for part in str(label).split(",")]
+  if len(parts) != 2:
+    raise ValueError(f"light {label!r}: {expected} (DIRECTION one of "
+                     f"{', '.join(lights.DIRECTIONS)})")
+  direction, kelvin = parts
+  try:
+    direction_index = lights.direction_index_of(direction)
+  except ValueError:
+    raise ValueError(f"light {label!r}: direction {direction!r} is not one of "
+                     f"{', '.join(lights.DIRECTIONS)}; {expected}") from None
+  try:
+    temperature = int(kelvin.upper().removesuffix("K"))
+  except ValueError:
+    raise ValueError(f"light {label!r}: temperature {kelvin!r} is not an integer number of "
+                     f"kelvin; {expected}") from None
+  low, high = LABEL_TEMPERATURE_RANGE_K
+  if any_temperature and not low <= temperature <= high:
+    raise ValueError(f"light {label!r}: {temperature} K is outside the training data's "
+                     f"{low}-{high} K")
+  if not any_temperature and temperature not in lights.TEMPERATURES_K:
+    raise ValueError(f"light {label!r}: this model relights by reference images, rendered "
+                     f"at {', '.join(map(str, lights.TEMPERATURES_K))} K only")
+  return temperature, direction_index
+
+
+class _LightRelighter:
+  """relight_light_fn of a Linen relighter: a light label -> its light latent -> relit."""
+
+  def __init__(self, model, variables, config):
+    self.model_name = config.model.name
+    self.config = config
+    self._apply = jax.jit(lambda variables, image, light: model.apply(
+        variables, image, light, method="relight_with_light"))
+    self._encode = jax.jit(lambda variables, image: model.apply(
+        variables, image, train=False, method="encode")["light"])
+    self.variables = variables
+    self._references = {}
+
+  def light_latent(self, temperature_k, direction_index):
+    """The light latent [1, ...] of a light (see LIGHT_SOURCES)."""
+    from relight_jax import envmap  # pylint: disable=g-import-not-at-top
+    if self.model_name in ("envmap", "geometry_envmap"):
+      return envmap.envmap_rgb(temperature_k, direction_index)[None]
+    if self.model_name == "envmap_scene":
+      return envmap.envmap_hsv(temperature_k, direction_index)[None]
+    return self._reference_latent(lights.temperature_index_of(temperature_k), direction_index)
+
+  def _reference_latent(self, temperature_index, direction_index):
+    key = (temperature_index, direction_index)
+    if key not in self._references:
+      # Imported here: only this model needs its training data (and TFDS) at inference.
+      from relight_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+      data = self.config.data
+      try:
+        images = input_pipeline.SceneImages(data.name, data.train_split, data.data_dir,
+                                            data.image_size)
+      except FileNotFoundError as error:
+        raise ValueError(f"relighting the {self.model_name} model by a light label needs "
+                         f"reference images of that light from its training data: {error}"
+                         ) from None
+      light = int(lights.light_index(temperature_index, direction_index))
+      stack = np.stack([images.image(scene, light) for scene in range(images.num_scenes)])
+      latents = self._encode(self.variables, stack.astype(np.float32) / 255.0)
+      self._references[key] = np.mean(np.asarray(latents), axis=0, keepdims=True)
+    return self._references[key]
+
+  def __call__(self, input_image, temperature_k, direction_index):
+    latent = self.light_latent(temperature_k, direction_index)
+    latent = np.broadcast_to(latent, (np.shape(input_image)[0], *latent.shape[1:]))
+    return self._apply(self.variables, input_image, np.asarray(latent, np.float32))
+
+
+def from_model(model, variables, model_config, image_size, description="", config=None):
+  """An `InferenceModel` from a model and its variables (tests, notebooks, `load_workdir`).
+
+  Args:
+    model, variables: the Linen relighter and its {'params', 'batch_stats'}.
+    model_config: its config's `model` section.
+    image_size: the working resolution.
+    description: where it came from.
+    config: the whole config, needed to relight by a light label (the
+      IlluminationPredicter reads reference images of its training data); without it
+      `relight_light_fn` is None.
+  """
+  light_fn, light_source = None, ""
+  if config is not None and not tuple(model_config.target_skips):
+    light_fn = _LightRelighter(model, variables, config)
+    light_source = LIGHT_SOURCES[model_config.name]
   return InferenceModel(make_relight_fn(model, variables), int(image_size),
-                        encoder_downsampling(model_config), description)
+                        encoder_downsampling(model_config), description,
+                        relight_light_fn=light_fn, light_source=light_source)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):
@@ -178,7 +312,102 @@ def load_workdir(workdir, *, step=None, on_host=False):
     variables = jax.device_get(variables)
   model = registry.create_model(config.model)
   return from_model(model, variables, config.model, config.data.image_size,
-                    f"{workdir} step {step} ({config.model.name})")
+                    f"{workdir} step {step} ({config.model.name})", config=config)
+
+
+# A bundled model's folder (save_bundle, load_pretrained): the training config, the
+# variables as flax msgpack (a plain, versioned serialisation of the arrays: unlike a
+# jax.export file it does not depend on the JAX version that wrote it), and a manifest
+# with the step and the variables' sha256.
+BUNDLE_CONFIG = "config.json"
+BUNDLE_VARIABLES = "variables.msgpack"
+BUNDLE_MANIFEST = "bundle.json"
+# The bundled reference model's folder inside the package.
+PRETRAINED_PACKAGE = "relight_jax.pretrained"
+
+
+def save_bundle(workdir, folder, *, step=None):
+  """Writes a workdir's trained model as a bundle folder that `load_pretrained` reads.
+
+  Args:
+    workdir: a training workdir.
+    folder: the bundle folder (created; its three files replaced atomically).
+    step: a checkpoint step; default the latest intact one.
+
+  Returns:
+    The manifest written (dict).
+  """
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+
+  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  config, variables, step = checkpointing.load_inference_variables(workdir, step)
+  data = serialization.msgpack_serialize(
+      jax.tree_util.tree_map(np.asarray, jax.device_get(variables)))
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  with atomic.replacing(folder / BUNDLE_VARIABLES) as stream:
+    stream.write(data)
+  checkpointing.save_config(config, folder / BUNDLE_CONFIG)
+  manifest = {"model": config.model.name, "step": int(step),
+              "image_size": int(config.data.image_size),
+              "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+              "workdir": pathlib.Path(workdir).name}
+  atomic.write_text(folder / BUNDLE_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+  return manifest
+
+
+def bundle_folder(folder=None):
+  """The folder of a bundle: `folder`, or the bundled reference model's inside the package."""
+  if folder is not None:
+    return pathlib.Path(folder)
+  import importlib.resources  # pylint: disable=g-import-not-at-top
+  return pathlib.Path(str(importlib.resources.files(PRETRAINED_PACKAGE)))
+
+
+def load_pretrained(folder=None):
+  """Loads a bundled model: the reference model shipped in relight_jax/pretrained/.
+
+  Args:
+    folder: a folder written by `save_bundle`; default the bundled reference model.
+
+  Returns:
+    An `InferenceModel` at the model's training resolution; it relights by target
+    images and by light labels.
+
+  Raises:
+    FileNotFoundError: a file of the bundle is missing.
+    ValueError: the variables do not match their sha256 or the config's model.
+  """
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+
+  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
+  from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  folder = bundle_folder(folder)
+  paths = [folder / name for name in (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)]
+  for path in paths:
+    if not path.is_file():
+      raise FileNotFoundError(f"{path}: no such file; a model bundle holds {BUNDLE_MANIFEST}, "
+                              f"{BUNDLE_CONFIG} and {BUNDLE_VARIABLES} (inference.save_bundle)")
+  manifest = json.loads(paths[0].read_text())
+  config = checkpointing.load_config(paths[1])
+  data = paths[2].read_bytes()
+  if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+    raise ValueError(f"{paths[2]}: damaged: its sha256 does not match {paths[0]}")
+  restored = serialization.msgpack_restore(data)
+  expected = jax.eval_shape(lambda key: state_lib.init_variables(config, key),
+                            state_lib.init_key(0))
+  shapes = lambda tree: {jax.tree_util.keystr(path): tuple(np.shape(leaf))
+                         for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  found, wanted = shapes(restored), shapes(expected)
+  if found != wanted:
+    differing = sorted(set(found.items()) ^ set(wanted.items()))[:3]
+    raise ValueError(f"{paths[2]} does not hold the variables of {paths[1]}'s "
+                     f"{config.model.name} model (e.g. {differing})")
+  variables = jax.tree_util.tree_map(jax.numpy.asarray, restored)
+  model = registry.create_model(config.model)
+  return from_model(model, variables, config.model, config.data.image_size,
+                    f"{folder} ({config.model.name}, step {manifest['step']})", config=config)
 
 
 def load_exported(path):

@@ -13,7 +13,11 @@ triplet is a pair of records (I, T) plus G = image(scene(I), light(T)) (report ย
   Eval[d_I = d_T] (report ยง3.5).
 
 Batches are dicts of numpy arrays, float32 [0, 1] NHWC images, with the lights' labels
-and ground-truth envmaps of I, T and G (the batch contract of `objectives.py`).
+and ground-truth envmaps of I, T and G (the batch contract of `objectives.py`). A
+`SceneImages` opened with `aovs` adds the renderer's per-scene maps of I and T
+(`input_depth` [S, S] in [0, 1], `input_normals` [S, S, 3] unit camera-space vectors, and
+the same for `target_`; G shares I's): models with geometry losses read them in
+training, nothing needs them at inference.
 """
 
 import dataclasses
@@ -28,6 +32,9 @@ from relight_jax import envmap
 from relight_jax import lights
 
 ROLES = ("input", "target", "ground_truth")
+# Per-scene maps of the renderer a split can add to its triplets (SceneImages(aovs=...)).
+# The same under all 40 lights, so each is read once per scene, from its first record.
+AOVS = ("depth", "normals")
 
 # Predicates on arrays of scene positions and light indices of I (si, li) and T (st, lt).
 RULES = {
@@ -90,7 +97,7 @@ class SceneImages:
   split fits in `cache_mib`, every image is decoded once into one uint8 array.
   """
 
-  def __init__(self, name, split, data_dir, image_size, cache_mib=0):
+  def __init__(self, name, split, data_dir, image_size, cache_mib=0, aovs=()):
     # Importing the package registers the `vidit` builder with TFDS.
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -117,6 +124,37 @@ class SceneImages:
       logging.info("Decoding %d images of %s/%s into memory (%.0f MiB)", count, name, split,
                    bytes_needed / 2**20)
       self._cache = np.stack([self._decode(record) for record in range(count)])
+    unknown = sorted(set(aovs) - set(AOVS))
+    if unknown:
+      raise ValueError(f"data.aovs={tuple(aovs)}: {unknown} not among {AOVS}")
+    self.aovs = tuple(aovs)
+    self._aovs = {name: np.stack([self._decode_aov(name, scene)
+                                  for scene in range(self.num_scenes)])
+                  for name in self.aovs}
+
+  def _decode_aov(self, name, scene):
+    record = self._source[int(lights.record_index(scene, 0))]
+    if not bool(record.get(f"has_{name}", False)):
+      raise ValueError(f"{self.name} split {self.split!r} has no {name} for scene {scene} "
+                       f"(has_{name} is false): data.aovs={self.aovs} needs a dataset "
+                       "rendered with them (the synthetic configs)")
+    value = np.asarray(record[name])
+    if name == "normals":  # stored as the uint8 image (n + 1) * 127.5
+      value = value.astype(np.float32) / 127.5 - 1.0
+      value /= np.maximum(np.linalg.norm(value, axis=-1, keepdims=True), 1e-6)
+    value = value.astype(np.float32)
+    if value.shape[0] != self.image_size:
+      factor = value.shape[0] // self.image_size
+      if factor * self.image_size != value.shape[0]:
+        raise ValueError(f"{self.name}: {name} maps of {value.shape[0]} px cannot be "
+                         f"averaged down to data.image_size={self.image_size}")
+      value = value.reshape(self.image_size, factor, self.image_size, factor,
+                            *value.shape[2:]).mean(axis=(1, 3))
+    return value
+
+  def aov(self, name, scene):
+    """float32 map `name` of scene position `scene` (see AOVS and the module docstring)."""
+    return self._aovs[name][scene]
 
   def _decode(self, record):
     image = np.asarray(self._source[int(record)]["image"])
@@ -167,6 +205,10 @@ def compose_triplet(images, pair):
   }
   for role, light in zip(ROLES, (light_input, light_target, light_target), strict=True):
     example.update(_labels(role, light))
+  # Any object with `image(scene, light)` composes triplets; one without `aovs` adds no maps.
+  for name in getattr(images, "aovs", ()):
+    example[f"input_{name}"] = images.aov(name, scene_input)
+    example[f"target_{name}"] = images.aov(name, scene_target)
   return example
 
 

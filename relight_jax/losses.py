@@ -44,6 +44,11 @@ def log_l2(prediction, target):
   return jnp.mean(jnp.square(jnp.log1p(prediction) - jnp.log1p(target)))
 
 
+def normals_loss(normals, predicted_normals):
+  """1 - cos of the angle between unit normal maps [..., 3], averaged over pixels."""
+  return jnp.mean(1.0 - jnp.sum(normals * predicted_normals, axis=-1))
+
+
 def cosine_angle_loss(angle, predicted_angle, period):
   """1 - cos(2π (x - x̂) / period), averaged: report eq. 1 with period 360 deg."""
   return jnp.mean(1.0 - jnp.cos(2.0 * jnp.pi * (angle - predicted_angle) / period))

@@ -7,6 +7,9 @@
                           512 envmap values, on I and T, summed likewise.
   illumination_predictor  ℓ2 reconstruction + Lc + Ld averaged over I, T and G (the
                           original code's average; G must be encoded).
+  geometry_envmap         the Envmap model's terms + auxiliary losses on the predicted
+                          geometry of I and T against the renderer's maps
+                          (models/geometry.py; the batch must carry them: data.aovs).
 
 The reconstruction term is picked by `loss.reconstruction` ('l1' | 'l2' | 'lpips') so
 ablations need no code. The report's abandoned latent losses L(1) / L(2) (§3.4) are
@@ -30,6 +33,7 @@ NEEDS_GROUND_TRUTH_LATENT = {
     "envmap": False,
     "envmap_scene": False,
     "illumination_predictor": True,
+    "geometry_envmap": False,
 }
 
 _ROLES = ("input", "target", "ground_truth")
@@ -108,6 +112,30 @@ def _illumination_predictor_terms(outputs, batch, loss_config):
   }
 
 
+# Geometry map -> (its loss weight's key in the `loss` section, the loss). An albedo map
+# would be one more entry (and one in models/geometry.GEOMETRY_CHANNELS).
+GEOMETRY_LOSSES = {
+    "normals": ("normals_weight", losses.normals_loss),
+    "depth": ("depth_weight", losses.l1),
+}
+
+
+def _geometry_envmap_terms(outputs, batch, loss_config):
+  terms = _envmap_terms(outputs, batch, loss_config)
+  for name, (weight_key, loss) in GEOMETRY_LOSSES.items():
+    weight = loss_config[weight_key]
+    if f"input_{name}" not in outputs or not weight:
+      continue
+    if f"input_{name}" not in batch:
+      raise ValueError(f"loss.{weight_key}={weight} needs the renderer's {name} maps in the "
+                       f"batch: set data.aovs to include {name!r}")
+    # Averaged over I and T: both are real renders whose maps the dataset stores.
+    value = sum(loss(batch[f"{role}_{name}"], outputs[f"{role}_{name}"])
+                for role in _ENVMAP_ROLES) / len(_ENVMAP_ROLES)
+    terms[name] = (weight, value)
+  return terms
+
+
 def _latent_loss_terms(outputs, loss_config):
   """The report's L(1) / L(2) scene and light latent losses (§3.4) with their weights."""
   form = loss_config.latent_loss
@@ -142,6 +170,7 @@ LATENT_TERMS: dict[str, Callable] = {
     "envmap": _envmap_terms,
     "envmap_scene": _envmap_scene_terms,
     "illumination_predictor": _illumination_predictor_terms,
+    "geometry_envmap": _geometry_envmap_terms,
 }
 
 
@@ -153,7 +182,7 @@ def compute_losses(model_name: str, outputs: dict, batch: dict,
 
   Args:
     model_name: a key of LATENT_TERMS ('envmap' | 'envmap_scene' |
-      'illumination_predictor').
+      'illumination_predictor' | 'geometry_envmap').
     outputs: the Relighter's output dict ("relit" and the role-prefixed latents).
     batch: the input pipeline's batch (ground_truth, *_envmap, *_envmap_hsv,
       *_temperature, *_direction).

@@ -1,15 +1,25 @@
 """Relight your own photos with a trained model: Python API and command line.
 
 Python:
+  import relight_jax
   from relight_jax import inference, relight
-  relighter = inference.load_workdir("runs/envmap")        # or inference.load_exported
+  relighter = relight_jax.load_pretrained()   # or inference.load_workdir("runs/envmap")
   relit = relight.relight(relighter, "photo.jpg", "target.png")  # float32 [H, W, 3]
+  relit = relight.relight(relighter, "photo.jpg", light="W,3500")  # by a light label
 
-Command line (one pair, or a folder of inputs x one or more targets):
+Command line (one pair, or a folder of inputs x one or more targets or lights):
+  python -m relight_jax.relight --input=a.jpg --light=W,3500 --output=out.png
   python -m relight_jax.relight --workdir=runs/envmap --input=a.jpg --target=b.jpg \
       --output=out.png
   python -m relight_jax.relight --exported=relighter.bin --input=photos/ \
       --target=t1.png --target=t2.png --output=relit/ [--size=128] [--side_by_side]
+
+Without --workdir or --exported the bundled reference model is used
+(relight_jax/pretrained/MODEL_CARD.md). --light=DIRECTION,KELVIN (repeatable) asks for a
+light instead of a target photo: direction one of N, NE, E, SE, S, SW, W, NW (the light's
+azimuth relative to the camera, N behind the scene, E on the image's right; lights.py),
+a colour temperature in kelvin within the training data's 2500-6500 K; see
+inference.LIGHT_SOURCES for how each model turns a label into its light.
 
 --side_by_side writes input | target | result as one image instead of the result alone;
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
@@ -39,10 +49,12 @@ import numpy as np
 import tqdm
 from PIL import Image
 
+from relight_jax import envmap
 from relight_jax import guided_upsample as guided_upsample_lib
 from relight_jax import host_memory
 from relight_jax import image_io
 from relight_jax import inference
+from relight_jax import lights
 
 
 class RelightError(ValueError):
@@ -75,33 +87,83 @@ def _working_size(relighter, size):
 UPSAMPLERS = ("guided", "bicubic")
 
 
-def relight_detailed(relighter, input_image, target_image, *, size=None, upsample="guided"):
-  """Relights `input_image` under the illumination of `target_image`, at full resolution.
+@dataclasses.dataclass(frozen=True)
+class LightLabel:
+  """A light asked for by label (--light=W,3500) instead of a target image."""
+
+  temperature_k: int
+  direction_index: int
+
+  @property
+  def stem(self):
+    """Its name in batch output file names: 'W_3500'."""
+    return f"{lights.DIRECTIONS[self.direction_index]}_{self.temperature_k}"
+
+  def envmap_image(self):
+    """The generated envmap of this light, [16, 32, 3] in [0, 1] (a picture of the light)."""
+    return np.asarray(envmap.envmap_rgb(self.temperature_k, self.direction_index)) / (
+        envmap.ENVMAP_PEAK)
+
+
+def parse_light(relighter, label):
+  """A `LightLabel` from "DIRECTION,KELVIN" for this relighter; RelightError if it cannot.
+
+  Args:
+    relighter: an `inference.InferenceModel`.
+    label: e.g. "W,3500" (inference.parse_light).
+  """
+  if relighter.relight_light_fn is None:
+    raise RelightError(f"light {label!r}: {relighter.description} cannot relight by a light "
+                       "label (an exported function takes two images); pass --target, or "
+                       "use --workdir or the bundled model")
+  any_temperature = relighter.light_source != inference.LIGHT_SOURCES["illumination_predictor"]
+  try:
+    return LightLabel(*inference.parse_light(label, any_temperature=any_temperature))
+  except ValueError as error:
+    raise RelightError(str(error)) from None
+
+
+def relight_detailed(relighter, input_image, target_image=None, *, light=None, size=None,
+                     upsample="guided"):
+  """Relights `input_image` under the illumination of `target_image` or of a light label.
 
   Args:
     relighter: an `inference.InferenceModel`.
     input_image: path, PIL image or array (see image_io.load_image), any size.
     target_image: path, PIL image or array whose illumination to transfer.
+    light: instead of `target_image`, a light: a "DIRECTION,KELVIN" label such as "W,3500"
+      or a `LightLabel`.
     size: working resolution (default the relighter's training resolution).
     upsample: 'guided' (guided_upsample.py) or 'bicubic' (the baseline).
 
   Returns:
-    A `Relit` with the full-resolution result and the working-resolution images.
+    A `Relit` with the full-resolution result and the working-resolution images (for a
+    light, `target_low` is its generated envmap).
 
   Raises:
     image_io.ImageError: an image cannot be loaded.
-    RelightError: bad `size` or `upsample`.
+    RelightError: bad `size`, `upsample` or `light`, or both or neither of
+      `target_image` and `light`.
   """
   if upsample not in UPSAMPLERS:
     raise RelightError(f"upsample={upsample!r}: expected one of {UPSAMPLERS}")
+  if (target_image is None) == (light is None):
+    raise RelightError("give exactly one of a target image and a light label")
+  if light is not None and not isinstance(light, LightLabel):
+    light = parse_light(relighter, light)
   size = _working_size(relighter, size)
   input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
-  target_low = _at_size(
-      image_io.load_image(target_image, name=_name(target_image, "target")), size)
   height, width = input_full.shape[:2]
   input_low = _at_size(input_full, size)
-  relit_low = np.asarray(jax.device_get(
-      relighter.relight_fn(input_low[None], target_low[None])))[0]  # [S, S, 3]
+  if light is None:
+    target_low = _at_size(
+        image_io.load_image(target_image, name=_name(target_image, "target")), size)
+    relit_low = relighter.relight_fn(input_low[None], target_low[None])
+  else:
+    target_low = light.envmap_image()
+    relit_low = relighter.relight_light_fn(input_low[None], light.temperature_k,
+                                           light.direction_index)
+  relit_low = np.asarray(jax.device_get(relit_low))[0]  # [S, S, 3]
   if upsample == "guided":
     relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
   else:
@@ -109,9 +171,10 @@ def relight_detailed(relighter, input_image, target_image, *, size=None, upsampl
   return Relit(relit, input_full, input_low, target_low, relit_low)
 
 
-def relight(relighter, input_image, target_image, *, size=None, upsample="guided"):
+def relight(relighter, input_image, target_image=None, *, light=None, size=None,
+            upsample="guided"):
   """Like `relight_detailed`, returning only the relit image float32 [H, W, 3] in [0, 1]."""
-  return relight_detailed(relighter, input_image, target_image, size=size,
+  return relight_detailed(relighter, input_image, target_image, light=light, size=size,
                           upsample=upsample).relit
 
 
@@ -213,12 +276,17 @@ def _parse_args(argv):
   parser = argparse.ArgumentParser(
       prog="python -m relight_jax.relight",
       description="Relight photos with a trained relight_jax model.")
-  source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument("--workdir", help="training workdir (config.json + checkpoints)")
+  source = parser.add_mutually_exclusive_group()
+  source.add_argument("--workdir", help="training workdir (config.json + checkpoints); "
+                      "default: the bundled reference model")
   source.add_argument("--exported", help="file written by python -m relight_jax.export")
   parser.add_argument("--input", required=True, help="input image or folder of images")
-  parser.add_argument("--target", required=True, action="append",
-                      help="target image or folder (repeat for several)")
+  lighting = parser.add_mutually_exclusive_group(required=True)
+  lighting.add_argument("--target", action="append",
+                        help="target image or folder (repeat for several)")
+  lighting.add_argument("--light", action="append",
+                        help="a light instead of a target: DIRECTION,KELVIN such as W,3500 "
+                        "(repeat for several)")
   parser.add_argument("--output", required=True,
                       help="output image (one pair) or folder (several)")
   parser.add_argument("--size", type=int, default=None,
@@ -256,6 +324,8 @@ _MAKES_EXPORTED = "the file written by python -m relight_jax.export"
 
 def _check_model_source(workdir, exported):
   """Refuses a --workdir or --exported of the wrong kind before anything is read."""
+  if workdir is None and exported is None:
+    return  # the bundled model
   if workdir is not None:
     path = pathlib.Path(workdir)
     if path.exists() and not path.is_dir():
@@ -339,28 +409,39 @@ def main(argv=None):
     jpeg_quality = _jpeg_quality(args.jpeg_quality)
     _check_model_source(args.workdir, args.exported)
     input_paths = _expand([args.input], "input")
-    target_paths = _expand(args.target, "target")
+    if args.light:
+      # The label's form is checked now; what this model accepts, once it is loaded.
+      target_paths = [LightLabel(*inference.parse_light(label)) for label in args.light]
+      image_targets = []
+    else:
+      target_paths = image_targets = _expand(args.target, "target")
     batch = pathlib.Path(args.input).is_dir() or len(target_paths) > 1
     output = pathlib.Path(args.output)
     _check_output_folder(output, args.output, batch, input_paths, target_paths)
     plan = plan_outputs(input_paths, target_paths, output, batch=batch)
-    protected = input_paths + target_paths
+    protected = input_paths + image_targets
     folder_pending = batch and not output.exists()
     for _, _, output_path in plan:
       _check_output_file(output_path, protected, args.overwrite, folder_pending)
     # Load the images first: a bad one fails before the model is loaded (in batch mode
     # a bad input is reported and skipped below, the others still run).
-    targets = {path: image_io.load_image(path) for path in target_paths}
+    targets = {path: image_io.load_image(path) for path in image_targets}
     current_input, input_image = None, None
     if not batch:
       current_input, input_image = input_paths[0], image_io.load_image(input_paths[0])
     if args.workdir is not None:
       relighter = inference.load_workdir(args.workdir, step=args.step)
-    else:
+    elif args.exported is not None:
       relighter = inference.load_exported(args.exported)
+    else:
+      relighter = inference.load_pretrained()
     size = _working_size(relighter, args.size)
-    # The side-by-side images show the targets as given.
+    for label in args.light or ():
+      parse_light(relighter, label)  # RelightError if this model cannot take it
+    # The side-by-side images show the targets as given (a light: its envmap).
     full_targets = targets if args.side_by_side else {}
+    if args.side_by_side and args.light:
+      full_targets = {light: light.envmap_image() for light in target_paths}
     # Only the target's illumination matters: reduce each target once.
     targets = {path: _at_size(image, size) for path, image in targets.items()}
     if batch:
@@ -375,8 +456,12 @@ def main(argv=None):
       if input_path != current_input:
         current_input = input_path
         input_image = image_io.load_image(input_path)
-      relit = relight(relighter, input_image, targets[target_path], size=size,
-                      upsample=args.upsample)
+      if isinstance(target_path, LightLabel):
+        relit = relight(relighter, input_image, light=target_path, size=size,
+                        upsample=args.upsample)
+      else:
+        relit = relight(relighter, input_image, targets[target_path], size=size,
+                        upsample=args.upsample)
       if args.side_by_side:
         relit = side_by_side(input_image, full_targets[target_path], relit)
       image_io.save_image(output_path, relit, protected=protected, jpeg_quality=jpeg_quality)

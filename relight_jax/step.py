@@ -131,7 +131,7 @@ def _light_metrics(model_name, encoded, batch, palette):
   result = metrics.light_estimate_metrics(
       direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
       metrics.envmap_temperature_k(rgb, *palette))
-  if model_name == "envmap":
+  if "envmap_hsv" not in encoded:  # the RGB envmap models (envmap, geometry_envmap)
     result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
   else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
     result["envmap_error"] = metrics.envmap_error(encoded["envmap_hsv"][:, 2:],

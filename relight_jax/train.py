@@ -245,7 +245,8 @@ def _train(config, workdir):
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   data = config.data
   train_images = input_pipeline.SceneImages(
-      data.name, data.train_split, data.data_dir, data.image_size, data.cache_mib)
+      data.name, data.train_split, data.data_dir, data.image_size, data.cache_mib,
+      aovs=data.aovs)
   eval_images = input_pipeline.SceneImages(
       data.name, data.eval_split, data.data_dir, data.image_size, data.cache_mib)
   rules = input_pipeline.parse_rule(data.pairing)

@@ -13,7 +13,7 @@ from relight_jax import config_utils
 from relight_jax import defaults
 from relight_jax.models import registry
 
-MODELS = ("envmap", "envmap_scene", "illumination_predictor")
+MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 
 
 def test_parse_arg_types_and_presets():

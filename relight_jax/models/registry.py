@@ -1,7 +1,8 @@
-"""Model registry: config `model` section -> Flax modules (the report's three models).
+"""Model registry: config `model` section -> Flax modules (the report's three models and ours).
 
 `MODELS` maps a config's `model.name` to its latent head; `create_model` builds the
-`Relighter` and `create_discriminator` the PatchGAN from the same section (its keys are
+`Relighter` (for GEOMETRY_MODELS the `geometry.GeometryRelighter`) and
+`create_discriminator` the PatchGAN from the same section (its keys are
 declared, with their meaning, in relight_jax/defaults.py). Every convolution of both
 goes through one module, `conv_module(model.conv_impl)`: this is the one place that
 chooses between XLA's convolutions and relight_jax/cpu_kernels.
@@ -16,6 +17,7 @@ import ml_collections
 
 from relight_jax import cpu_kernels
 from relight_jax.models import discriminator
+from relight_jax.models import geometry
 from relight_jax.models import latent
 from relight_jax.models import relighter
 from relight_jax.models import unet
@@ -40,12 +42,15 @@ def _illumination_predictor_head(config, latent_channels, dtype, conv):
 
 
 # model.name -> builder of the latent head (report: "Envmap", "Envmap + scene",
-# "IlluminationPredicter").
+# "IlluminationPredicter"; ours: "geometry_envmap", the Envmap head with geometry).
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "envmap": _envmap_head,
     "envmap_scene": _envmap_scene_head,
     "illumination_predictor": _illumination_predictor_head,
+    "geometry_envmap": _envmap_head,
 }
+# Models built as geometry.GeometryRelighter (auxiliary geometry heads, envmap shading).
+GEOMETRY_MODELS = ("geometry_envmap",)
 
 
 def _dtype(config):
@@ -66,7 +71,7 @@ def conv_module(impl: str):
   return functools.partial(nn.Conv, conv_general_dilated=function)
 
 
-def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> relighter.Relighter:
+def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> nn.Module:
   """Builds the relighter described by a config's `model` section.
 
   Args:
@@ -75,7 +80,7 @@ def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> relig
       (benchmarks compare the kernels of cpu_kernels one by one this way).
 
   Returns:
-    An unbound `Relighter`; initialise with
+    An unbound `Relighter` or `GeometryRelighter`; initialise with
     `model.init(rng, input_image, target_image, train=False)`.
   """
   if model_config.name not in MODELS:
@@ -84,6 +89,20 @@ def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> relig
   conv = conv or conv_module(model_config.conv_impl)
   channels = unet.unet_channels(model_config.width, model_config.depth)
   head = MODELS[model_config.name](model_config, channels.latent, dtype, conv)
+  if model_config.name in GEOMETRY_MODELS:
+    if model_config.disabled_skips or model_config.target_skips:
+      raise ValueError(f"model.name={model_config.name!r} uses every skip link of the input "
+                       "image: model.disabled_skips and model.target_skips must be empty")
+    return geometry.GeometryRelighter(
+        latent_head=head,
+        geometry_maps=tuple(model_config.geometry_maps),
+        light_elevation_deg=model_config.light_elevation_deg,
+        width=model_config.width,
+        depth=model_config.depth,
+        bottleneck_convs=model_config.bottleneck_convs,
+        residual=_output_is_residual(model_config),
+        dtype=dtype,
+        conv=conv)
   return relighter.Relighter(
       latent_head=head,
       width=model_config.width,

@@ -29,13 +29,27 @@ import jax.numpy as jnp
 from relight_jax.models import unet
 
 
-def _check_image(name, image, depth):
+def check_image(name, image, depth):
+  """Raises ValueError unless `image` is [batch, S, S, 3] with S a multiple of 2^(depth+1)."""
   if image.ndim != 4 or image.shape[-1] != 3:
     raise ValueError(f"Relighter: {name} must be [batch, height, width, 3], got {image.shape}")
   factor = 2 ** (depth + 1)
   if image.shape[1] % factor or image.shape[2] % factor:
     raise ValueError(f"Relighter: {name} is {image.shape[1]}x{image.shape[2]} px; with "
                      f"model.depth={depth} height and width must be multiples of {factor}")
+
+
+def role_images(input_image, target_image, ground_truth, depth):
+  """{role: image} of I, T (and G when given), each checked (`check_image`), same shapes."""
+  images = {"input": input_image, "target": target_image}
+  if ground_truth is not None:
+    images["ground_truth"] = ground_truth
+  for role, image in images.items():
+    check_image(role, image, depth)
+    if image.shape != input_image.shape:
+      raise ValueError(f"Relighter: {role} has shape {image.shape}, input_image has "
+                       f"{input_image.shape}")
+  return images
 
 
 class Relighter(nn.Module):
@@ -92,7 +106,7 @@ class Relighter(nn.Module):
       dict with "scene" (None for the envmap model), "light", and the head's extra
       outputs ("envmap", "envmap_hsv" or "prediction"), without a role prefix.
     """
-    _check_image("image", image, self.depth)
+    check_image("image", image, self.depth)
     latent, _ = self.encoder(image, train=train)
     return self.latent_head.split(latent, train=train)
 
@@ -109,14 +123,7 @@ class Relighter(nn.Module):
     Returns:
       dict of outputs, see the module docstring.
     """
-    images = {"input": input_image, "target": target_image}
-    if ground_truth is not None:
-      images["ground_truth"] = ground_truth
-    for role, image in images.items():
-      _check_image(role, image, self.depth)
-      if image.shape != input_image.shape:
-        raise ValueError(f"Relighter: {role} has shape {image.shape}, input_image has "
-                         f"{input_image.shape}")
+    images = role_images(input_image, target_image, ground_truth, self.depth)
     batch = input_image.shape[0]
     # One encoder call over [I; T; (G)]: one set of weights (siamese, report §3.2) and
     # one large convolution instead of three. BatchNorm then normalises with statistics
@@ -140,3 +147,28 @@ class Relighter(nn.Module):
     outputs["relit"] = self.decoder(swapped, decoder_skips, train=train,
                                     base_image=input_image)  # [b, S, S, 3]
     return outputs
+
+  def relight_with_light(self, input_image, target_light, *, train: bool = False):
+    """Relights input_image under a given light latent instead of a target image's.
+
+    The light latent has the shape of `{role}_light` (module docstring); the envmap
+    models' may be generated from a label (envmap.envmap_rgb / envmap_hsv), the
+    IlluminationPredicter's encoded from reference images of that light.
+
+    Args:
+      input_image: float [batch, S, S, 3] in [0, 1].
+      target_light: the light latent, batch-first.
+      train: BatchNorm mode.
+
+    Returns:
+      relit float32 [batch, S, S, 3].
+    """
+    if self.target_skips:
+      raise ValueError(f"model.target_skips={tuple(self.target_skips)} takes skip links "
+                       "from a target image: this model cannot relight by a light alone")
+    check_image("input_image", input_image, self.depth)
+    latent, skips = self.encoder(input_image, train=train)
+    encoded = self.latent_head.split(latent, train=train)
+    swapped = self.latent_head.assemble(encoded["scene"], jnp.asarray(target_light),
+                                        latent.shape[1:3], train=train)
+    return self.decoder(swapped, skips, train=train, base_image=input_image)

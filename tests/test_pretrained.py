@@ -1,0 +1,47 @@
+"""The bundled reference model (relight_jax/pretrained/) and the relight command's default."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import relight_jax
+from relight_jax import inference
+from relight_jax import relight
+
+
+def test_the_bundled_reference_model_is_small_and_relights_by_label():
+  folder = inference.bundle_folder()
+  assert sum(path.stat().st_size for path in folder.iterdir()) <= 50 * 2**20
+  manifest = json.loads((folder / "bundle.json").read_text())
+  relighter = relight_jax.load_pretrained()
+  assert manifest["model"] in relighter.description
+  size = relighter.image_size
+  image = np.random.default_rng(5).uniform(size=(1, size, size, 3)).astype(np.float32)
+  west, east = (np.asarray(relighter.relight_light_fn(image, 3500, d)) for d in (6, 2))
+  assert west.shape == (1, size, size, 3) and np.all(np.isfinite(west))
+  assert not np.allclose(west, east, atol=1e-3)
+
+
+def test_cli_default_model_and_light_labels(tmp_path, capsys):
+  photo = tmp_path / "photo.png"
+  rng = np.random.default_rng(6)
+  Image.fromarray((rng.uniform(size=(48, 56, 3)) * 255).astype(np.uint8)).save(photo)
+  assert relight.main([f"--input={photo}", "--light=W,3500",
+                       f"--output={tmp_path / 'out.png'}"]) == 0
+  assert Image.open(tmp_path / "out.png").size == (56, 48)
+  assert relight.main([f"--input={photo}", "--light=W,3500", "--light=E,6500",
+                       "--side_by_side", f"--output={tmp_path / 'many'}"]) == 0
+  assert sorted(path.name for path in (tmp_path / "many").iterdir()) == [
+      "photo__E_6500.png", "photo__W_3500.png"]
+  # A bad label fails in one line, before the model is loaded or anything is written.
+  capsys.readouterr()  # the batch run's progress bar
+  assert relight.main([f"--input={photo}", "--light=up,3500",
+                       f"--output={tmp_path / 'bad.png'}"]) == 1
+  error = capsys.readouterr().err.strip()
+  assert error.startswith("relight: error: light 'up,3500': direction 'up' is not one of")
+  assert not (tmp_path / "bad.png").exists()
+  with pytest.raises(SystemExit):  # argparse: --light and --target are exclusive
+    relight.main([f"--input={photo}", "--light=W,3500", f"--target={photo}",
+                  f"--output={tmp_path / 'x.png'}"])

@@ -1,0 +1,165 @@
+"""Relighting by a light label (--light=W,3500) and the bundled model (load_pretrained)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import checkpointed_workdir
+from conftest import load_config
+
+import relight_jax
+from relight_jax import envmap
+from relight_jax import inference
+from relight_jax import lights
+from relight_jax import relight
+from relight_jax import state as state_lib
+from relight_jax.models import registry
+
+MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
+
+
+@pytest.mark.parametrize("label, expected", [
+    ("W,3500", (3500, 6)), ("ne, 6500", (6500, 1)), ("S,4500K", (4500, 4)), ("N,4000", (4000, 0))])
+def test_parse_light(label, expected):
+  assert inference.parse_light(label) == expected
+
+
+@pytest.mark.parametrize("label, message", [
+    ("W", "expected DIRECTION,KELVIN such as W,3500"),
+    ("W,3500,1", "expected DIRECTION,KELVIN"),
+    ("X,3500", "direction 'X' is not one of N, NE, E, SE, S, SW, W, NW"),
+    ("3500,W", "direction '3500' is not one of"),
+    ("W,warm", "temperature 'warm' is not an integer"),
+    ("W,9000", "9000 K is outside the training data's 2500-6500 K"),
+])
+def test_bad_light_labels_say_what_is_expected(label, message):
+  with pytest.raises(ValueError, match=message):
+    inference.parse_light(label)
+
+
+def test_reference_image_models_take_the_rendered_temperatures_only():
+  with pytest.raises(ValueError, match="2500, 3500, 4500, 5500, 6500 K only"):
+    inference.parse_light("W,4000", any_temperature=False)
+
+
+def _variables(model, size=32):
+  image = np.zeros((1, size, size, 3), np.float32)
+  return jax.jit(lambda x: model.init(jax.random.key(0), x, x, train=False))(image)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_relighting_by_a_light_latent_is_relighting_by_a_target_with_that_latent(name):
+  # The light path decodes exactly as the target path does: give it T's own latent.
+  config = load_config(name, "smoke")
+  model = registry.create_model(config.model)
+  variables = _variables(model)
+  rng = np.random.default_rng(0)
+  image, target = (rng.uniform(size=(2, 32, 32, 3)).astype(np.float32) for _ in range(2))
+  outputs = model.apply(variables, image, target, train=False)
+  by_light = model.apply(variables, image, outputs["target_light"],
+                         method="relight_with_light")
+  np.testing.assert_allclose(by_light, outputs["relit"], atol=2e-5)
+
+
+@pytest.mark.parametrize("name", ["envmap", "envmap_scene", "geometry_envmap"])
+def test_envmap_models_relight_by_the_generated_envmap(name):
+  config = load_config(name, "smoke")
+  model = registry.create_model(config.model)
+  variables = _variables(model)
+  relighter = inference.from_model(model, variables, config.model, 32, config=config)
+  assert relighter.light_source == inference.LIGHT_SOURCES[name]
+  image = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype(np.float32)
+  generated = (envmap.envmap_hsv if name == "envmap_scene" else envmap.envmap_rgb)(3500, 6)
+  expected = model.apply(variables, image, generated[None], method="relight_with_light")
+  np.testing.assert_allclose(relighter.relight_light_fn(image, 3500, 6), expected, atol=1e-6)
+  # Another light gives another image.
+  assert not np.allclose(relighter.relight_light_fn(image, 3500, 2), expected, atol=1e-4)
+
+
+def test_illumination_predictor_uses_its_training_images_of_that_light(tiny_data_dir, tmp_path):
+  config = load_config("illumination_predictor", "smoke", **{"data.data_dir": tiny_data_dir})
+  model = registry.create_model(config.model)
+  variables = _variables(model)
+  relighter = inference.from_model(model, variables, config.model, 32, config=config)
+  from relight_jax import input_pipeline
+  images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
+  light = int(lights.light_index(1, 6))  # 3500 K from the west
+  stack = np.stack([images.image(scene, light) for scene in range(images.num_scenes)])
+  latents = model.apply(variables, stack.astype(np.float32) / 255, train=False,
+                        method="encode")["light"]
+  image = stack[:1].astype(np.float32) / 255
+  expected = model.apply(variables, image, np.mean(latents, axis=0, keepdims=True),
+                         method="relight_with_light")
+  np.testing.assert_allclose(relighter.relight_light_fn(image, 3500, 6), expected, atol=1e-5)
+  with config.unlocked():
+    config.data.data_dir = str(tmp_path / "nothing")
+  missing = inference.from_model(model, variables, config.model, 32, config=config)
+  with pytest.raises(ValueError, match="needs reference images of that light"):
+    missing.relight_light_fn(image, 3500, 6)
+
+
+def test_relight_api_takes_a_label_or_a_target_not_both():
+  config = load_config("envmap", "smoke")
+  model = registry.create_model(config.model)
+  relighter = inference.from_model(model, _variables(model), config.model, 32, config=config)
+  photo = np.random.default_rng(2).uniform(size=(40, 48, 3)).astype(np.float32)
+  result = relight.relight_detailed(relighter, photo, light="E,5500")
+  assert result.relit.shape == (40, 48, 3) and result.target_low.shape == (16, 32, 3)
+  with pytest.raises(relight.RelightError, match="exactly one"):
+    relight.relight(relighter, photo, photo, light="E,5500")
+  with pytest.raises(relight.RelightError, match="exactly one"):
+    relight.relight(relighter, photo)
+  with pytest.raises(relight.RelightError, match="direction 'Q'"):
+    relight.relight(relighter, photo, light="Q,5500")
+  # Without the config (an exported function, say) there is no light path.
+  bare = inference.from_model(model, _variables(model), config.model, 32)
+  with pytest.raises(relight.RelightError, match="cannot relight by a light label"):
+    relight.relight(bare, photo, light="E,5500")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("workdir")
+  config, train_state = checkpointed_workdir(workdir, 5)
+  folder = tmp_path_factory.mktemp("bundle")
+  manifest = inference.save_bundle(workdir, folder)
+  return workdir, folder, manifest, config, train_state
+
+
+def test_bundle_round_trip_relights_as_the_workdir(bundle):
+  workdir, folder, manifest, _, train_state = bundle
+  assert manifest["step"] == 5 and manifest["model"] == "envmap"
+  assert sorted(path.name for path in folder.iterdir()) == [
+      "bundle.json", "config.json", "variables.msgpack"]
+  loaded = relight_jax.load_pretrained(folder)
+  reference = inference.load_workdir(workdir)
+  image = np.random.default_rng(3).uniform(size=(1, 32, 32, 3)).astype(np.float32)
+  target = np.random.default_rng(4).uniform(size=(1, 32, 32, 3)).astype(np.float32)
+  np.testing.assert_array_equal(loaded.relight_fn(image, target),
+                                reference.relight_fn(image, target))
+  np.testing.assert_array_equal(loaded.relight_light_fn(image, 2500, 3),
+                                reference.relight_light_fn(image, 2500, 3))
+  params = jax.device_get(state_lib.variables_of(train_state))["params"]
+  assert loaded.relight_fn.variables["params"].keys() == params.keys()
+
+
+def test_a_damaged_or_mismatched_bundle_is_refused(bundle, tmp_path):
+  _, folder, _, _, _ = bundle
+  for name in ("bundle.json", "config.json", "variables.msgpack"):
+    (tmp_path / name).write_bytes((folder / name).read_bytes())
+  data = bytearray((tmp_path / "variables.msgpack").read_bytes())
+  data[-1] ^= 1
+  (tmp_path / "variables.msgpack").write_bytes(bytes(data))
+  with pytest.raises(ValueError, match="damaged: its sha256 does not match"):
+    inference.load_pretrained(tmp_path)
+  # The right bytes for another model's config.
+  (tmp_path / "variables.msgpack").write_bytes((folder / "variables.msgpack").read_bytes())
+  config = json.loads((folder / "config.json").read_text())
+  config["model"]["width"] = 0.25
+  (tmp_path / "config.json").write_text(json.dumps(config))
+  with pytest.raises(ValueError, match="does not hold the variables"):
+    inference.load_pretrained(tmp_path)
+  (tmp_path / "bundle.json").unlink()
+  with pytest.raises(FileNotFoundError, match="bundle.json: no such file"):
+    inference.load_pretrained(tmp_path)
