@@ -49,7 +49,6 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from relight_jax import envmap
 from relight_jax import guided_upsample as guided_upsample_lib
 from relight_jax import host_memory
 from relight_jax import image_io
@@ -101,6 +100,9 @@ class LightLabel:
 
   def envmap_image(self):
     """The generated envmap of this light, [16, 32, 3] in [0, 1] (a picture of the light)."""
+    # Imported here: colour-science (envmap's colour temperatures) is slow to import, and
+    # relighting by a target image never needs it.
+    from relight_jax import envmap  # pylint: disable=g-import-not-at-top
     return np.asarray(envmap.envmap_rgb(self.temperature_k, self.direction_index)) / (
         envmap.ENVMAP_PEAK)
 

@@ -3,9 +3,10 @@
 The kernel finds a stand-in `google.colab` (tests/fake_colab: uploads from a folder,
 downloads into one, Drive as a folder), so the Colab-only cells run too: the train
 notebook unpacks the repository from an uploaded zip, keeps its workdir on the "Drive",
-starts TensorBoard and downloads the exported model; the relight notebook relights two
-uploaded photos. Settings come from environment variables, which the kernel inherits:
-the smoke config, the session's tiny dataset, folders in tmp.
+starts TensorBoard and downloads the exported model; the relight notebook relights an
+uploaded photo under an uploaded target's light with that model, then by a light label
+with the bundled reference model. Settings come from environment variables, which the
+kernel inherits: the smoke config, the session's tiny dataset, folders in tmp.
 """
 
 import json
@@ -137,3 +138,12 @@ def test_train_then_relight_notebooks_run_as_in_colab(tiny_data_dir, tmp_path, m
   assert Image.open(relit).size == (96, 72)  # the uploaded photo's full resolution
   assert (tmp_path / "downloads" / relit.name).exists()
   assert text.count("image/png") >= 2  # the side-by-side figure and the crop figure
+
+  # The form's default model, the bundled reference model, relighting by a light label.
+  monkeypatch.setenv("RELIGHT_MODEL", "reference")
+  monkeypatch.setenv("RELIGHT_MODEL_PATH", "")
+  monkeypatch.setenv("RELIGHT_INPUT", str(relit))
+  monkeypatch.setenv("RELIGHT_LIGHT", "W,3500")
+  text = _texts(_execute("relight.ipynb"))
+  assert "working resolution 64 px" in text and "light: W,3500" in text
+  assert Image.open(tmp_path / "relit" / f"{relit.stem}__W_3500.png").size == (96, 72)

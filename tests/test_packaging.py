@@ -22,8 +22,10 @@ import pytest
 from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# Imported when present, used when present (jax pickles with cloudpickle if it can).
-_OPTIONAL = ("cloudpickle",)
+# Distributions imported when present and used when present: jax pickles with
+# cloudpickle, colour-science registers plotting with matplotlib, numpy's f2py decodes with
+# charset-normalizer, image_io registers pillow-heif's HEIC opener.
+_OPTIONAL = ("cloudpickle", "matplotlib", "charset-normalizer", "pillow-heif")
 _WHEEL_INPUTS = ("relight_jax", "configs", "pyproject.toml", "setup.py", "README.md", "LICENSE")
 
 
@@ -98,6 +100,10 @@ def test_installed_commands_run_from_any_directory(installed, tiny_data_dir, tmp
   _run([str(bin_dir / "relight"), f"--workdir={workdir}", "--input=photo.png",
         "--target=target.png", "--output=relit.png"], cwd=tmp_path, env=env)
   assert Image.open(tmp_path / "relit.png").size == (48, 40)
+  # Without a model argument: the reference model the wheel ships.
+  _run([str(bin_dir / "relight"), "--input=photo.png", "--light=W,3500",
+        "--output=by_label.png"], cwd=tmp_path, env=env)
+  assert Image.open(tmp_path / "by_label.png").size == (48, 40)
 
 
 def _requirement_closure(requirements):
@@ -126,8 +132,9 @@ def _normalised(name):
 
 
 def test_relighting_needs_only_the_core_dependencies(tmp_path):
-  """The core install (no extra) is enough to relight with a trained workdir: every
-  third-party module the relight command imports belongs to a core requirement."""
+  """The core install (no extra) is enough to relight with a trained workdir and with the
+  bundled model by a label: every third-party module the relight command imports belongs
+  to a core requirement (or is an optional import of one)."""
   from conftest import checkpointed_workdir
   checkpointed_workdir(tmp_path / "run", step=1)
   rng = np.random.default_rng(0)
@@ -138,14 +145,18 @@ def test_relighting_needs_only_the_core_dependencies(tmp_path):
           f"status = relight.main(['--workdir={tmp_path / 'run'}', '--input={tmp_path}/photo.png',"
           f" '--target={tmp_path}/target.png', '--output={tmp_path}/relit.png'])\n"
           "assert status == 0, status\n"
+          # and the bundled reference model, by a light label
+          f"status = relight.main(['--input={tmp_path}/photo.png', '--light=W,3500',"
+          f" '--output={tmp_path}/by_label.png'])\n"
+          "assert status == 0, status\n"
           "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}))")
   env = dict(os.environ, JAX_NUM_CPU_DEVICES="1")
   imported = eval(_run([sys.executable, "-c", code], cwd=REPO, env=env).stdout.splitlines()[-1])
   owners = importlib.metadata.packages_distributions()
   core = importlib.metadata.distribution("relight_jax").metadata.get_all("Requires-Dist")
-  allowed = _requirement_closure(core)
+  allowed = _requirement_closure(core) | _requirement_closure(_OPTIONAL)
   outside = {module: owners[module] for module in imported if module in owners
-             and module not in ("relight_jax", *_OPTIONAL)
+             and module != "relight_jax"
              and not {_normalised(d) for d in owners[module]} & allowed}
   assert not outside, outside
   # and the training stack really is outside the core
