@@ -154,7 +154,9 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
         # v2 AOVs (docs/data.md): albedo sRGB-encoded like `image`; shading of the record's
         # own direction, linear x 255.
         features["albedo"] = tfds.features.Image(shape=(size, size, 3), dtype=np.uint8)
-        features["shading"] = tfds.features.Image(shape=(size, size, 1), dtype=np.uint8)
+        # A zlib tensor, not a one-channel Image: TFDS encodes those with TensorFlow.
+        features["shading"] = tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
+                                                   encoding=_ZLIB)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage="https://github.com/majedelhelou/VIDIT",
