@@ -85,7 +85,8 @@ class View:
   objects: tuple[SceneObject, ...]
 
 
-def _hsv(hue, saturation, value):
+def hsv(hue, saturation, value):
+  """An RGB tuple of floats from hue (wrapped to [0, 1)), saturation and value."""
   return tuple(float(c) for c in colorsys.hsv_to_rgb(hue % 1.0, saturation, value))
 
 
@@ -93,25 +94,25 @@ def _palette(rng):
   """Object colours around one or two base hues (a location has a colour scheme)."""
   base = rng.random()
   hues = [base, base + 0.5 + 0.15 * rng.standard_normal(), base + rng.uniform(0.1, 0.3)]
-  return [_hsv(hues[i % 3] + 0.04 * rng.standard_normal(), rng.uniform(0.25, 0.85),
+  return [hsv(hues[i % 3] + 0.04 * rng.standard_normal(), rng.uniform(0.25, 0.85),
                rng.uniform(0.35, 0.85)) for i in range(6)]
 
 
 def _ground_material(rng):
   kind = rng.integers(4)
   if kind == 0:
-    colour = _hsv(rng.uniform(0.05, 0.12), rng.uniform(0.4, 0.7), rng.uniform(0.35, 0.6))
+    colour = hsv(rng.uniform(0.05, 0.12), rng.uniform(0.4, 0.7), rng.uniform(0.35, 0.6))
     texture = textures.planks(rng, TEXTURE_SIZE, colour, count=8)
   elif kind == 1:
-    colour = _hsv(rng.random(), rng.uniform(0.0, 0.35), rng.uniform(0.45, 0.8))
-    grout = _hsv(0.0, 0.0, rng.uniform(0.15, 0.35))
+    colour = hsv(rng.random(), rng.uniform(0.0, 0.35), rng.uniform(0.45, 0.8))
+    grout = hsv(0.0, 0.0, rng.uniform(0.15, 0.35))
     texture = textures.tiles(rng, TEXTURE_SIZE, colour, grout, count=4)
   elif kind == 2:
-    colour = _hsv(rng.uniform(0.05, 0.15), rng.uniform(0.0, 0.2), rng.uniform(0.35, 0.6))
+    colour = hsv(rng.uniform(0.05, 0.15), rng.uniform(0.0, 0.2), rng.uniform(0.35, 0.6))
     texture = textures.concrete(rng, TEXTURE_SIZE, colour)
   else:
-    colour_a = _hsv(rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.5, 0.8))
-    colour_b = _hsv(rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.15, 0.4))
+    colour_a = hsv(rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.5, 0.8))
+    colour_b = hsv(rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.15, 0.4))
     texture = textures.checker(rng, TEXTURE_SIZE, colour_a, colour_b, count=4)
     colour = colour_a
   kind_name = "plastic" if rng.random() < 0.3 else "diffuse"
@@ -119,14 +120,14 @@ def _ground_material(rng):
 
 
 def _wall_material(rng):
-  colour = _hsv(rng.random(), rng.uniform(0.05, 0.4), rng.uniform(0.4, 0.8))
+  colour = hsv(rng.random(), rng.uniform(0.05, 0.4), rng.uniform(0.4, 0.8))
   choice = rng.integers(3)
   if choice == 0:
     return Material("diffuse", colour)
   if choice == 1:
     return Material("diffuse", colour, textures.concrete(rng, TEXTURE_SIZE, colour))
-  mortar = _hsv(0.0, 0.0, rng.uniform(0.5, 0.75))
-  brick = _hsv(rng.uniform(0.0, 0.08), rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.55))
+  mortar = hsv(0.0, 0.0, rng.uniform(0.5, 0.75))
+  brick = hsv(rng.uniform(0.0, 0.08), rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.55))
   return Material("diffuse", brick, textures.bricks(rng, TEXTURE_SIZE, brick, mortar, rows=16))
 
 
@@ -202,7 +203,7 @@ def sample_location(rng):
   # a warm or coloured lamp.
   if draw < 0.35:
     width, height = rng.uniform(1.0, 2.2), rng.uniform(0.8, 1.4)
-    tint = _hsv(rng.uniform(0.5, 0.65), rng.uniform(0.1, 0.4), 1.0)
+    tint = hsv(rng.uniform(0.5, 0.65), rng.uniform(0.1, 0.4), 1.0)
     fixed_light = FixedLight("window", (float(rng.uniform(-2.5, 2.5)),
                                         float(rng.uniform(1.4, 2.4))),
                              (float(width), float(height)),
@@ -211,7 +212,7 @@ def sample_location(rng):
     # Beside and behind the objects, where the camera sees it from every view.
     xz = (float(rng.uniform(1.8, 2.8) * (1 if rng.random() < 0.5 else -1)),
           float(rng.uniform(-2.6, -1.2)))
-    tint = _hsv(rng.uniform(0.0, 1.0), rng.uniform(0.3, 0.8), 1.0)
+    tint = hsv(rng.uniform(0.0, 1.0), rng.uniform(0.3, 0.8), 1.0)
     fixed_light = FixedLight("lamp", xz, (0.09, float(rng.uniform(0.9, 1.5))),
                              tuple(float(rng.uniform(150, 300)) * c for c in tint))
   return Location(

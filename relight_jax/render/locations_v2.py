@@ -18,7 +18,6 @@ Generators; Mitsuba is not imported. World frame as in v1: y up, ground y = 0, o
 around the origin, cameras on the +z side.
 """
 
-import colorsys
 import dataclasses
 
 import numpy as np
@@ -124,10 +123,6 @@ class View:
   target: tuple[float, float, float]
   fov_deg: float
   objects: tuple[MeshObject, ...]
-
-
-def _hsv(hue, saturation, value):
-  return tuple(float(c) for c in colorsys.hsv_to_rgb(hue % 1.0, saturation, value))
 
 
 def _pattern(rng, name, colour, other):
@@ -277,7 +272,7 @@ def _fixed_lights(rng, kind, room_size):
   for _ in range(count):
     light = kinds[rng.integers(len(kinds))]
     # Tints of their own, never one of the main light's temperatures.
-    tint = _hsv(rng.uniform(0.0, 1.0), rng.uniform(0.1, 0.6), 1.0)
+    tint = locations.hsv(rng.uniform(0.0, 1.0), rng.uniform(0.1, 0.6), 1.0)
     side = 1 if rng.random() < 0.5 else -1
     if light == "window":
       out.append(FixedLight("window", (float(rng.uniform(-2.5, 2.5)),
@@ -307,11 +302,11 @@ def _fixed_lights(rng, kind, room_size):
 def sample_location(rng, content=TRAIN_CONTENT):
   """Draws a v2 location from a Generator, using only what `content` allows."""
   base = rng.random()
-  palette = [_hsv(base + rng.choice([0.0, 0.5, 0.2]) + 0.05 * rng.standard_normal(),
+  palette = [locations.hsv(base + rng.choice([0.0, 0.5, 0.2]) + 0.05 * rng.standard_normal(),
                   rng.uniform(0.15, 0.85), rng.uniform(0.3, 0.85)) for _ in range(6)]
   kind = "room" if rng.random() < 0.6 else "open"
-  ground_colour = _hsv(rng.random(), rng.uniform(0.05, 0.5), rng.uniform(0.3, 0.7))
-  ground_other = _hsv(rng.random(), rng.uniform(0.0, 0.4), rng.uniform(0.15, 0.6))
+  ground_colour = locations.hsv(rng.random(), rng.uniform(0.05, 0.5), rng.uniform(0.3, 0.7))
+  ground_other = locations.hsv(rng.random(), rng.uniform(0.0, 0.4), rng.uniform(0.15, 0.6))
   ground = locations.Material(
       "plastic" if rng.random() < 0.3 else "diffuse", ground_colour,
       _texture(rng, content, ground_colour, ground_other),
@@ -328,8 +323,8 @@ def sample_location(rng, content=TRAIN_CONTENT):
     names = ["back", "left", "right"] + (["ceiling"] if room_size[2] else [])
     walls = []
     for name in names:
-      colour = _hsv(rng.random(), rng.uniform(0.05, 0.4), rng.uniform(0.4, 0.8))
-      texture = (_texture(rng, content, colour, _hsv(0, 0, rng.uniform(0.4, 0.7)))
+      colour = locations.hsv(rng.random(), rng.uniform(0.05, 0.4), rng.uniform(0.4, 0.8))
+      texture = (_texture(rng, content, colour, locations.hsv(0, 0, rng.uniform(0.4, 0.7)))
                  if rng.random() < 0.6 and name != "ceiling" else None)
       walls.append((name, locations.Material("diffuse", colour, texture)))
     walls = tuple(walls)
