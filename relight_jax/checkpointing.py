@@ -399,6 +399,17 @@ def replicated_sharding():
   return NamedSharding(mesh, P())
 
 
+def restore_workdir(workdir, config, sharding, step=None):
+  """`restore_latest_good` on the checkpoints of `workdir`, without keeping a manager open
+  (for readers: evaluation, inference); returns (train_state, data_state, step), None's
+  when there is no checkpoint."""
+  manager = create_manager(workdir, async_save=False)
+  try:
+    return restore_latest_good(manager, config, sharding, step)
+  finally:
+    manager.close()
+
+
 def load_inference_variables(workdir, step=None):
   """Loads a trained model's config and variables from a workdir, on the present devices.
 
@@ -419,11 +430,7 @@ def load_inference_variables(workdir, step=None):
   """
   workdir = pathlib.Path(workdir)
   config = load_config(workdir / CONFIG_FILE)
-  manager = create_manager(workdir, async_save=False)
-  try:
-    train_state, _, step = restore_latest_good(manager, config, replicated_sharding(), step)
-  finally:
-    manager.close()
+  train_state, _, step = restore_workdir(workdir, config, replicated_sharding(), step)
   if train_state is None:
     raise FileNotFoundError(f"no checkpoint in {workdir / CHECKPOINT_DIR}: train first")
   return config, state_lib.variables_of(train_state), step

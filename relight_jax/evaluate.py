@@ -324,12 +324,8 @@ def run_workdir(config, workdir, step=None):
   """
   placement = parallel.create_placement()
   with workdir_lib.lock(workdir, primary=jax.process_index() == 0):
-    manager = checkpointing.create_manager(workdir, async_save=False)
-    try:
-      train_state, _, _ = checkpointing.restore_latest_good(
-          manager, config, placement.replicated, step)
-    finally:
-      manager.close()
+    train_state, _, _ = checkpointing.restore_workdir(workdir, config, placement.replicated,
+                                                      step)
     if train_state is None:
       raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
     return run(config, workdir, train_state, placement)

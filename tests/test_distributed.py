@@ -112,12 +112,8 @@ def _flat(tree):
 
 
 def _restore(workdir, config, placement, step):
-  manager = checkpointing.create_manager(workdir, async_save=False)
-  try:
-    state, data_state, found = checkpointing.restore_latest_good(
-        manager, config, placement.replicated, step)
-  finally:
-    manager.close()
+  state, data_state, found = checkpointing.restore_workdir(workdir, config,
+                                                           placement.replicated, step)
   assert found == step, (workdir, found)
   return state, data_state
 
