@@ -174,6 +174,47 @@ def test_glossy_and_metallic_noise_is_below_35db():
   assert min(psnrs) >= 35.0, psnrs
 
 
+def test_multijitter_counts_are_rendered_as_asked():
+  assert [mitsuba_v2.multijitter_count(n) for n in (49, 50, 98, 100)] == [49, 56, 100, 100]
+  assert [mitsuba_v2.multijitter_count(n, down=True) for n in (50, 56, 99)] == [49, 56, 90]
+
+
+def test_adaptive_sampling_refines_the_noisy_directions_only(monkeypatch):
+  location, view = _glossy_room()
+  predictions = iter([np.array([40, 40, 30, 40, 40, 36, 40, 40.0]),
+                      np.array([40, 40, 36, 40, 40, 40, 40, 40.0]),
+                      np.full(8, 40.0)])
+  monkeypatch.setattr(mitsuba_v2, "predicted_psnr_db", lambda main, fixed: next(predictions))
+  fixed_predictions = iter([30.0, 50.0, 50.0])  # the fixed render: refined once
+  monkeypatch.setattr(mitsuba_v2, "fixed_psnr_db", lambda main, fixed: next(fixed_predictions))
+  main, fixed, samples = mitsuba_v2.adaptive_transport(location, view, 16, 8, seed=3)
+  # Two halves of 4, then as many again for directions 2 and 5, then again for 2 only
+  # (9 a half: the multijitter count next above 8).
+  np.testing.assert_array_equal(samples, [8, 8, 34, 8, 8, 16, 8, 8])
+  assert main.shape == (8, 16, 16, 3) and fixed.shape == (16, 16, 3)
+  # Stopped once every direction and the fixed render met the target.
+  assert next(predictions, None) is None and next(fixed_predictions, None) is None
+  # The refinement ends at MAX_SAMPLE_FACTOR times the samples, met or not.
+  monkeypatch.setattr(mitsuba_v2, "predicted_psnr_db", lambda main, fixed: np.zeros(8))
+  monkeypatch.setattr(mitsuba_v2, "fixed_psnr_db", lambda main, fixed: 0.0)
+  _, _, samples = mitsuba_v2.adaptive_transport(location, view, 16, 8, seed=3)
+  assert len(set(samples)) == 1
+  assert 8 * mitsuba_v2.MAX_SAMPLE_FACTOR <= samples[0] < 16 * mitsuba_v2.MAX_SAMPLE_FACTOR
+
+
+def test_predicted_noise_is_that_of_two_whole_renders():
+  rng = np.random.default_rng(0)
+  clean = np.full((8, 16, 16, 3), 0.2, np.float32)
+  halves = clean + rng.normal(0.0, 0.004, (2, 8, 16, 16, 3)).astype(np.float32)
+  wholes = clean + rng.normal(0.0, 0.004 / np.sqrt(2), (2, 8, 16, 16, 3)).astype(np.float32)
+  fixed = np.zeros((2, 16, 16, 3), np.float32)
+  predicted = mitsuba_v2.predicted_psnr_db(halves, fixed)
+  images = [mitsuba_scene.compose(w, f, illumination.light_rgbs())
+            for w, f in zip(wholes, fixed, strict=True)]
+  measured = noise.psnr_db(*images).reshape(5, 8).min(0)
+  np.testing.assert_allclose(predicted, measured, atol=1.0)
+
+
 @pytest.mark.parametrize("fixed_kind", ["window", "panel"])
 def test_fixed_lights_are_the_same_under_all_40_lights(fixed_kind):
   main, fixed, images = _glossy_render(1, fixed_kind)

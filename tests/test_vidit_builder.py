@@ -114,6 +114,36 @@ def test_v1_tiny_records_did_not_change(tiny_build):
   assert _records_sha256(sources, _SPEC) == _V1_TINY_RECORDS_SHA256
 
 
+def test_an_interrupted_build_resumes_from_its_rendered_scenes(tmp_path, monkeypatch):
+  render_scene = synthetic.render_scene
+  rendered = []
+
+  def render_then_interrupt(spec, ref, sampler_seed=0):
+    if len(rendered) == 2:  # the train split's 2 scenes are done
+      raise KeyboardInterrupt
+    rendered.append(ref.scene)
+    return render_scene(spec, ref, sampler_seed)
+
+  monkeypatch.setattr(synthetic, "render_scene", render_then_interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    build.build("synthetic_tiny", os.fspath(tmp_path), render_workers=1)
+  cache = tmp_path / "downloads" / "renders" / "synthetic_tiny-1.0.0"
+  assert sorted(path.name for path in cache.iterdir()) == ["scene00000.npz", "scene00001.npz"]
+  (cache / "scene00001.npz").write_bytes(b"cut off")  # a file the interrupt truncated
+
+  rendered.clear()
+  monkeypatch.setattr(synthetic, "render_scene", lambda *args: (
+      rendered.append(args[1].scene), render_scene(*args))[1])
+  result = build.build("synthetic_tiny", os.fspath(tmp_path), render_workers=1)
+  assert rendered == [1, 2, 3, 4, 5]  # scene 0 read from the cache, the truncated 1 again
+  assert not cache.exists()  # removed once the build is complete
+  sources = {split: tfds.data_source("vidit/synthetic_tiny", split=split,
+                                     data_dir=os.fspath(tmp_path))
+             for split, _ in _SPEC.split_locations}
+  assert result["images"] == 6 * lights.NUM_LIGHTS
+  assert _records_sha256(sources, _SPEC) == _V1_TINY_RECORDS_SHA256  # as a clean build
+
+
 @pytest.fixture(scope="module")
 def v2_tiny_build(tmp_path_factory):
   data_dir = tmp_path_factory.mktemp("tfds_v2")

@@ -15,6 +15,19 @@ pixel of each linear render at FIREFLY_RATIO times the median of its 3x3 neighbo
 (plus FIREFLY_FLOOR). The clamp is applied to each linear render before composing, so it
 is linear in the light's colour and the 5 temperatures of a direction stay exact scalings.
 
+Adaptive samples. Some views stay noisy without fireflies (a near-mirror metal close to
+the camera reflecting the room's indirect light). Every render is made as two independent
+halves of the samples; the PSNR between the 40 images composed from each half predicts
+the PSNR between two whole renders of different seeds (the difference of two halves has
+twice the variance of the difference of two wholes: + 10 log10 2 dB). Directions whose
+prediction is below NOISE_TARGET_DB get as many samples again, in both halves, until it
+is met or MAX_SAMPLE_FACTOR times the spec's samples are spent; the fixed-light render,
+which is in all 40 images (a lamp inside a room makes it as noisy as a direction), is
+refined the same way until the images that differ in it alone predict FIXED_MARGIN_DB
+better (a quarter of the noise). The result is the average of both halves. Scenes that
+meet the target at once cost what a single render would. The prediction is about 1 dB
+optimistic (half renders are clamped a little more), hence the target above 35 dB.
+
 AOVs (geometry and material only): camera-space depth and normals as v1, the albedo
 (diffuse reflectance; a metal's normal-incidence reflectance), and per direction the
 *shading* of the main light on a white Lambertian copy of the scene (direct light only:
@@ -33,6 +46,9 @@ from relight_jax.render import mitsuba_scene
 
 FIREFLY_RATIO = 4.0
 FIREFLY_FLOOR = 0.02  # linear radiance: dark pixels may vary this much before clamping
+NOISE_TARGET_DB = 37.5  # predicted seed-to-seed PSNR; the shipped bound is 35 dB
+FIXED_MARGIN_DB = 6.0  # the fixed render's own prediction must be this much better
+MAX_SAMPLE_FACTOR = 8
 _GROUND_HALF_SIZE = 20.0
 _WALL_TILE = 4.5
 TEXELS_AT_256 = 64
@@ -50,6 +66,11 @@ def clamp_fireflies(image):
   cap = FIREFLY_RATIO * np.median(windows, axis=0) + FIREFLY_FLOOR
   scale = np.where(luminance > cap, cap / np.maximum(luminance, 1e-12), 1.0)
   return (image * scale[..., None]).astype(np.float32)
+
+
+def clamp_fireflies_all(images):
+  """`clamp_fireflies` of each image of a stack [N, S, S, 3]."""
+  return np.stack([clamp_fireflies(image) for image in images])
 
 
 def _prefiltered(material, image_size):
@@ -191,35 +212,138 @@ def _scene(mi, location, view, image_size, kind, material_of=None, integrator=No
   return mi.load_dict(scene)
 
 
-def _main_light_renders(mi, scene, view, spp, seed):
-  """Renders `scene` with its point light at each of the 8 directions: [8, S, S, 3]."""
+def _main_light_renders(mi, scene, view, spp, seed, directions=range(8), seeds=None):
+  """Renders `scene` with its point light at each of `directions`: [len, S, S, 3].
+
+  `seeds` (one per direction) replaces the default per-direction seeds.
+  """
   params = mi.traverse(scene)
   renders = []
-  for direction in range(8):
+  for i, direction in enumerate(directions):
     params["main_light.position"] = illumination.light_position(
         view.origin, view.target, direction, mitsuba_scene.LIGHT_DISTANCE,
         mitsuba_scene.LIGHT_ELEVATION_DEG).tolist()
     params.update()
-    renders.append(np.array(mi.render(scene, spp=spp, seed=(seed * 16 + direction) % 2**32),
-                            dtype=np.float32))
+    render_seed = (seed * 16 + direction) % 2**32 if seeds is None else seeds[i]
+    renders.append(np.array(mi.render(scene, spp=spp, seed=render_seed), dtype=np.float32))
   return np.stack(renders)
+
+
+def _render_seed(seed, round_, half, render):
+  """A Mitsuba seed per (scene seed, refinement round, half, render): no two coincide."""
+  return int(np.random.SeedSequence([seed, round_, half, render]).generate_state(1)[0])
+
+
+def multijitter_count(samples, down=False):
+  """A sample count Mitsuba's multijitter sampler renders as asked, near `samples`.
+
+  It stratifies into an x by y grid, x = ceil(sqrt(n)), y = ceil(n / x), and renders x * y
+  (with a warning when that differs): asking for exactly that keeps the averaging weights
+  true and the log quiet. `down`: the largest such count <= `samples` instead.
+  """
+  def rendered(n):
+    x = int(np.ceil(np.sqrt(n)))
+    return x * int(np.ceil(n / x))
+  if not down:
+    return rendered(samples)
+  return max(n for n in range(1, samples + 1) if rendered(n) == n)
+
+
+def predicted_psnr_db(main_halves, fixed_halves):
+  """Per direction, the predicted PSNR (dB) of two whole renders of different seeds.
+
+  Args:
+    main_halves: float32 [2, 8, S, S, 3], the main-light renders of each half.
+    fixed_halves: float32 [2, S, S, 3], the fixed-light render of each half.
+
+  Returns:
+    float64 [8]: over a direction's 5 temperatures, the minimum PSNR (peak 1) between the
+    uint8 images composed from each (clamped) half, + 10 log10 2.
+  """
+  images = [mitsuba_scene.compose(clamp_fireflies_all(main), clamp_fireflies(fixed),
+                                  illumination.light_rgbs())
+            for main, fixed in zip(main_halves, fixed_halves, strict=True)]
+  difference = images[0].astype(np.float64) / 255 - images[1].astype(np.float64) / 255
+  mse = np.mean(difference ** 2, axis=(1, 2, 3)).reshape(5, 8)  # temperature, direction
+  psnr = 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
+  return psnr.min(0) + 10 * np.log10(2.0)
+
+
+def fixed_psnr_db(main_halves, fixed_halves):
+  """The predicted PSNR (dB) of two whole renders that differ in the fixed render only.
+
+  As `predicted_psnr_db`, minimum over the 40 images, both halves composed with the first
+  half's main-light renders.
+  """
+  main = clamp_fireflies_all(main_halves[0])
+  images = [mitsuba_scene.compose(main, clamp_fireflies(fixed), illumination.light_rgbs())
+            for fixed in fixed_halves]
+  difference = images[0].astype(np.float64) / 255 - images[1].astype(np.float64) / 255
+  mse = np.mean(difference ** 2, axis=(1, 2, 3))
+  return float(10 * np.log10(1.0 / max(mse.max(), 1e-12)) + 10 * np.log10(2.0))
+
+
+def adaptive_transport(location, view, image_size, samples_per_pixel, seed):
+  """Linear renders with as many samples as the noise target needs (module docstring).
+
+  Returns:
+    (main, fixed, samples): float32 [8, S, S, 3] and [S, S, 3] as `render_transport`, and
+    int [8] the samples per pixel each direction's main-light render received.
+  """
+  mi = mitsuba_scene._mitsuba()  # noqa: SLF001
+  main_scene = _scene(mi, location, view, image_size, "main")
+  fixed_scene = _scene(mi, location, view, image_size, "fixed")
+  half = multijitter_count(max(1, samples_per_pixel // 2), down=True)
+
+  def render(round_, spp, fixed_spp, directions):
+    main = fixed = None
+    if directions:
+      main = np.stack([_main_light_renders(
+          mi, main_scene, view, spp, seed, directions,
+          [_render_seed(seed, round_, h, d) for d in directions]) for h in range(2)])
+    if fixed_spp:
+      fixed = np.stack([np.array(mi.render(fixed_scene, spp=fixed_spp,
+                                           seed=_render_seed(seed, round_, h, 8)), np.float32)
+                        for h in range(2)])
+    return main, fixed
+
+  main, fixed = render(0, half, half, list(range(8)))
+  samples = np.full(8, half)
+  fixed_samples = half
+  round_ = 0
+  while True:
+    # The fixed render is in all 40 images: it may take a quarter of the noise budget.
+    fixed_noisy = (fixed_psnr_db(main, fixed) < NOISE_TARGET_DB + FIXED_MARGIN_DB
+                   and fixed_samples < MAX_SAMPLE_FACTOR * half)
+    noisy = [d for d, db in enumerate(predicted_psnr_db(main, fixed))
+             if db < NOISE_TARGET_DB and samples[d] < MAX_SAMPLE_FACTOR * half]
+    if not noisy and not fixed_noisy:
+      break
+    round_ += 1
+    # As many samples again for the noisy directions (and the fixed render if noisy).
+    spp = multijitter_count(int(samples[noisy].max())) if noisy else 0
+    more_fixed_samples = multijitter_count(fixed_samples) if fixed_noisy else 0
+    more_main, more_fixed = render(round_, spp, more_fixed_samples, noisy)
+    for i, d in enumerate(noisy):
+      main[:, d] = (main[:, d] * samples[d] + more_main[:, i] * spp) / (samples[d] + spp)
+      samples[d] += spp
+    if fixed_noisy:
+      fixed = ((fixed * fixed_samples + more_fixed * more_fixed_samples)
+               / (fixed_samples + more_fixed_samples))
+      fixed_samples += more_fixed_samples
+  return (clamp_fireflies_all(main.mean(0)), clamp_fireflies(fixed.mean(0)), 2 * samples)
 
 
 def render_transport(location, view, image_size, samples_per_pixel, seed):
   """Linear renders (main light per direction, fixed lights), fireflies clamped.
 
+  `samples_per_pixel` is the least each render receives (see `adaptive_transport`).
+
   Returns:
     (main, fixed): float32 [8, S, S, 3] and [S, S, 3], as `mitsuba_scene.render_transport`.
   """
-  mi = mitsuba_scene._mitsuba()  # noqa: SLF001
-  main_scene = _scene(mi, location, view, image_size, "main")
-  main = _main_light_renders(mi, main_scene, view, samples_per_pixel, seed)
-  fixed_scene = _scene(mi, location, view, image_size, "fixed")
-  # Unlike v1's, the fixed render is the quiet part here (the main light's indirect
-  # bounce inside rooms dominates the noise): half the samples.
-  fixed = np.array(mi.render(fixed_scene, spp=max(16, samples_per_pixel // 2),
-                             seed=(seed * 16 + 8) % 2**32), dtype=np.float32)
-  return np.stack([clamp_fireflies(image) for image in main]), clamp_fireflies(fixed)
+  main, fixed, _ = adaptive_transport(location, view, image_size, samples_per_pixel, seed)
+  return main, fixed
 
 
 def render_aovs(location, view, image_size, seed, samples=4):

@@ -58,9 +58,11 @@ def main():
     location, view = synthetic.scene_description(spec, ref)
     kind = getattr(location, "kind", "v1")
     materials = sorted({obj.material.kind for obj in view.objects})
+    samples = ("" if first.samples is None else
+               f"; samples per pixel {first.samples.min()}-{first.samples.max()}")
     print(f"{spec.name} scene {ref.scene} ({kind}, {'/'.join(materials)}): PSNR min "
           f"{psnr.min():.1f} dB, mean {psnr.mean():.1f} dB; one render {cpu:.1f} CPU s, "
-          f"{wall:.1f} s wall", flush=True)
+          f"{wall:.1f} s wall{samples}", flush=True)
   print(f"{spec.name}: minimum over {len(minimums)} scenes and 40 lights: "
         f"{min(minimums):.1f} dB")
 

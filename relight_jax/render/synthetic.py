@@ -20,12 +20,16 @@ noise and timings are described in docs/data.md.
 """
 
 import dataclasses
+import logging
 import multiprocessing
 import os
+import pathlib
+import resource
 from collections.abc import Iterator
 
 import numpy as np
 
+from relight_jax import atomic
 from relight_jax.render import illumination
 from relight_jax.render import locations
 from relight_jax.render import locations_v2
@@ -109,6 +113,8 @@ class RenderedScene:
   #                      +z towards the camera)
   albedo: np.ndarray | None = None  # v2: float32 [S, S, 3] linear reflectance in [0, 1]
   shading: np.ndarray | None = None  # v2: float32 [8, S, S] white-scene direct light, [0, 1]
+  samples: np.ndarray | None = None  # v2: int [8] samples per pixel of each direction
+  cpu_seconds: float | None = None  # set by render_split: CPU time of the scene's render
 
 
 def split_scenes(spec, split):
@@ -177,27 +183,77 @@ def render_scene(spec, ref, sampler_seed=0):
                      f"of {GENERATORS}")
   location, view = scene_description(spec, ref)
   seed = (sampler_seed * 1_000_003 + ref.scene) % 2**27
-  renderer = mitsuba_v2 if spec.generator == "v2" else mitsuba_scene
-  main, fixed = renderer.render_transport(
-      location, view, spec.image_size, spec.samples_per_pixel, seed)
-  images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
   if spec.generator == "v2":
+    main, fixed, samples = mitsuba_v2.adaptive_transport(
+        location, view, spec.image_size, spec.samples_per_pixel, seed)
+    images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
     depth, normals, albedo, shading = mitsuba_v2.render_aovs(
         location, view, spec.image_size, seed)
     return RenderedScene(images=images, depth=depth, normals=normals, albedo=albedo,
-                         shading=shading)
+                         shading=shading, samples=samples)
+  main, fixed = mitsuba_scene.render_transport(
+      location, view, spec.image_size, spec.samples_per_pixel, seed)
+  images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
   depth, normals = mitsuba_scene.render_aovs(location, view, spec.image_size, seed)
   return RenderedScene(images=images, depth=depth, normals=normals)
+
+
+def _cpu_seconds():
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
 
 
 def _render_job(job):
   spec, ref, threads = job
   if threads is not None:
     mitsuba_scene.set_thread_count(threads)
-  return ref, render_scene(spec, ref)
+  start = _cpu_seconds()
+  rendered = render_scene(spec, ref)
+  return ref, dataclasses.replace(rendered, cpu_seconds=_cpu_seconds() - start)
 
 
-def render_split(spec, split, workers=None, progress=True) -> Iterator[
+_CACHED_FIELDS = ("images", "depth", "normals", "albedo", "shading", "samples")
+
+
+def _cache_file(cache_dir, ref):
+  return pathlib.Path(cache_dir) / f"scene{ref.scene:05d}.npz"
+
+
+def save_rendered(path, rendered):
+  """Writes one rendered scene (with the CPU seconds it took) to `path`, atomically."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  arrays = {name: getattr(rendered, name) for name in _CACHED_FIELDS
+            if getattr(rendered, name) is not None}
+  with atomic.replacing(path) as stream:
+    np.savez(stream, cpu_seconds=np.float64(rendered.cpu_seconds or 0.0), **arrays)
+
+
+def load_rendered(path, spec):
+  """The RenderedScene saved by `save_rendered`, or None if `path` is unusable.
+
+  A missing file is None; an unreadable one, or one whose images are not the spec's 40
+  [S, S, 3] uint8 images, is None with a warning (the scene is rendered again).
+  """
+  path = pathlib.Path(path)
+  if not path.exists():
+    return None
+  size = spec.image_size
+  try:
+    with np.load(path, allow_pickle=False) as stored:
+      fields = {name: stored[name] for name in _CACHED_FIELDS if name in stored}
+      cpu_seconds = float(stored["cpu_seconds"])
+    images = fields["images"]
+    if images.shape != (40, size, size, 3) or images.dtype != np.uint8:
+      raise ValueError(f"images {images.shape} {images.dtype}, expected (40, {size}, {size}, "
+                       "3) uint8")
+  except (OSError, ValueError, KeyError) as err:  # zipfile.BadZipFile is an OSError
+    logging.warning("render cache %s is unusable (%s): rendering the scene again", path, err)
+    return None
+  return RenderedScene(**fields, cpu_seconds=cpu_seconds)
+
+
+def render_split(spec, split, workers=None, progress=True, cache_dir=None) -> Iterator[
     tuple[SceneRef, RenderedScene]]:
   """Renders every scene of a split, in `split_scenes` order, in parallel over scenes.
 
@@ -208,36 +264,60 @@ def render_split(spec, split, workers=None, progress=True) -> Iterator[
       and JAX are not fork-safe, so workers are started with 'spawn': a script calling
       this with workers > 1 needs the usual `if __name__ == "__main__":` guard.
     progress: show a tqdm progress bar.
+    cache_dir: if given, every rendered scene is saved there (`sceneNNNNN.npz`) and
+      scenes already there are read instead of rendered, so an interrupted build resumes
+      where it stopped. The folder must be specific to the spec and its version.
 
   Yields:
     (SceneRef, RenderedScene) pairs.
   """
   refs = split_scenes(spec, split)
+  # Checked whole now (an unusable file is rendered again), read again when its turn
+  # comes: a 256 px split does not fit in memory at once.
+  cached = set() if cache_dir is None else {
+      ref for ref in refs if load_rendered(_cache_file(cache_dir, ref), spec) is not None}
+  to_render = [ref for ref in refs if ref not in cached]
   workers = (os.cpu_count() or 1) if workers is None else workers
-  workers = max(1, min(workers, len(refs)))
+  workers = max(1, min(workers, len(to_render)))
   # In-process rendering would load Mitsuba next to TensorFlow and abort at exit: use one
   # spawned worker instead.
   in_process = workers == 1 and not mitsuba_scene.loading_would_abort_at_exit()
   bar = None
   if progress:
     import tqdm  # noqa: PLC0415  (optional dependency of the progress bar only)
-    bar = tqdm.tqdm(total=len(refs), desc=f"render {spec.name}/{split}", unit="scene")
+    bar = tqdm.tqdm(total=len(refs), initial=len(cached), unit="scene",
+                    desc=f"render {spec.name}/{split}" + (f" ({len(cached)} from cache)"
+                                                         if cached else ""))
+
+  def rendered_in_order(results):
+    results = iter(results)
+    for ref in refs:
+      if ref in cached:
+        rendered = load_rendered(_cache_file(cache_dir, ref), spec)
+        if rendered is None:
+          raise RuntimeError(f"render cache {_cache_file(cache_dir, ref)} changed during "
+                             "the build; run it again")
+        yield ref, rendered
+        continue
+      done, rendered = next(results)  # in to_render order, which is refs' without cached
+      if cache_dir is not None:
+        save_rendered(_cache_file(cache_dir, done), rendered)
+      if bar is not None:
+        bar.update()
+      yield done, rendered
+
   try:
-    if in_process:
-      for ref in refs:
-        yield _render_job((spec, ref, None))
-        if bar is not None:
-          bar.update()
+    if in_process or not to_render:
+      yield from rendered_in_order(_render_job((spec, ref, None)) for ref in to_render)
     else:
       # Processes, not threads, share the cores: the per-scene Python work (procedural
       # textures, scene loading, composing) then overlaps with rendering.
       threads = max(1, (os.cpu_count() or 1) // workers)
       context = multiprocessing.get_context("spawn")
       with context.Pool(workers) as pool:
-        for result in pool.imap(_render_job, [(spec, ref, threads) for ref in refs]):
-          yield result
-          if bar is not None:
-            bar.update()
+        yield from rendered_in_order(
+            pool.imap(_render_job, [(spec, ref, threads) for ref in to_render]))
   finally:
     if bar is not None:
       bar.close()
+

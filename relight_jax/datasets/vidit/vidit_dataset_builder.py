@@ -15,7 +15,9 @@ Importing `relight_jax.datasets.vidit` registers this builder as "vidit".
 import collections
 import concurrent.futures
 import functools
+import logging
 import os
+import shutil
 import types
 
 import numpy as np
@@ -115,6 +117,7 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     """
     self._render_workers = render_workers
     self._beam = beam
+    self._render_cache = None  # set by a synthetic build's _split_generators
     super().__init__(file_format=file_format or tfds.core.FileFormat.ARRAY_RECORD, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -180,7 +183,8 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
                                     types.SimpleNamespace(builder_config=config))
         return {split: beam_render.split_transform(spec, split, config.image_size, records)
                 for split, _ in spec.split_locations}
-      return {split: self._generate_synthetic(spec, split)
+      cache_dir = self._render_cache_dir(dl_manager)
+      return {split: self._generate_synthetic(spec, split, cache_dir)
               for split, _ in spec.split_locations}
     root = self._real_root(dl_manager)
     files = manual_tree.scan_manual_dir(root)
@@ -211,8 +215,25 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     sub_folder = manual_dir / layout.name
     return os.fspath(sub_folder if sub_folder.is_dir() else manual_dir)
 
-  def _generate_synthetic(self, spec, split):
-    """Yields the 40 records of every rendered scene, keyed scene_position * 40 + light."""
+  def _render_cache_dir(self, dl_manager):
+    """Where rendered scenes wait until the build is done: resuming one reuses them."""
+    self._render_cache = os.path.join(os.fspath(dl_manager.download_dir), "renders",
+                                      f"{self.builder_config.name}-{self.version}")
+    return self._render_cache
+
+  def download_and_prepare(self, *args, **kwargs):
+    """TFDS' download_and_prepare; then the render cache of the finished build is removed."""
+    super().download_and_prepare(*args, **kwargs)
+    if self._render_cache is not None:
+      shutil.rmtree(self._render_cache, ignore_errors=True)
+      self._render_cache = None
+
+  def _generate_synthetic(self, spec, split, cache_dir=None):
+    """Yields the 40 records of every rendered scene, keyed scene_position * 40 + light.
+
+    Scenes are kept in `cache_dir` until the build is done, so an interrupted build
+    renders only what it had not; the log says how much rendering the split took.
+    """
     refs = synthetic.split_scenes(spec, split)
     position_of = {ref: position for position, ref in enumerate(refs)}
     size = self.builder_config.image_size
@@ -220,12 +241,17 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     if workers is None and len(refs) <= _IN_PROCESS_MAX_SCENES:
       workers = 1
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-      for ref, rendered in synthetic.render_split(spec, split, workers=workers):
+      cpu_seconds = 0.0
+      for ref, rendered in synthetic.render_split(spec, split, workers=workers,
+                                                  cache_dir=cache_dir):
         if rendered.images.shape != (lights.NUM_LIGHTS, size, size, 3):
           raise ValueError(f"renderer returned images {rendered.images.shape} for {ref}, "
                            f"expected {(lights.NUM_LIGHTS, size, size, 3)}")
+        cpu_seconds += rendered.cpu_seconds or 0.0
         pngs = list(pool.map(lambda image: images.encode_png(image, size), rendered.images))
         yield from self._synthetic_records(spec, ref, position_of[ref], rendered, pngs)
+    logging.info("vidit/%s %s: %d scenes, %.0f CPU s of rendering (%.1f a scene)",
+                 spec.name, split, len(refs), cpu_seconds, cpu_seconds / max(len(refs), 1))
 
   def _synthetic_records(self, spec, ref, position, rendered, pngs):
     """The 40 (key, record) pairs of one rendered scene; `pngs` are its encoded images."""
