@@ -86,7 +86,8 @@ def base_config():
   # stream then only composes triplets (bench/input_pipeline.py measures the gain).
   config.data.cache_mib = 2048
   # Per-scene maps of the renderer added to every triplet as {input,target}_<name>
-  # (input_pipeline.AOVS: 'depth', 'normals'); only models with geometry losses read them.
+  # (input_pipeline.AOVS: 'depth', 'normals', 'shading'); only models with geometry losses
+  # read them.
   config.data.aovs = ()
   config.data.prefetch = 2                    # batches prepared ahead by a background thread
 
@@ -158,6 +159,9 @@ def model_section(name: str = "envmap") -> ml_collections.ConfigDict:
   # at which an envmap column's light is placed for shading.
   config.geometry_maps = ("normals", "depth")
   config.light_elevation_deg = 35.0
+  # geometry_envmap: predict the shading of I's scene under T's light, cast shadows
+  # included, and give it to the decoder (models/geometry.py; needs v2 data's shading).
+  config.relit_shading = False
   config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
   # How the convolutions are computed (relight_jax/cpu_kernels, docs/cpu_kernels.md):
@@ -188,6 +192,10 @@ def loss_section(reconstruction, **weights):
   # AOVs): 1 - cos on normals, L1 on depth.
   loss.normals_weight = 0.0
   loss.depth_weight = 0.0
+  # With model.relit_shading (v2 data): L1 on each image's own predicted shading (when
+  # model.geometry_maps has 'shading') and on the predicted shading of I under T's light.
+  loss.shading_weight = 0.0
+  loss.relit_shading_weight = 0.0
   # The report's latent losses (§3.4), which it tried and abandoned: L(1) ('plain') or
   # L(2) ('with_reference') on the scene latents of I, G, relit and the light latents of
   # T, G, relit. 0 = off (the report's final models).

@@ -16,8 +16,11 @@ Batches are dicts of numpy arrays, float32 [0, 1] NHWC images, with the lights' 
 and ground-truth envmaps of I, T and G (the batch contract of `objectives.py`). A
 `SceneImages` opened with `aovs` adds the renderer's per-scene maps of I and T
 (`input_depth` [S, S] in [0, 1], `input_normals` [S, S, 3] unit camera-space vectors, and
-the same for `target_`; G shares I's): models with geometry losses read them in
-training, nothing needs them at inference.
+the same for `target_`; G shares I's) and, for "shading" (v2 datasets), the direct-light
+shading of each image's own light direction, G's included (`input_shading`,
+`target_shading`, `ground_truth_shading` [S, S] in [0, 1]: G's is I's scene under T's
+direction): models with geometry losses read them in training, nothing needs them at
+inference.
 """
 
 import dataclasses
@@ -32,9 +35,11 @@ from relight_jax import envmap
 from relight_jax import lights
 
 ROLES = ("input", "target", "ground_truth")
-# Per-scene maps of the renderer a split can add to its triplets (SceneImages(aovs=...)).
-# The same under all 40 lights, so each is read once per scene, from its first record.
-AOVS = ("depth", "normals")
+# Maps of the renderer a split can add to its triplets (SceneImages(aovs=...)). Depth and
+# normals are the same under all 40 lights, so each is read once per scene, from its first
+# record; shading depends on the light's direction only, so 8 are read per scene.
+AOVS = ("depth", "normals", "shading")
+_PER_DIRECTION_AOVS = ("shading",)
 
 # Predicates on arrays of scene positions and light indices of I (si, li) and T (st, lt).
 RULES = {
@@ -133,7 +138,19 @@ class SceneImages:
                   for name in self.aovs}
 
   def _decode_aov(self, name, scene):
-    record = self._source[int(lights.record_index(scene, 0))]
+    if name in _PER_DIRECTION_AOVS:  # [8, S, S], light index = temperature * 8 + direction
+      return np.stack([self._decode_aov_of(name, scene, direction)
+                       for direction in range(lights.NUM_DIRECTIONS)])
+    return self._decode_aov_of(name, scene, 0)
+
+  def _decode_aov_of(self, name, scene, light):
+    record = self._source[int(lights.record_index(scene, light))]
+    if name in _PER_DIRECTION_AOVS:
+      if name not in record:
+        raise ValueError(f"{self.name} split {self.split!r} has no {name} maps: "
+                         f"data.aovs={self.aovs} needs a v2 synthetic dataset "
+                         "(vidit/synthetic_v2*)")
+      return self._resize_aov(name, np.asarray(record[name])[..., 0].astype(np.float32) / 255)
     if not bool(record.get(f"has_{name}", False)):
       raise ValueError(f"{self.name} split {self.split!r} has no {name} for scene {scene} "
                        f"(has_{name} is false): data.aovs={self.aovs} needs a dataset "
@@ -142,7 +159,9 @@ class SceneImages:
     if name == "normals":  # stored as the uint8 image (n + 1) * 127.5
       value = value.astype(np.float32) / 127.5 - 1.0
       value /= np.maximum(np.linalg.norm(value, axis=-1, keepdims=True), 1e-6)
-    value = value.astype(np.float32)
+    return self._resize_aov(name, value.astype(np.float32))
+
+  def _resize_aov(self, name, value):
     if value.shape[0] != self.image_size:
       factor = value.shape[0] // self.image_size
       if factor * self.image_size != value.shape[0]:
@@ -152,8 +171,13 @@ class SceneImages:
                             *value.shape[2:]).mean(axis=(1, 3))
     return value
 
-  def aov(self, name, scene):
-    """float32 map `name` of scene position `scene` (see AOVS and the module docstring)."""
+  def aov(self, name, scene, light=0):
+    """float32 map `name` of scene position `scene` (see AOVS and the module docstring).
+
+    `light` matters only for the per-direction maps (shading): its direction's map.
+    """
+    if name in _PER_DIRECTION_AOVS:
+      return self._aovs[name][scene][lights.direction_of(light)]
     return self._aovs[name][scene]
 
   def _decode(self, record):
@@ -207,8 +231,13 @@ def compose_triplet(images, pair):
     example.update(_labels(role, light))
   # Any object with `image(scene, light)` composes triplets; one without `aovs` adds no maps.
   for name in getattr(images, "aovs", ()):
-    example[f"input_{name}"] = images.aov(name, scene_input)
-    example[f"target_{name}"] = images.aov(name, scene_target)
+    if name in _PER_DIRECTION_AOVS:
+      example[f"input_{name}"] = images.aov(name, scene_input, light_input)
+      example[f"target_{name}"] = images.aov(name, scene_target, light_target)
+      example[f"ground_truth_{name}"] = images.aov(name, scene_input, light_target)
+    else:
+      example[f"input_{name}"] = images.aov(name, scene_input)
+      example[f"target_{name}"] = images.aov(name, scene_target)
   return example
 
 

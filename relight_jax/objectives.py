@@ -117,6 +117,7 @@ def _illumination_predictor_terms(outputs, batch, loss_config):
 GEOMETRY_LOSSES = {
     "normals": ("normals_weight", losses.normals_loss),
     "depth": ("depth_weight", losses.l1),
+    "shading": ("shading_weight", losses.l1),
 }
 
 
@@ -133,6 +134,14 @@ def _geometry_envmap_terms(outputs, batch, loss_config):
     value = sum(loss(batch[f"{role}_{name}"], outputs[f"{role}_{name}"])
                 for role in _ENVMAP_ROLES) / len(_ENVMAP_ROLES)
     terms[name] = (weight, value)
+  weight = loss_config.relit_shading_weight
+  if "relit_shading" in outputs and weight:
+    if "ground_truth_shading" not in batch:
+      raise ValueError(f"loss.relit_shading_weight={weight} needs the renderer's shading "
+                       "maps in the batch: set data.aovs to include 'shading' (a v2 dataset)")
+    # G's shading: I's scene under T's light direction, what the shading head predicts.
+    terms["relit_shading"] = (weight, losses.l1(batch["ground_truth_shading"],
+                                                outputs["relit_shading"]))
   return terms
 
 

@@ -35,6 +35,18 @@ def tiny_data_dir(tmp_path_factory):
   return str(data_dir)
 
 
+@pytest.fixture(scope="session")
+def v2_tiny_data_dir(tmp_path_factory):
+  """TFDS data_dir holding a freshly built `vidit/synthetic_v2_tiny` (with shading maps)."""
+  import tensorflow_datasets as tfds
+
+  from relight_jax.datasets import vidit  # noqa: F401  registers the builder
+
+  data_dir = tmp_path_factory.mktemp("tfds_v2")
+  tfds.builder("vidit/synthetic_v2_tiny", data_dir=str(data_dir)).download_and_prepare()
+  return str(data_dir)
+
+
 def load_config(name, arg="smoke", **overrides):
   """Loads configs/<name>.py with a config string, then applies dotted overrides."""
   from relight_jax import config_utils

@@ -46,8 +46,8 @@ def test_output_shapes_and_geometry_ranges():
         variables, x, train=False, method=model.encode)
 
   outputs, encoded = jax.eval_shape(run, image)
-  expected = {"relit": (2, 32, 32, 3), "target_shading": (2, 32, 32, 3),
-              "input_shading": (2, 32, 32, 3)}
+  expected = {"relit": (2, 32, 32, 3), "target_lambertian": (2, 32, 32, 3),
+              "input_lambertian": (2, 32, 32, 3)}
   for role in ("input", "target"):
     expected.update({f"{role}_envmap": (2, 16, 32, 3), f"{role}_light": (2, 16, 32, 3),
                      f"{role}_normals": (2, 32, 32, 3), f"{role}_depth": (2, 32, 32)})
@@ -132,8 +132,9 @@ def _loss_batch(size=16, with_aovs=True):
   return batch
 
 
-def _loss_and_grads(loss_config, batch, wanted=("normals", "depth", "reconstruction")):
-  model = registry.create_model(_config(depth=1, bottleneck_convs=1))
+def _loss_and_grads(loss_config, batch, wanted=("normals", "depth", "reconstruction"),
+                    **model_overrides):
+  model = registry.create_model(_config(depth=1, bottleneck_convs=1, **model_overrides))
 
   @jax.jit
   def run(batch):
@@ -179,6 +180,60 @@ def test_geometry_losses_need_the_maps_and_say_so():
   _, terms = _loss_and_grads(loss_config, _loss_batch(with_aovs=False),
                              wanted=("reconstruction",))["reconstruction"]
   assert set(terms) == {"reconstruction", "envmap", "total"}
+
+
+_SHADOWS = {"geometry_maps": ("normals", "depth", "shading"), "relit_shading": True}
+
+
+def test_shadow_model_predicts_shadings_and_learns_them():
+  model = registry.create_model(_config(**_SHADOWS))
+  image = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+  outputs = jax.eval_shape(lambda x: model.apply(
+      model.init(jax.random.key(0), x, x, x, train=False), x, x, x, train=False), image)
+  for key in ("input_shading", "target_shading", "ground_truth_shading", "relit_shading"):
+    assert outputs[key].shape == (2, 32, 32), key
+  loss_config = load_config("shadow_envmap", "smoke").loss
+  batch = _loss_batch()
+  rng = np.random.default_rng(2)
+  for role in ("input", "target", "ground_truth"):
+    batch[f"{role}_shading"] = rng.uniform(size=(2, 16, 16)).astype(np.float32)
+  results = _loss_and_grads(loss_config, batch, ("shading", "relit_shading", "reconstruction"),
+                            **_SHADOWS)
+  norm = lambda tree: float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(tree))))
+  grads, terms = results["relit_shading"]
+  # The relit shading is learned by its head and the encoder, not by the image decoder...
+  assert float(terms["relit_shading"]) > 0 and norm(grads["shading_head"]) > 0
+  assert norm(grads["encoder"]) > 0 and norm(grads["decoder"]) == 0
+  grads, terms = results["shading"]
+  assert float(terms["shading"]) > 0 and norm(grads["geometry_head"]) > 0
+  # ... which reads it: the reconstruction trains the shading head through it.
+  grads, terms = results["reconstruction"]
+  assert norm(grads["shading_head"]) > 0
+  expected = sum(float(terms[key]) for key in ("reconstruction", "envmap", "normals", "depth",
+                                               "shading", "relit_shading"))
+  assert float(terms["total"]) == pytest.approx(expected, rel=1e-5)
+  del batch["ground_truth_shading"]
+  with pytest.raises(ValueError, match="shading"):
+    _loss_and_grads(loss_config, batch, ("reconstruction",), **_SHADOWS)
+
+
+def test_pipeline_adds_the_shadings_of_each_image_and_of_g(v2_tiny_data_dir, tiny_data_dir):
+  images = input_pipeline.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir,
+                                      32, aovs=("shading",))
+  # Lights 3 (2500 K, SE) and 14 (3500 K, SW): G is scene 0 under SW.
+  example = input_pipeline.compose_triplet(images, (0, 3, 1, 14))
+  source = images._source  # noqa: SLF001  (the records the maps come from)
+  stored = lambda scene, light: np.asarray(
+      source[int(lights.record_index(scene, light))]["shading"])[..., 0] / 255
+  np.testing.assert_allclose(example["input_shading"], stored(0, 3), atol=1e-6)
+  np.testing.assert_allclose(example["target_shading"], stored(1, 14), atol=1e-6)
+  np.testing.assert_allclose(example["ground_truth_shading"], stored(0, 14), atol=1e-6)
+  # Another temperature of the same direction: the same map.
+  np.testing.assert_array_equal(images.aov("shading", 0, 14), images.aov("shading", 0, 6))
+  assert not np.array_equal(images.aov("shading", 0, 14), images.aov("shading", 0, 10))
+  with pytest.raises(ValueError, match=r"no shading maps.*synthetic_v2"):  # v1 has none
+    input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
+                               aovs=("shading",))
 
 
 def test_normals_loss_values():

@@ -13,7 +13,15 @@ learns them as auxiliary tasks and uses them to shade, while needing only RGB at
      and under I's own: two colour images that say where T's light falls and where I's
      fell (the intrinsic-image ratio relit ≈ I · shading_T / shading_I);
   4. the relighting decoder (`models/unet.Decoder`) gets, next to every skip link, these
-     geometry maps average-pooled to the link's resolution.
+     geometry maps average-pooled to the link's resolution;
+  5. optionally (`relit_shading`, v2 datasets), a shading head decodes the latent that
+     carries T's light (the decoder's own input) with I's skip links into the shading of
+     I's scene under T's light direction: the renderer's direct-light shading of a white
+     copy of the scene, cast shadows included, which the Lambertian shading of step 3
+     cannot show. Supervised by the dataset's map of (scene of I, direction of T) and fed
+     to the decoder with the others, it asks the network to say where the new shadows
+     fall before it paints them. The geometry head may then also predict each image's own
+     shading ("shading" in `geometry_maps`), i.e. find the shadows already in I.
 
 Shading needs the 3-D direction of each envmap column. A generated envmap puts the light on
 its horizon (report §3.4), while the renderer's light stands `light_elevation_deg` above
@@ -24,8 +32,9 @@ them: N (azimuth 0) shines from behind the scene (-z), E from the right (+x).
 
 Outputs of `GeometryRelighter.__call__`: those of `models/relighter.Relighter` with the
 Envmap head ("relit", "{role}_light", "{role}_envmap") plus, per encoded role,
-"{role}_normals" [b, S, S, 3] (unit vectors) and "{role}_depth" [b, S, S] in [0, 1]; and
-"target_shading", "input_shading" [b, S, S, 3].
+"{role}_normals" [b, S, S, 3] (unit vectors), "{role}_depth" and "{role}_shading" [b, S, S]
+in [0, 1] (those of `geometry_maps`); "target_lambertian", "input_lambertian" [b, S, S, 3];
+and with `relit_shading`, "relit_shading" [b, S, S] in [0, 1].
 """
 
 import functools
@@ -41,7 +50,8 @@ from relight_jax.models import unet
 
 # Geometry maps the head can predict and their channels. Albedo (3 channels, a material
 # map of the renderer) would be one more entry here and in objectives.GEOMETRY_LOSSES.
-GEOMETRY_CHANNELS = {"normals": 3, "depth": 1}
+GEOMETRY_CHANNELS = {"normals": 3, "depth": 1, "shading": 1}
+_UNIT_INTERVAL_MAPS = ("depth", "shading")  # in [0, 1]: a sigmoid, returned as [b, S, S]
 
 
 def column_directions(width: int, elevation_deg: float) -> np.ndarray:
@@ -102,7 +112,7 @@ class GeometryHead(nn.Module):
   A light U-Net decoder: from the latent, bilinear x2 + conv per resolution, each
   concatenating the encoder's skip link at that resolution (the last of each stage, and
   the stem's), then a 3x3 conv to the maps' channels. Normals are normalised to unit
-  length, depth goes through a sigmoid (the renderer's depth is in [0, 1]).
+  length, depth and shading go through a sigmoid (the renderer's are in [0, 1]).
 
   Attributes:
     maps: names of GEOMETRY_CHANNELS to predict.
@@ -118,7 +128,7 @@ class GeometryHead(nn.Module):
 
   @nn.compact
   def __call__(self, latent, skips, *, train: bool):
-    """Returns {map name: [b, S, S, channels] float32} ("depth" as [b, S, S])."""
+    """Returns {map name: [b, S, S, channels] float32} ("depth", "shading" as [b, S, S])."""
     channels = unet.unet_channels(self.width, self.depth)
     block = functools.partial(unet.ConvBlock, dtype=self.dtype, conv=self.conv)
     x = block(channels.stages[-1], name="latent_in")(latent, train=train)
@@ -138,19 +148,22 @@ class GeometryHead(nn.Module):
       start += GEOMETRY_CHANNELS[name]
       if name == "normals":
         value = value / jnp.sqrt(jnp.sum(value**2, axis=-1, keepdims=True) + 1e-6)
-      elif name == "depth":
+      elif name in _UNIT_INTERVAL_MAPS:
         value = nn.sigmoid(value[..., 0])
       outputs[name] = value
     return outputs
 
 
-def _geometry_features(geometry, target_shading, input_shading):
+def _geometry_features(geometry, target_lambertian, input_lambertian, relit_shading):
   """The full-resolution maps fed to the relighting decoder: [b, S, S, c]."""
-  parts = [target_shading, input_shading]
+  parts = [target_lambertian, input_lambertian]
   if "normals" in geometry:
     parts.append(geometry["normals"])
-  if "depth" in geometry:
-    parts.append(geometry["depth"][..., None])
+  for name in _UNIT_INTERVAL_MAPS:
+    if name in geometry:
+      parts.append(geometry[name][..., None])
+  if relit_shading is not None:
+    parts.append(relit_shading[..., None])
   return jnp.concatenate(parts, axis=-1)
 
 
@@ -163,11 +176,14 @@ class GeometryRelighter(nn.Module):
       is required: the shading needs it).
     light_elevation_deg: elevation of the dataset's light above the horizon, at which an
       envmap column's light is placed for shading (the renderer's).
+    relit_shading: predict the shading of I's scene under T's light (module docstring,
+      step 5) and feed it to the decoder.
     width, depth, bottleneck_convs, residual, dtype, conv: as `relighter.Relighter`.
   """
   latent_head: nn.Module
   geometry_maps: tuple[str, ...] = ("normals", "depth")
   light_elevation_deg: float = 35.0
+  relit_shading: bool = False
   width: float = 1.0
   depth: int = 3
   bottleneck_convs: int = 3
@@ -185,6 +201,9 @@ class GeometryRelighter(nn.Module):
                                 dtype=self.dtype, conv=self.conv)
     self.geometry_head = GeometryHead(tuple(self.geometry_maps), self.width, self.depth,
                                       dtype=self.dtype, conv=self.conv)
+    if self.relit_shading:
+      self.shading_head = GeometryHead(("shading",), self.width, self.depth,
+                                       dtype=self.dtype, conv=self.conv)
     self.decoder = unet.Decoder(self.width, self.depth, self.bottleneck_convs,
                                 residual=self.residual, dtype=self.dtype, conv=self.conv)
 
@@ -201,18 +220,25 @@ class GeometryRelighter(nn.Module):
 
   def _decode(self, input_image, latent_shape, skips, geometry, input_envmap, target_light,
               *, train):
-    """Ĝ from I's skips and geometry and a target light (envmap [b, 16, 32, 3])."""
-    target_shading = envmap_shading(geometry["normals"], target_light,
-                                    self.light_elevation_deg)
-    input_shading = envmap_shading(geometry["normals"], input_envmap,
-                                   self.light_elevation_deg)
-    features = _geometry_features(geometry, target_shading, input_shading)
+    """Ĝ from I's skips and geometry and a target light (envmap [b, 16, 32, 3]).
+
+    Returns:
+      relit, and {"target_lambertian", "input_lambertian"[, "relit_shading"]}.
+    """
+    maps = {"target_lambertian": envmap_shading(geometry["normals"], target_light,
+                                                self.light_elevation_deg),
+            "input_lambertian": envmap_shading(geometry["normals"], input_envmap,
+                                               self.light_elevation_deg)}
+    swapped = self.latent_head.assemble(None, target_light, latent_shape, train=train)
+    if self.relit_shading:
+      maps["relit_shading"] = self.shading_head(swapped, skips, train=train)["shading"]
+    features = _geometry_features(geometry, maps["target_lambertian"],
+                                  maps["input_lambertian"], maps.get("relit_shading"))
     decoder_skips = [jnp.concatenate(
         [skip, average_pool_to(features, skip.shape[1]).astype(skip.dtype)], axis=-1)
         for skip in skips]
-    swapped = self.latent_head.assemble(None, target_light, latent_shape, train=train)
     relit = self.decoder(swapped, decoder_skips, train=train, base_image=input_image)
-    return relit, target_shading, input_shading
+    return relit, maps
 
   def __call__(self, input_image, target_image, ground_truth=None, *, train: bool):
     """Relights input_image under target_image's light (see the module docstring).
@@ -236,10 +262,10 @@ class GeometryRelighter(nn.Module):
                for index, role in enumerate(images)
                for key, value in encoded.items() if value is not None}
     geometry = {name: outputs[f"input_{name}"] for name in self.geometry_maps}
-    relit, target_shading, input_shading = self._decode(
+    relit, maps = self._decode(
         input_image, latent.shape[1:3], [part(skip, 0) for skip in skips], geometry,
         outputs["input_envmap"], outputs["target_light"], train=train)
-    outputs.update(relit=relit, target_shading=target_shading, input_shading=input_shading)
+    outputs.update(maps, relit=relit)
     return outputs
 
   def relight_with_light(self, input_image, target_light, *, train: bool = False):
@@ -250,7 +276,7 @@ class GeometryRelighter(nn.Module):
     relighter_lib.check_image("input_image", input_image, self.depth)
     latent, skips, encoded = self._encode(input_image, train=train)
     geometry = {name: encoded[name] for name in self.geometry_maps}
-    relit, _, _ = self._decode(input_image, latent.shape[1:3], skips, geometry,
+    relit, _ = self._decode(input_image, latent.shape[1:3], skips, geometry,
                                encoded["envmap"], jnp.asarray(target_light, jnp.float32),
                                train=train)
     return relit

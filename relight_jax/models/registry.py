@@ -97,6 +97,7 @@ def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> nn.Mo
         latent_head=head,
         geometry_maps=tuple(model_config.geometry_maps),
         light_elevation_deg=model_config.light_elevation_deg,
+        relit_shading=bool(model_config.relit_shading),
         width=model_config.width,
         depth=model_config.depth,
         bottleneck_convs=model_config.bottleneck_convs,

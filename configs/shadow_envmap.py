@@ -1,0 +1,42 @@
+"""Shadow Envmap model (ours, beyond the report): the geometry Envmap model taught shadows.
+
+`configs/geometry_envmap.py` (normals and depth heads, Lambertian shading of the predicted
+normals under T's envmap) plus, from the v2 datasets' per-direction shading maps:
+
+* a shading head that predicts the shading of I's scene under T's light direction (the
+  renderer's direct light on a white copy of the scene, cast shadows included), fed to the
+  decoder next to the geometry maps, with an L1 loss against the dataset's map;
+* the geometry head also predicts each image's own shading (where its light falls, where
+  its shadows are), L1 against the dataset's map.
+
+Inference needs RGB only (relight_jax/models/geometry.py, docs/geometry_model.md).
+
+Launch (needs a v2 dataset: python -m relight_jax.datasets.build vidit/synthetic_v2_small):
+  python -m relight_jax.main --config=configs/shadow_envmap.py:preset=cpu \
+      --workdir=runs/shadow_envmap
+Variants (config string after the path, see relight_jax/defaults.py):
+  configs/shadow_envmap.py:smoke                seconds, tiny v2 data (tests)
+  configs/shadow_envmap.py:preset=paper,bf16    256 px, full width, on a GPU
+"""
+
+from relight_jax import config_utils
+from relight_jax import defaults
+
+
+def get_config(arg=None):
+  config = defaults.base_config()
+  config.model = defaults.model_section("geometry_envmap")
+  config.model.geometry_maps = ("normals", "depth", "shading")
+  config.model.relit_shading = True
+  config.data.aovs = ("depth", "normals", "shading")
+  config.loss = defaults.loss_section("l1", envmap_weight=1.0, normals_weight=1.0,
+                                      depth_weight=1.0, shading_weight=1.0,
+                                      relit_shading_weight=1.0)
+  if not config_utils.parse_arg(arg).data:
+    # The presets' datasets are v1's; the shading maps are v2's: the same size in v2.
+    preset = config_utils.parse_arg(arg).preset
+    arg = f"{arg or ''},data={V2_DATA[preset]}"
+  return config_utils.finalize(config, arg)
+
+
+V2_DATA = {"smoke": "synthetic_v2_tiny", "cpu": "synthetic_v2_small", "paper": "synthetic_v2"}
