@@ -84,8 +84,28 @@ def load_config(path):
     return value
 
   config = ml_collections.ConfigDict(to_tuples(raw))
+  _add_switched_off_features(config, path)
   _check_keys(config, path)
   return config
+
+
+# Keys added after workdirs were written, each with the value that does what the code did
+# before the key existed (a feature switched off): a config.json lacking them means that.
+# Any other missing key is an error (_check_keys): its old meaning is unknown.
+ADDED_KEYS = {
+    "model.relit_shading": False,
+    "loss.shading_weight": 0.0,
+    "loss.relit_shading_weight": 0.0,
+}
+
+
+def _add_switched_off_features(config, path):
+  for dotted, value in ADDED_KEYS.items():
+    section, key = dotted.split(".")
+    if section in config and key not in config[section]:
+      logging.info("%s predates %s: reading it as %r (the behaviour before it existed)",
+                   path, dotted, value)
+      config[section][key] = value
 
 
 def _check_keys(config, path):

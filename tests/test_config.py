@@ -86,6 +86,20 @@ def test_config_of_another_version_names_its_keys(tmp_path):
     checkpointing.load_config(path)
 
 
+def test_config_from_before_a_switched_off_feature_loads_with_it_off(tmp_path):
+  # A workdir written before the shadow model's keys existed: they mean "off", as then.
+  config = load_config("geometry_envmap", "smoke").to_dict()
+  for dotted in checkpointing.ADDED_KEYS:
+    section, key = dotted.split(".")
+    del config[section][key]
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(config))
+  loaded = checkpointing.load_config(path)
+  assert loaded.model.relit_shading is False
+  assert loaded.loss.shading_weight == loaded.loss.relit_shading_weight == 0.0
+  assert loaded.to_dict() == load_config("geometry_envmap", "smoke").to_dict()
+
+
 def test_every_model_section_builds_a_registered_model():
   assert set(defaults.MODEL_NAMES) == set(registry.MODELS)
 
