@@ -174,6 +174,10 @@ def _write_pictures(writer, step, host_batch, outputs, placement, count=4):
     if key in outputs:
       predicted = np.asarray(outputs[key], np.float32)
       images[f"envmap/{role}"] = visualize.envmap_grid(predicted, batch[key], count)[None]
+  if "relit_shading" in outputs and "ground_truth_shading" in batch:
+    # The shadow model's shading of I's scene under T's light, beside the renderer's.
+    images["shading/relit"] = visualize.map_grid(np.asarray(outputs["relit_shading"]),
+                                                 batch["ground_truth_shading"], count)[None]
   writer.write_images(step, images)
 
 

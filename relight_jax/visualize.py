@@ -99,6 +99,22 @@ def envmap_grid(predicted, ground_truth, count=4, scale=4):
   return np.concatenate(columns, axis=1)
 
 
+def map_grid(predicted, ground_truth, count=4):
+  """Rows of predicted | ground-truth one-channel maps in [0, 1] (e.g. shading), grey.
+
+  Args:
+    predicted, ground_truth: float [B, H, W].
+    count: number of rows.
+
+  Returns:
+    uint8 [count * H, 2 * W, 3].
+  """
+  count = min(count, len(predicted))
+  pairs = np.concatenate([np.asarray(predicted[:count], np.float32),
+                          np.asarray(ground_truth[:count], np.float32)], axis=2)
+  return to_uint8(np.repeat(pairs.reshape(-1, pairs.shape[2])[..., None], 3, axis=-1))
+
+
 def with_titles(grid, titles, cell_width, band=12):
   """Adds a white title band above a grid whose columns are `cell_width` wide."""
   picture = PIL.Image.new("RGB", (grid.shape[1], grid.shape[0] + band), (255, 255, 255))

@@ -35,6 +35,10 @@ def test_grids_have_the_expected_layout():
   # Each map is scaled by its own peak: a prediction 100x too bright is not saturated.
   top, bottom = envmaps[:32, :64], envmaps[32:, :64]
   np.testing.assert_allclose(top, bottom, atol=1)
+  predicted, truth = np.zeros((count, size, size)), np.ones((count, size, size))
+  maps = visualize.map_grid(predicted, truth, count=2)
+  assert maps.shape == (2 * size, 2 * size, 3) and maps.dtype == np.uint8
+  assert maps[:, :size].max() == 0 and maps[:, size:].min() == 255  # predicted | truth
 
 
 def test_save_png_is_atomic_and_readable(tmp_path):
