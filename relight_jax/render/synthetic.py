@@ -220,13 +220,18 @@ def _cache_file(cache_dir, ref):
 
 
 def save_rendered(path, rendered):
-  """Writes one rendered scene (with the CPU seconds it took) to `path`, atomically."""
+  """Writes one rendered scene (with the CPU seconds it took) to `path`, atomically.
+
+  Compressed (zlib): a third smaller (render noise compresses poorly), for well under a
+  second per 256 px scene against a minute of rendering; a 1024 px scene's arrays are
+  about 190 MB.
+  """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   arrays = {name: getattr(rendered, name) for name in _CACHED_FIELDS
             if getattr(rendered, name) is not None}
   with atomic.replacing(path) as stream:
-    np.savez(stream, cpu_seconds=np.float64(rendered.cpu_seconds or 0.0), **arrays)
+    np.savez_compressed(stream, cpu_seconds=np.float64(rendered.cpu_seconds or 0.0), **arrays)
 
 
 def load_rendered(path, spec):
