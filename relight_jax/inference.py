@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from relight_jax import atomic
+from relight_jax import defaults
 from relight_jax import lights
 from relight_jax.cpu_kernels import winograd
 
@@ -347,6 +348,9 @@ def save_bundle(workdir, folder, *, step=None):
   folder.mkdir(parents=True, exist_ok=True)
   with atomic.replacing(folder / BUNDLE_VARIABLES) as stream:
     stream.write(data)
+  # The training machine's data path means nothing where the bundle is used: the default.
+  with config.unlocked():
+    config.data.data_dir = defaults.base_config().data.data_dir
   checkpointing.save_config(config, folder / BUNDLE_CONFIG)
   manifest = {"model": config.model.name, "step": int(step),
               "image_size": int(config.data.image_size),

@@ -1,12 +1,15 @@
 """Relighting by a light label (--light=W,3500) and the bundled model (load_pretrained)."""
 
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 from conftest import checkpointed_workdir
 from conftest import load_config
+from PIL import Image
 
 import relight_jax
 from relight_jax import envmap
@@ -132,6 +135,8 @@ def test_bundle_round_trip_relights_as_the_workdir(bundle):
   assert manifest["step"] == 5 and manifest["model"] == "envmap"
   assert sorted(path.name for path in folder.iterdir()) == [
       "bundle.json", "config.json", "variables.msgpack"]
+  # The training machine's data path stays behind.
+  assert json.loads((folder / "config.json").read_text())["data"]["data_dir"] == "data/tfds"
   loaded = relight_jax.load_pretrained(folder)
   reference = inference.load_workdir(workdir)
   image = np.random.default_rng(3).uniform(size=(1, 32, 32, 3)).astype(np.float32)
@@ -163,3 +168,15 @@ def test_a_damaged_or_mismatched_bundle_is_refused(bundle, tmp_path):
   (tmp_path / "bundle.json").unlink()
   with pytest.raises(FileNotFoundError, match="bundle.json: no such file"):
     inference.load_pretrained(tmp_path)
+
+
+def test_figures_command_draws_the_readme_pictures(bundle, tiny_data_dir, tmp_path):
+  workdir, folder, _, _, _ = bundle
+  result = subprocess.run(
+      [sys.executable, "-m", "relight_jax.figures", f"--bundle={folder}",
+       f"--workdir={workdir}", f"--data_dir={tiny_data_dir}", f"--output={tmp_path}"],
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("reference_test.png", "reference_photo.png", "reference_training.png"):
+    with Image.open(tmp_path / name) as picture:
+      assert picture.size[0] > 100 and picture.size[1] > 100, name

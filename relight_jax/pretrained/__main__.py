@@ -1,6 +1,6 @@
 """Writes a training workdir's model into a bundle folder (default: this package's).
 
-  python -m relight_jax.pretrained --workdir=runs/geometry_envmap [--step=N] [--output=DIR]
+  python -m relight_jax.pretrained --workdir=runs/reference [--step=N] [--output=DIR]
 
 The bundle is what `relight_jax.load_pretrained()` reads (inference.save_bundle): the
 config, the variables as flax msgpack and a manifest with their sha256. The model card
