@@ -211,7 +211,7 @@ def test_predicted_noise_is_that_of_two_whole_renders():
   predicted = mitsuba_v2.predicted_psnr_db(halves, fixed)
   images = [mitsuba_scene.compose(w, f, illumination.light_rgbs())
             for w, f in zip(wholes, fixed, strict=True)]
-  measured = noise.psnr_db(*images).reshape(5, 8).min(0)
+  measured = mitsuba_scene.psnr_db(*images).reshape(5, 8).min(0)
   np.testing.assert_allclose(predicted, measured, atol=1.0)
 
 
@@ -271,4 +271,4 @@ def test_noise_tool_measures_scenes_of_every_split():
   images = np.zeros((2, 4, 4, 3), np.uint8)
   other = images.copy()
   other[1, 0, 0, 0] = 255  # one pixel of 16 off by the full range: MSE 1/48
-  np.testing.assert_allclose(noise.psnr_db(images, other)[1], 10 * np.log10(48.0))
+  np.testing.assert_allclose(mitsuba_scene.psnr_db(images, other)[1], 10 * np.log10(48.0))

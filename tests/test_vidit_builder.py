@@ -26,14 +26,17 @@ from relight_jax.render import synthetic
 _SPEC = synthetic.SPECS["synthetic_tiny"]
 
 
+def _sources(spec, data_dir):
+  """{split: tfds data source} of a built synthetic config."""
+  return {split: tfds.data_source(f"vidit/{spec.name}", split=split, data_dir=os.fspath(data_dir))
+          for split, _ in spec.split_locations}
+
+
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory):
   data_dir = tmp_path_factory.mktemp("tfds")
   result = build.build("synthetic_tiny", os.fspath(data_dir), render_workers=1)
-  sources = {split: tfds.data_source("vidit/synthetic_tiny", split=split,
-                                     data_dir=os.fspath(data_dir))
-             for split, _ in _SPEC.split_locations}
-  return data_dir, result, sources
+  return data_dir, result, _sources(_SPEC, data_dir)
 
 
 def test_registration_and_configs():
@@ -137,21 +140,16 @@ def test_an_interrupted_build_resumes_from_its_rendered_scenes(tmp_path, monkeyp
   result = build.build("synthetic_tiny", os.fspath(tmp_path), render_workers=1)
   assert rendered == [1, 2, 3, 4, 5]  # scene 0 read from the cache, the truncated 1 again
   assert not cache.exists()  # removed once the build is complete
-  sources = {split: tfds.data_source("vidit/synthetic_tiny", split=split,
-                                     data_dir=os.fspath(tmp_path))
-             for split, _ in _SPEC.split_locations}
   assert result["images"] == 6 * lights.NUM_LIGHTS
-  assert _records_sha256(sources, _SPEC) == _V1_TINY_RECORDS_SHA256  # as a clean build
+  # As a clean build.
+  assert _records_sha256(_sources(_SPEC, tmp_path), _SPEC) == _V1_TINY_RECORDS_SHA256
 
 
 @pytest.fixture(scope="module")
-def v2_tiny_build(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("tfds_v2")
-  result = build.build("synthetic_v2_tiny", os.fspath(data_dir), render_workers=1)
-  sources = {split: tfds.data_source("vidit/synthetic_v2_tiny", split=split,
-                                     data_dir=os.fspath(data_dir))
-             for split, _ in _V2_SPEC.split_locations}
-  return result, sources
+def v2_tiny_build(v2_tiny_data_dir):
+  # The session's v2 tiny build (conftest), read back through the build CLI's function.
+  result = build.build("synthetic_v2_tiny", v2_tiny_data_dir, render_workers=1)
+  return result, _sources(_V2_SPEC, v2_tiny_data_dir)
 
 
 def test_v2_build_has_its_version_splits_and_aovs(v2_tiny_build):

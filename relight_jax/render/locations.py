@@ -237,9 +237,18 @@ def sample_view(location, rng):
             float(rng.uniform(-0.4, 0.4)))
   origin = (float(target[0] + distance * np.sin(azimuth)), float(height),
             float(target[2] + distance * np.cos(azimuth)))
-  objects = list(location.objects)
-  for i in range(len(objects)):
-    if rng.random() < 0.3:  # layout change: same objects, some moved
-      moved = dataclasses.replace(objects[i], yaw_deg=float(rng.uniform(0, 360)))
-      objects[i] = place(rng, moved, objects[:i] + objects[i + 1:])
+  objects = relayout(rng, location.objects)
   return View(origin, target, float(rng.uniform(38, 50)), tuple(objects))
+
+
+def relayout(rng, objects, **place_args):
+  """A view's layout change: the same objects, each turned and moved with chance 0.3.
+
+  `place_args` go to `place` (v2 uses its own area and gap).
+  """
+  objects = list(objects)
+  for i in range(len(objects)):
+    if rng.random() < 0.3:
+      moved = dataclasses.replace(objects[i], yaw_deg=float(rng.uniform(0, 360)))
+      objects[i] = place(rng, moved, objects[:i] + objects[i + 1:], **place_args)
+  return objects

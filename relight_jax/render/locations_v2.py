@@ -356,10 +356,6 @@ def sample_view(location, rng):
             float(rng.uniform(-0.5, 0.5)))
   origin = (float(target[0] + distance * np.sin(azimuth)), float(height),
             float(target[2] + distance * np.cos(azimuth)))
-  objects = list(location.objects)
-  for i in range(len(objects)):
-    if rng.random() < 0.3:
-      moved = dataclasses.replace(objects[i], yaw_deg=float(rng.uniform(0, 360)))
-      objects[i] = locations.place(rng, moved, objects[:i] + objects[i + 1:],
-                                  OBJECT_AREA_RADIUS, 0.1)
+  objects = locations.relayout(rng, location.objects, area_radius=OBJECT_AREA_RADIUS,
+                              min_gap=0.1)
   return View(origin, target, float(rng.uniform(30, 65)), tuple(objects))

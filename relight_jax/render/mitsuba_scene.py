@@ -246,11 +246,22 @@ def compose(main, fixed, temperature_rgbs):
   """
   linear = (np.asarray(temperature_rgbs, np.float32)[:, None, None, None, :]
             * main[None] + fixed[None, None])  # [5, 8, S, S, 3]
-  linear = np.clip(EXPOSURE * linear, 0.0, 1.0)
-  srgb = np.where(linear <= 0.0031308, 12.92 * linear,
-                  1.055 * np.power(linear, 1 / 2.4) - 0.055)  # IEC 61966-2-1
-  images = np.round(srgb * 255.0).astype(np.uint8)
+  images = srgb_uint8(EXPOSURE * linear)
   return images.reshape((40,) + images.shape[2:])
+
+
+def srgb_uint8(linear):
+  """Linear values (clipped to [0, 1]) -> uint8 sRGB (IEC 61966-2-1), as images are stored."""
+  linear = np.clip(linear, 0.0, 1.0)
+  srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+  return np.round(srgb * 255.0).astype(np.uint8)
+
+
+def psnr_db(first, second):
+  """PSNR (peak 1) per image between two uint8 stacks [N, S, S, 3]: float64 [N]."""
+  mse = np.mean((first.astype(np.float64) / 255 - second.astype(np.float64) / 255) ** 2,
+                axis=(1, 2, 3))
+  return 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
 
 
 def camera_frame(view):

@@ -263,9 +263,7 @@ def predicted_psnr_db(main_halves, fixed_halves):
   images = [mitsuba_scene.compose(clamp_fireflies_all(main), clamp_fireflies(fixed),
                                   illumination.light_rgbs())
             for main, fixed in zip(main_halves, fixed_halves, strict=True)]
-  difference = images[0].astype(np.float64) / 255 - images[1].astype(np.float64) / 255
-  mse = np.mean(difference ** 2, axis=(1, 2, 3)).reshape(5, 8)  # temperature, direction
-  psnr = 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
+  psnr = mitsuba_scene.psnr_db(*images).reshape(5, 8)  # temperature, direction
   return psnr.min(0) + 10 * np.log10(2.0)
 
 
@@ -278,9 +276,7 @@ def fixed_psnr_db(main_halves, fixed_halves):
   main = clamp_fireflies_all(main_halves[0])
   images = [mitsuba_scene.compose(main, clamp_fireflies(fixed), illumination.light_rgbs())
             for fixed in fixed_halves]
-  difference = images[0].astype(np.float64) / 255 - images[1].astype(np.float64) / 255
-  mse = np.mean(difference ** 2, axis=(1, 2, 3))
-  return float(10 * np.log10(1.0 / max(mse.max(), 1e-12)) + 10 * np.log10(2.0))
+  return float(mitsuba_scene.psnr_db(*images).min() + 10 * np.log10(2.0))
 
 
 def adaptive_transport(location, view, image_size, samples_per_pixel, seed):

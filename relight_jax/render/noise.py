@@ -11,19 +11,12 @@ lights and the CPU seconds of one render.
 """
 
 import argparse
-import resource
 import time
 
 import numpy as np
 
+from relight_jax.render import mitsuba_scene
 from relight_jax.render import synthetic
-
-
-def psnr_db(first, second):
-  """PSNR (peak 1) per image between two uint8 stacks [N, S, S, 3]: float64 [N]."""
-  mse = np.mean((first.astype(np.float64) / 255 - second.astype(np.float64) / 255) ** 2,
-                axis=(1, 2, 3))
-  return 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
 
 
 def spread_scenes(spec, count):
@@ -32,11 +25,6 @@ def spread_scenes(spec, count):
           if ref.view == 0]
   picks = np.unique(np.round(np.linspace(0, len(refs) - 1, min(count, len(refs)))).astype(int))
   return [refs[i] for i in picks]  # first and last included: train and the last split
-
-
-def _cpu_seconds():
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -49,11 +37,11 @@ def main():
   spec = synthetic.SPECS[args.config]
   minimums = []
   for ref in spread_scenes(spec, args.scenes):
-    cpu, wall = _cpu_seconds(), time.perf_counter()
+    cpu, wall = synthetic.cpu_seconds(), time.perf_counter()
     first = synthetic.render_scene(spec, ref, sampler_seed=0)
-    cpu, wall = _cpu_seconds() - cpu, time.perf_counter() - wall
+    cpu, wall = synthetic.cpu_seconds() - cpu, time.perf_counter() - wall
     second = synthetic.render_scene(spec, ref, sampler_seed=1)
-    psnr = psnr_db(first.images, second.images)
+    psnr = mitsuba_scene.psnr_db(first.images, second.images)
     minimums.append(float(psnr.min()))
     location, view = synthetic.scene_description(spec, ref)
     kind = getattr(location, "kind", "v1")

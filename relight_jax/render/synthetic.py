@@ -198,7 +198,8 @@ def render_scene(spec, ref, sampler_seed=0):
   return RenderedScene(images=images, depth=depth, normals=normals)
 
 
-def _cpu_seconds():
+def cpu_seconds():
+  """CPU seconds (user + system) this process has used, its threads included."""
   usage = resource.getrusage(resource.RUSAGE_SELF)
   return usage.ru_utime + usage.ru_stime
 
@@ -207,9 +208,9 @@ def _render_job(job):
   spec, ref, threads = job
   if threads is not None:
     mitsuba_scene.set_thread_count(threads)
-  start = _cpu_seconds()
+  start = cpu_seconds()
   rendered = render_scene(spec, ref)
-  return ref, dataclasses.replace(rendered, cpu_seconds=_cpu_seconds() - start)
+  return ref, dataclasses.replace(rendered, cpu_seconds=cpu_seconds() - start)
 
 
 _CACHED_FIELDS = ("images", "depth", "normals", "albedo", "shading", "samples")
@@ -247,7 +248,7 @@ def load_rendered(path, spec):
   try:
     with np.load(path, allow_pickle=False) as stored:
       fields = {name: stored[name] for name in _CACHED_FIELDS if name in stored}
-      cpu_seconds = float(stored["cpu_seconds"])
+      seconds = float(stored["cpu_seconds"])
     images = fields["images"]
     if images.shape != (40, size, size, 3) or images.dtype != np.uint8:
       raise ValueError(f"images {images.shape} {images.dtype}, expected (40, {size}, {size}, "
@@ -255,7 +256,7 @@ def load_rendered(path, spec):
   except (OSError, ValueError, KeyError) as err:  # zipfile.BadZipFile is an OSError
     logging.warning("render cache %s is unusable (%s): rendering the scene again", path, err)
     return None
-  return RenderedScene(**fields, cpu_seconds=cpu_seconds)
+  return RenderedScene(**fields, cpu_seconds=seconds)
 
 
 def render_split(spec, split, workers=None, progress=True, cache_dir=None) -> Iterator[

@@ -30,6 +30,7 @@ from relight_jax.datasets.vidit import images
 from relight_jax.datasets.vidit import manual_tree
 from relight_jax.datasets.vidit import real_layouts
 from relight_jax.datasets.vidit import safe_pickle
+from relight_jax.render import mitsuba_scene
 from relight_jax.render import synthetic
 
 _ZLIB = tfds.features.Encoding.ZLIB
@@ -73,13 +74,6 @@ def _example_base(size):
 def _encode_normals(normals):
   """Unit normals float [S, S, 3] -> uint8 image of (n + 1) / 2 (decode: x / 127.5 - 1)."""
   return np.round((np.clip(normals, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-
-
-def _encode_srgb(linear):
-  """Linear [0, 1] float [S, S, 3] -> uint8 sRGB (IEC 61966-2-1), as the images are stored."""
-  linear = np.clip(linear, 0.0, 1.0)
-  srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-  return np.round(srgb * 255.0).astype(np.uint8)
 
 
 def _prefetch_map(pool, function, items, depth=_PREFETCH):
@@ -260,7 +254,7 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     normals = images.encode_png(_encode_normals(rendered.normals), size)  # [S, S, 3]
     extra = [{} for _ in range(lights.NUM_DIRECTIONS)]
     if spec.generator == "v2":
-      albedo = images.encode_png(_encode_srgb(rendered.albedo), size)  # [S, S, 3]
+      albedo = images.encode_png(mitsuba_scene.srgb_uint8(rendered.albedo), size)  # [S, S, 3]
       for direction in range(lights.NUM_DIRECTIONS):
         shading = np.round(rendered.shading[direction] * 255.0).astype(np.uint8)[..., None]
         extra[direction] = {"albedo": albedo, "shading": shading}  # [S, S, 1]
