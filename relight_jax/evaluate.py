@@ -15,7 +15,10 @@ the checkpoint's step, under `final_<split>/` (e.g. `final_test/eval/score`, nex
 training's periodic `eval/score`).
 
 Several workdirs' metrics.json combine into one table with a column per model; it
-refuses evaluations of different sets:
+refuses evaluations of different sets. Where every workdir has its per_example.npz (and
+one evaluation each), the table adds each model's Score over the first column's with a
+paired interval (`results.score_ratio`): the test of "does B beat A", which two
+overlapping intervals cannot answer:
   python -m relight_jax.evaluate --workdir=runs/envmap --workdir=runs/ip --output=table.md
 """
 
@@ -182,6 +185,83 @@ def evaluation_meta(config, steps, label):
   }
 
 
+PER_EXAMPLE_FILE = "per_example.npz"
+
+
+def write_per_example(eval_dir, evaluated):
+  """per_example.npz: `<subset>/pairs` [N, 4] and `<subset>/<metric>` [N] of every subset.
+
+  Args:
+    eval_dir: the evaluation's folder.
+    evaluated: {subset: (pairs, {metric: [N] values})}.
+  """
+  arrays = {}
+  for subset, (pairs, per_example) in evaluated.items():
+    arrays[f"{subset}/pairs"] = np.asarray(pairs, np.int32)
+    arrays.update({f"{subset}/{key}": np.asarray(value, np.float32)
+                   for key, value in per_example.items()})
+  with atomic.replacing(pathlib.Path(eval_dir) / PER_EXAMPLE_FILE) as stream:
+    np.savez_compressed(stream, **arrays)
+
+
+def load_per_example(workdir, split="test"):
+  """{subset: (pairs, {metric: values})} of a workdir's evaluation, or None without a file.
+
+  Raises:
+    ValueError: the file is not a per-example record (the message names it).
+  """
+  path = results_dir(workdir, split) / PER_EXAMPLE_FILE
+  if not path.exists():
+    return None
+  try:
+    with np.load(path) as data:
+      arrays = {key: data[key] for key in data.files}
+  except (OSError, ValueError, EOFError) as error:
+    raise ValueError(f"{path}: not a readable per-example record ({error}); re-run "
+                     "--mode=evaluate") from None
+  evaluated = {}
+  for key, value in arrays.items():
+    subset, _, metric = key.partition("/")
+    if metric == "pairs":
+      evaluated.setdefault(subset, [None, {}])[0] = value
+    else:
+      evaluated.setdefault(subset, [None, {}])[1][metric] = value
+  if any(pairs is None or "mse" not in values for pairs, values in evaluated.values()):
+    raise ValueError(f"{path}: every subset needs its pairs and mse; re-run --mode=evaluate")
+  return {subset: (pairs, values) for subset, (pairs, values) in evaluated.items()}
+
+
+def paired_ratios(records, per_examples, labels):
+  """{subset: {label: `results.score_ratio`}} of every model after the first against it.
+
+  Args:
+    records: one evaluation record per model (bootstrap settings, scene counts).
+    per_examples: their `load_per_example` results, in the same order.
+    labels: the models' column titles.
+
+  Raises:
+    ValueError: two models were evaluated on different pairs.
+  """
+  meta = records[0]["meta"]
+  paired = {}
+  reference = per_examples[0]
+  for record, per_example, label in zip(records[1:], per_examples[1:], labels[1:],
+                                        strict=True):
+    for subset, (pairs, values) in per_example.items():
+      if subset not in reference:
+        continue
+      reference_pairs, reference_values = reference[subset]
+      if not np.array_equal(pairs, reference_pairs):
+        raise ValueError(f"cannot pair {labels[0]} and {label}: their "
+                         f"{SUBSET_TITLES.get(subset, subset)} evaluations relit different "
+                         "pairs; re-run --mode=evaluate for both with this version")
+      paired.setdefault(subset, {})[label] = results_lib.score_ratio(
+          reference_values["mse"], values["mse"], pairs,
+          record["subsets"][subset]["num_scenes"], samples=meta["bootstrap_samples"],
+          seed=meta["bootstrap_seed"])
+  return paired
+
+
 def write_results(eval_dir, record):
   """Writes metrics.json (the record) and table.md for one model; returns the table."""
   eval_dir = pathlib.Path(eval_dir)
@@ -242,6 +322,7 @@ def run(config, workdir, train_state, placement, *, label=None):
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)
+    write_per_example(eval_dir, evaluated)
   write_summaries(workdir, steps, record, table, pictures)
   return record, table
 
@@ -352,12 +433,23 @@ FLAGS = flags.FLAGS
 def main(argv):
   """Combines the metrics.json of several workdirs into one table (a column per model)."""
   del argv
-  columns = {}
+  columns, per_examples = {}, []
   try:
     for workdir in FLAGS.workdir:
       columns.setdefault(pathlib.Path(workdir).name, []).append(
           load_record(workdir, FLAGS.split))
-    table = results_lib.format_table(columns)
+      per_examples.append(load_per_example(workdir, FLAGS.split))
+    paired = None
+    labels = list(columns)
+    if len(labels) > 1 and len(labels) == len(FLAGS.workdir):
+      if all(item is not None for item in per_examples):
+        paired = paired_ratios([columns[label][0] for label in labels], per_examples, labels)
+      else:
+        missing = [w for w, item in zip(FLAGS.workdir, per_examples, strict=True) if item is None]
+        logging.warning("No paired comparison: no %s in the evaluation of %s (evaluated "
+                        "before it was written; re-run --mode=evaluate)", PER_EXAMPLE_FILE,
+                        ", ".join(missing))
+    table = results_lib.format_table(columns, paired=paired)
   except (FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
   if FLAGS.output:

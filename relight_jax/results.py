@@ -15,6 +15,10 @@ scenes are not known (the challenge releases) resample the pairs instead (`pair_
 
 Records combine into one table only when they evaluated the same sets
 (`check_compatible`); the columns of one model over several seeds show mean +- sd.
+Two models evaluated on the same pairs are compared *paired* (`score_ratio`): the ratio of
+their Scores with an interval from the same resampled scenes for both, which is much
+tighter than two separate intervals, since most of their spread is the scenes' and
+common to both.
 """
 
 
@@ -110,6 +114,40 @@ def summarize_weighted(per_example, weights):
   return summary
 
 
+def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
+  """Score of a model over a reference model's, on the same pairs, with a paired 95% CI.
+
+  Score_model / Score_reference = l2(G, G_hat_reference) / l2(G, G_hat_model): the
+  identity's term cancels. Every replicate weights both models' pairs by the same
+  resampled scenes (`scene_weights`), so the interval reflects how consistently one
+  beats the other across scenes, not how hard the scenes are.
+
+  Args:
+    reference_mse, model_mse: [N] per-example MSE of the two models on `pairs`.
+    pairs: int [N, 4], the pairs both were evaluated on.
+    num_scenes: scenes of the evaluated split.
+    samples: bootstrap replicates (0: the ci95 is [mean, mean]).
+    seed: bootstrap seed.
+
+  Returns:
+    {"mean": ratio, "ci95": [low, high], "share_above_one": fraction of replicates > 1}.
+  """
+  reference = np.asarray(reference_mse, np.float64)
+  model = np.asarray(model_mse, np.float64)
+  if reference.shape != model.shape or reference.shape != (len(pairs),):
+    raise ValueError(f"score_ratio needs one MSE per pair for both models: {len(pairs)} "
+                     f"pairs, {reference.shape} and {model.shape} values")
+  mean = float(reference.mean() / max(model.mean(), 1e-12))
+  if not samples:
+    return {"mean": mean, "ci95": [mean, mean], "share_above_one": float(mean > 1)}
+  weights = scene_weights(pairs, num_scenes, samples, seed)
+  weights = weights[weights.sum(axis=1) > 0]
+  ratios = (weights @ reference) / np.maximum(weights @ model, 1e-12)
+  low, high = np.percentile(ratios, [2.5, 97.5])
+  return {"mean": mean, "ci95": [float(low), float(high)],
+          "share_above_one": float(np.mean(ratios > 1))}
+
+
 def means(per_example):
   """Plain means of every metric and the Score (periodic evaluation, no intervals)."""
   result = {key: float(np.mean(value)) for key, value in per_example.items()}
@@ -147,10 +185,14 @@ def _cell(records, key, subset, fmt):
   if not found:
     return "–"
   if len(found) == 1:
-    low, high = found[0]["ci95"]
-    return f"{fmt.format(found[0]['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
+    return _interval(found[0], fmt)
   values = np.array([item["mean"] for item in found])
   return f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
+
+
+def _interval(summary, fmt):
+  low, high = summary["ci95"]
+  return f"{fmt.format(summary['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
 def protocol_lines(meta):
@@ -181,8 +223,12 @@ NOTES = ("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS:
          "brightest column and the nearest light colour of the predicted envmap).")
 
 
+PAIRED_NOTE = ("Paired rows: each model's Score over the first column's on the same pairs "
+               "(`score_ratio`); their 95% CIs resample the scenes jointly for both models.")
+
+
 def format_table(columns, *, reference=None, titles=None, rows=None, protocol=None,
-                 notes=NOTES):
+                 notes=NOTES, paired=None):
   """Markdown tables in the layout of the report's Table 1, one per evaluation subset.
 
   Args:
@@ -195,6 +241,8 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
     protocol: the lines that state the protocol (default `protocol_lines` of the first
       record's meta).
     notes: the closing paragraph that defines the rows.
+    paired: optional {subset: {label: `score_ratio` result}} of the columns after the
+      first against the first, shown as a row "Score / <first label> (paired)".
 
   Returns:
     Markdown text. Raises ValueError (check_compatible) for evaluations of other sets.
@@ -229,6 +277,17 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
           value = printed[label].get(key)
           cells.append("–" if value is None else fmt.format(value))
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if (paired or {}).get(subset):
+      cells = ["–"]
+      for index, label in enumerate(labels):
+        ratio = paired[subset].get(label)
+        cells.append("1" if index == 0 else "–" if ratio is None else _interval(ratio, "{:.3f}"))
+        if label in printed:
+          cells.append("–")
+      lines.append(f"| Score / {labels[0]} (paired) | " + " | ".join(cells) + " |")
     lines.append("")
   lines.append(notes)
+  if paired:
+    lines.append("")
+    lines.append(PAIRED_NOTE)
   return "\n".join(lines) + "\n"

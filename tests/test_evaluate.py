@@ -46,6 +46,42 @@ def test_combine_command_writes_one_table_and_refuses_other_evaluations(tmp_path
   assert old.returncode != 0 and "not an evaluation record of this version" in old.stderr
 
 
+def _write_per_example(workdir, pairs, mse):
+  evaluate.write_per_example(workdir / "eval", {"eval": (pairs, {
+      "mse": mse, "identity/mse": np.full(len(pairs), 0.06)})})
+
+
+def _combine(tmp_path, *names):
+  import subprocess
+  import sys
+  return subprocess.run(
+      [sys.executable, "-m", "relight_jax.evaluate", f"--output={tmp_path / 'table.md'}"]
+      + [f"--workdir={tmp_path / name}" for name in names], capture_output=True, text=True)
+
+
+def test_combining_models_evaluated_on_the_same_pairs_compares_them_paired(tmp_path):
+  from test_results import _pairs
+  pairs = _pairs(4)
+  rng = np.random.default_rng(0)
+  mse = 0.03 * np.exp(rng.normal(0.0, 0.3, len(pairs)))
+  for name in ("envmap", "shadow", "other_pairs", "old"):
+    _write_record(tmp_path / name)
+  _write_per_example(tmp_path / "envmap", pairs, mse)
+  _write_per_example(tmp_path / "shadow", pairs, mse / 2)
+  _write_per_example(tmp_path / "other_pairs", pairs[::-1], mse / 2)
+  combined = _combine(tmp_path, "envmap", "shadow")
+  assert combined.returncode == 0, combined.stderr
+  assert "| Score / envmap (paired) | – | 1 | 2.000 [2.000, 2.000] |" in combined.stdout
+  refused = _combine(tmp_path, "envmap", "other_pairs")
+  assert refused.returncode != 0 and "relit different pairs" in refused.stderr
+  unpaired = _combine(tmp_path, "envmap", "old")  # evaluated before per_example.npz
+  assert unpaired.returncode == 0 and "(paired)" not in unpaired.stdout
+  assert "No paired comparison" in unpaired.stderr and "old" in unpaired.stderr
+  (tmp_path / "old" / "eval" / evaluate.PER_EXAMPLE_FILE).write_bytes(b"truncated")
+  broken = _combine(tmp_path, "envmap", "old")
+  assert broken.returncode != 0 and "not a readable per-example record" in broken.stderr
+
+
 def test_other_splits_do_not_replace_the_test_tables(tiny_data_dir, tmp_path):
   import json
 
@@ -83,6 +119,17 @@ def test_evaluate_mode_without_config_uses_the_workdirs(evaluated_workdir):
   assert evaluate.load_record(evaluated_workdir)["meta"]["split"] == "test"
   assert (evaluated_workdir / "eval" / "table.md").exists()
   assert (evaluated_workdir / "eval" / "sheet_eval.png").exists()
+
+
+def test_the_evaluation_keeps_its_per_example_metrics(evaluated_workdir):
+  record = evaluate.load_record(evaluated_workdir)
+  per_example = evaluate.load_per_example(evaluated_workdir)
+  assert set(per_example) == set(record["subsets"])
+  for subset, (pairs, values) in per_example.items():
+    summary = record["subsets"][subset]
+    assert pairs.shape == (summary["num_pairs"], 4)
+    assert values["mse"].mean() == pytest.approx(summary["metrics"]["mse"]["mean"], rel=1e-5)
+    assert set(values) >= {"mse", "identity/mse", "psnr", "ssim"}
 
 
 def test_the_evaluation_goes_to_tensorboard(evaluated_workdir):

@@ -98,3 +98,38 @@ def test_combining_lists_of_other_lengths_is_refused():
   shorter["subsets"]["eval"]["num_pairs"] = 5
   with pytest.raises(ValueError, match="Eval has 36 pairs in one and 5"):
     results.format_table({"Envmap": [_record("Envmap", 0.02)], "IP": [shorter]})
+
+
+def test_a_paired_ratio_sees_what_two_intervals_cannot():
+  # Model B is 20% better than A on every pair, but the scenes' difficulty varies far
+  # more than that: their separate intervals overlap, the paired one excludes 1.
+  rng = np.random.default_rng(0)
+  pairs = _pairs(12)
+  difficulty = np.exp(rng.normal(0.0, 0.5, 12))[pairs[:, 0]]
+  mse_a = 0.02 * difficulty * np.exp(rng.normal(0.0, 0.05, len(pairs)))
+  mse_b = mse_a / 1.25
+  identity = np.full(len(pairs), 0.06)
+  separate = [results.summarize({"mse": mse, "identity/mse": identity}, pairs, 12,
+                                samples=1000, seed=0)["metrics"]["score"]
+              for mse in (mse_a, mse_b)]
+  assert separate[1]["ci95"][0] < separate[0]["ci95"][1]
+  ratio = results.score_ratio(mse_a, mse_b, pairs, 12, samples=1000, seed=0)
+  assert ratio["mean"] == pytest.approx(separate[1]["mean"] / separate[0]["mean"])
+  assert ratio["mean"] == pytest.approx(1.25)
+  assert 1.2 < ratio["ci95"][0] <= ratio["ci95"][1] < 1.3
+  assert ratio["share_above_one"] == 1.0
+  # A model no better than A: its interval holds 1.
+  noisy = mse_a * np.exp(rng.normal(0.0, 0.05, len(pairs)))
+  same = results.score_ratio(mse_a, noisy, pairs, 12, samples=1000, seed=0)
+  assert same["ci95"][0] < 1.0 < same["ci95"][1]
+  with pytest.raises(ValueError, match="one MSE per pair"):
+    results.score_ratio(mse_a, mse_b[:-1], pairs, 12, samples=10, seed=0)
+
+
+def test_the_paired_row_follows_the_table():
+  ratio = {"mean": 1.5, "ci95": [1.2, 1.8], "share_above_one": 1.0}
+  table = results.format_table({"Envmap": [_record("Envmap", 0.03)], "IP": [_record("IP", 0.02)]},
+                               paired={"eval": {"IP": ratio}})
+  assert "| Score / Envmap (paired) | – | 1 | 1.500 [1.200, 1.800] |" in table
+  assert "resample the scenes jointly" in table
+  assert "(paired)" not in results.format_table({"Envmap": [_record("Envmap", 0.03)]})
