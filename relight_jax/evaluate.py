@@ -219,16 +219,13 @@ def load_per_example(workdir, split="test"):
   except (OSError, ValueError, EOFError) as error:
     raise ValueError(f"{path}: not a readable per-example record ({error}); re-run "
                      "--mode=evaluate") from None
-  evaluated = {}
+  metrics = {}
   for key, value in arrays.items():
     subset, _, metric = key.partition("/")
-    if metric == "pairs":
-      evaluated.setdefault(subset, [None, {}])[0] = value
-    else:
-      evaluated.setdefault(subset, [None, {}])[1][metric] = value
-  if any(pairs is None or "mse" not in values for pairs, values in evaluated.values()):
+    metrics.setdefault(subset, {})[metric] = value
+  if any({"pairs", "mse"} - set(values) for values in metrics.values()):
     raise ValueError(f"{path}: every subset needs its pairs and mse; re-run --mode=evaluate")
-  return {subset: (pairs, values) for subset, (pairs, values) in evaluated.items()}
+  return {subset: (values.pop("pairs"), values) for subset, values in metrics.items()}
 
 
 def paired_ratios(records, per_examples, labels):

@@ -98,10 +98,7 @@ def summarize_weighted(per_example, weights):
   point = means(values)
   replicates = {}
   if weights is not None:
-    total = weights.sum(axis=1)
-    usable = total > 0  # A replicate may draw no scene pair present in the list.
-    weights, total = weights[usable], total[usable]
-    replicates = {key: weights @ value / total for key, value in values.items()}
+    replicates = replicate_means(weights, values)
     replicates["score"] = replicates["identity/mse"] / np.maximum(replicates["mse"], 1e-12)
   summary = {}
   for key, mean in point.items():
@@ -112,6 +109,19 @@ def summarize_weighted(per_example, weights):
       summary[key] = {"mean": mean, "ci95": [mean, mean]}
   summary["identity/score"] = {"mean": 1.0, "ci95": [1.0, 1.0]}
   return summary
+
+
+def replicate_means(weights, values):
+  """{key: [replicates] weighted means} of `values` ({key: [N]}) under bootstrap `weights`.
+
+  A replicate may draw no scene pair present in the list (all its weights zero): such
+  replicates are dropped, for every key alike.
+  """
+  total = weights.sum(axis=1)
+  usable = total > 0
+  weights, total = weights[usable], total[usable]
+  return {key: weights @ np.asarray(value, np.float64) / total
+          for key, value in values.items()}
 
 
 def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
@@ -140,9 +150,9 @@ def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
   mean = float(reference.mean() / max(model.mean(), 1e-12))
   if not samples:
     return {"mean": mean, "ci95": [mean, mean], "share_above_one": float(mean > 1)}
-  weights = scene_weights(pairs, num_scenes, samples, seed)
-  weights = weights[weights.sum(axis=1) > 0]
-  ratios = (weights @ reference) / np.maximum(weights @ model, 1e-12)
+  replicates = replicate_means(scene_weights(pairs, num_scenes, samples, seed),
+                               {"reference": reference, "model": model})
+  ratios = replicates["reference"] / np.maximum(replicates["model"], 1e-12)
   low, high = np.percentile(ratios, [2.5, 97.5])
   return {"mean": mean, "ci95": [float(low), float(high)],
           "share_above_one": float(np.mean(ratios > 1))}
