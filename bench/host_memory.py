@@ -11,7 +11,7 @@ counts the process's minor page faults and system CPU time. glibc's defaults fau
 the temporaries anew on every call (measured: 20,488 faults for 20,480 temp pages);
 tuned, most runs fault none, but now and then one call still gets fresh pages (in 12
 runs: averages over 10 calls of 0 in 11 runs, 0.1 x temp_pages in one; over 5 calls up
-to 0.4). relight_jax/host_memory.py quotes what this costs a real train step.
+to 0.4). relight_jax/common/host_memory.py quotes what this costs a real train step.
 """
 
 import argparse
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from relight_jax import host_memory
+from relight_jax.common import host_memory
 
 SETTINGS = ("reuse", "system")
 _REPO = pathlib.Path(__file__).resolve().parents[1]

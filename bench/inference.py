@@ -1,11 +1,11 @@
 """Inference latency per pair (batch 1 by default) at 256 and 1024 px.
 
-Times the jitted inference function of `relight_jax.inference.make_relight_fn` (I and T
-encoded in one batched encoder call, BatchNorm with running statistics, no ground
-truth) on float32 images already on the device, with randomly initialised weights of
-the paper-size model. Compile time and XLA's FLOPs are reported separately. With
-`--torch_python=...` the original PyTorch model's eval-mode forward (I and T encoded,
-no G) is timed interleaved at the same size.
+Times the jitted inference function of `trained_model.make_relight_fn`
+(relight_jax/inference; I and T encoded in one batched encoder call, BatchNorm with
+running statistics, no ground truth) on float32 images already on the device, with
+randomly initialised weights of the paper-size model. Compile time and XLA's FLOPs are
+reported separately. With `--torch_python=...` the original PyTorch model's eval-mode
+forward (I and T encoded, no G) is timed interleaved at the same size.
 
   python -m bench.inference                              # envmap, 256 + 1024 px
   python -m bench.inference --models=envmap,envmap_scene,illumination_predictor \\
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from bench import common
 from bench import train_step as train_step_bench
-from relight_jax import host_memory
+from relight_jax.common import host_memory
 
 VARIANTS = ("default", "per_call_kernels", *train_step_bench.CONV_SETTINGS, *common.PATCHES)
 
@@ -84,8 +84,8 @@ def create_model(model_config, variant):
 def _compile(model_name, size, variant, args, images):
   """The compiled inference function of one variant (of the two images), its compile s,
   the s to compile and run the kernel preparation, FLOPs."""
-  from relight_jax import inference as inference_lib  # pylint: disable=g-import-not-at-top
-  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
+  from relight_jax.inference import trained_model as inference_lib  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   config = common.load_config(model_name, image_size=size, width=args.width, dtype=args.dtype)
   model = create_model(config.model, variant)
   variables = jax.jit(functools.partial(state_lib.init_variables, config))(jax.random.key(0))

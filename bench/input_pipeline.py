@@ -1,6 +1,6 @@
 """Input pipeline throughput (triplets/s) against what the train step consumes.
 
-Iterates `relight_jax.input_pipeline.train_dataset` (grain, seeded pair sampling,
+Iterates `relight_jax.data.input_pipeline.train_dataset` (grain, seeded pair sampling,
 triplet composition, labels and envmaps, batching) and optionally the host-to-device
 put of each batch. Two image sources:
 
@@ -74,7 +74,7 @@ def _train_rates(path):
 
 def measure(images, label, size, args, placement=None):
   """Triplets/s of the training stream over `images` (first batch untimed)."""
-  from relight_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from relight_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   rules = input_pipeline.parse_rule("different_scene,different_direction")
   iterator = iter(input_pipeline.train_dataset(images, rules, seed=0, global_batch=args.batch,
                                                read_threads=args.threads))
@@ -97,7 +97,7 @@ def main(argv=None):
   args = _parse_args(argv)
   placement = None
   if args.put:
-    from relight_jax import parallel  # pylint: disable=g-import-not-at-top
+    from relight_jax.training import parallel  # pylint: disable=g-import-not-at-top
     placement = parallel.create_placement()
   rates = _train_rates(args.train_jsonl)
   rows = []
@@ -105,7 +105,7 @@ def main(argv=None):
     if args.source in ("standin", "both"):
       rows.append(measure(StandInImages(20, size), "standin", size, args, placement))
     if args.source in ("tfds", "both"):
-      from relight_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+      from relight_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
       for cache_mib in ((2048, 0) if args.no_cache else (2048,)):
         images = input_pipeline.SceneImages(args.dataset, args.split, args.data_dir, size,
                                             cache_mib)

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from bench import common
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.render import synthetic
 
 

@@ -1,6 +1,6 @@
 """Train-step throughput of the JAX relighters (pairs/s), compile times, FLOPs, memory.
 
-Times `relight_jax.step.train_step` jitted exactly as the training loop jits it (over
+Times `relight_jax.training.step.train_step` jitted exactly as the training loop jits it (over
 the `data` mesh of `parallel.create_placement()`, state donated) on a synthetic batch
 already on the device: this is the step alone, the input pipeline is measured by
 `bench/input_pipeline.py`. For each model / resolution / batch it reports
@@ -41,7 +41,7 @@ import numpy as np
 
 from bench import common
 from bench import step_profile
-from relight_jax import host_memory
+from relight_jax.common import host_memory
 
 
 def _parse_args(argv):
@@ -87,7 +87,7 @@ def _count_files(directory):
 
 def build_step(config, placement, donate):
   """The train step jitted as in `train.train` (replicated state, sharded batch)."""
-  from relight_jax import step  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import step  # pylint: disable=g-import-not-at-top
   return jax.jit(
       functools.partial(step.train_step, config=config),
       in_shardings=(placement.replicated, placement.batch),
@@ -142,7 +142,7 @@ class TorchWorker:
 #                          tile transforms stay C++).
 # The last three (and resize_upsample) patch the code while tracing: common.PATCHES.
 # The host allocator setting is process-wide: compare it across runs with
-# RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.host_memory).
+# RELIGHT_JAX_MALLOC=system (glibc defaults) against the default (relight_jax.common.host_memory).
 CONV_SETTINGS = {  # (kernel_grad, forward, transforms) of winograd.conv_function
     "xla_kernel_grad": ("xla", "auto", "auto"),
     "winograd": ("winograd", "auto", "auto"),
@@ -188,7 +188,7 @@ class _Variant:
   """One compiled train step and its state, with its own timings."""
 
   def __init__(self, name, model, size, batch_size, args, placement):
-    from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
+    from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
     if name not in VARIANTS:
       raise ValueError(f"unknown variant {name!r}; expected one of {VARIANTS}")
     self.name = name
@@ -355,7 +355,7 @@ def main(argv=None):
   common.setup_compilation_cache(args.cache_dir)
   if args.matmul_precision:
     jax.config.update("jax_default_matmul_precision", args.matmul_precision)
-  from relight_jax import parallel  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import parallel  # pylint: disable=g-import-not-at-top
   placement = parallel.create_placement()
   sizes = (64, 128, 256) if args.full else tuple(int(s) for s in args.sizes.split(","))
   batches = (1, 4, 8) if args.full else tuple(int(b) for b in args.batches.split(","))

@@ -21,7 +21,7 @@ import statistics
 import jax
 
 from bench import common
-from relight_jax import host_memory
+from relight_jax.common import host_memory
 from relight_jax.cpu_kernels import winograd
 
 # (batch, H, W, in, out) of the Envmap train step's 3x3 stride-1 convs at 256 px, batch 4.

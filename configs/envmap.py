@@ -6,7 +6,7 @@ links. Losses: L1 reconstruction + Le (log-L2 on envmaps, eq. 2).
 
 Launch:
   python -m relight_jax.main --config=configs/envmap.py --workdir=runs/envmap
-Variants (config string after the path, see relight_jax/defaults.py):
+Variants (config string after the path, see relight_jax/config/defaults.py):
   configs/envmap.py:smoke                 seconds, tiny data (tests)
   configs/envmap.py:cpu                   the demo preset (default): 64 px, width 0.25
   configs/envmap.py:preset=paper,bf16     report sizes at 256 px on a GPU, bfloat16 compute
@@ -15,8 +15,8 @@ Variants (config string after the path, see relight_jax/defaults.py):
 Any key can also be overridden: --config.train.learning_rate=1e-4
 """
 
-from relight_jax import config_utils
-from relight_jax import defaults
+from relight_jax.config import config_utils
+from relight_jax.config import defaults
 
 
 def get_config(arg=None):

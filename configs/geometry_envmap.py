@@ -10,15 +10,15 @@ Launch (the comparison with the Envmap model at the reproduction's budget):
   python -m relight_jax.main \
       --config=configs/geometry_envmap.py:preset=cpu,recipe=report,steps=2560 \
       --workdir=runs/geometry_envmap
-Variants (config string after the path, see relight_jax/defaults.py):
+Variants (config string after the path, see relight_jax/config/defaults.py):
   configs/geometry_envmap.py:smoke                seconds, tiny data (tests)
   configs/geometry_envmap.py:cpu                  64 px, width 0.25, recipe 'ours'
   configs/geometry_envmap.py:preset=paper,bf16    256 px, full width, on a GPU
 Needs a dataset with depth and normals (the synthetic `vidit` configs).
 """
 
-from relight_jax import config_utils
-from relight_jax import defaults
+from relight_jax.config import config_utils
+from relight_jax.config import defaults
 
 
 def get_config(arg=None):

@@ -7,11 +7,11 @@ L2 reconstruction + Lc + Ld, the latter two averaged over I, T and G (original c
 Launch:
   python -m relight_jax.main --config=configs/illumination_predictor.py --workdir=runs/ip
 Variants: smoke | cpu (default) | preset=paper[,bf16][,gan=True] | data=<vidit config>
-(see configs/envmap.py and relight_jax/config_utils.py).
+(see configs/envmap.py and relight_jax/config/config_utils.py).
 """
 
-from relight_jax import config_utils
-from relight_jax import defaults
+from relight_jax.config import config_utils
+from relight_jax.config import defaults
 
 
 def get_config(arg=None):

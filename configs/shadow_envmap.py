@@ -14,13 +14,13 @@ Inference needs RGB only (relight_jax/models/geometry.py, docs/geometry_model.md
 Launch (needs a v2 dataset: python -m relight_jax.datasets.build vidit/synthetic_v2_small):
   python -m relight_jax.main --config=configs/shadow_envmap.py:preset=cpu \
       --workdir=runs/shadow_envmap
-Variants (config string after the path, see relight_jax/defaults.py):
+Variants (config string after the path, see relight_jax/config/defaults.py):
   configs/shadow_envmap.py:smoke                seconds, tiny v2 data (tests)
   configs/shadow_envmap.py:preset=paper,bf16    256 px, full width, on a GPU
 """
 
-from relight_jax import config_utils
-from relight_jax import defaults
+from relight_jax.config import config_utils
+from relight_jax.config import defaults
 
 
 def get_config(arg=None):

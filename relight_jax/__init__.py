@@ -7,7 +7,7 @@ def load_pretrained(folder=None):
   """The bundled reference model (relight_jax/pretrained/MODEL_CARD.md) for relight.relight.
 
   Imports JAX and the model code on first call only: importing relight_jax stays light.
-  See inference.load_pretrained.
+  See trained_model.load_pretrained.
   """
-  from relight_jax import inference  # pylint: disable=g-import-not-at-top
-  return inference.load_pretrained(folder)
+  from relight_jax.inference import trained_model  # pylint: disable=g-import-not-at-top
+  return trained_model.load_pretrained(folder)

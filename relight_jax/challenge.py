@@ -40,15 +40,15 @@ import time
 
 import jax
 
-from relight_jax import atomic
-from relight_jax import challenge_pairs
-from relight_jax import checkpointing
-from relight_jax import evaluate
-from relight_jax import host_memory
-from relight_jax import image_io
-from relight_jax import inference
 from relight_jax import relight
+from relight_jax.common import atomic
+from relight_jax.common import host_memory
+from relight_jax.common import image_io
+from relight_jax.evaluation import challenge_pairs
+from relight_jax.evaluation import evaluate
+from relight_jax.inference import trained_model
 from relight_jax.models import registry
+from relight_jax.training import checkpointing
 
 
 def model_predictor(relighter, *, size=None, upsample="guided"):
@@ -144,7 +144,7 @@ def _load_model(workdir, step):
   """(InferenceModel, config, step) of a workdir."""
   config, variables, step = checkpointing.load_inference_variables(workdir, step)
   model = registry.create_model(config.model)
-  relighter = inference.from_model(model, variables, config.model, config.data.image_size,
+  relighter = trained_model.from_model(model, variables, config.model, config.data.image_size,
                                    f"{workdir} step {step} ({config.model.name})")
   return relighter, config, step
 

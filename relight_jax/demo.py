@@ -12,9 +12,9 @@ import time
 from absl import app
 from absl import flags
 
-from relight_jax import config_utils
-from relight_jax import host_memory
-from relight_jax import logs
+from relight_jax.common import host_memory
+from relight_jax.common import logs
+from relight_jax.config import config_utils
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir for the synthetic data.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Workdir of the demo run.")
@@ -42,8 +42,8 @@ def main(argv):
   host_memory.tune()  # before XLA's threads allocate: no per-step page faults
   logs.configure()
   logs.silence_tensorflow()
-  from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
-  from relight_jax import train  # pylint: disable=g-import-not-at-top
+  from relight_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import train  # pylint: disable=g-import-not-at-top
 
   start = time.time()
   config = config_utils.config_from_file(_CONFIG.value)

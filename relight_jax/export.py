@@ -9,7 +9,7 @@ file serves any batch size; the resolution S is the training resolution (fixed: 
 working-resolution override of relight.py needs the workdir). It is lowered for CPU and
 CUDA by default, so a file made on a laptop runs on a Colab GPU and the other way round.
 
-`inference.load_exported(path)` loads it back: the file holds the whole computation, so
+`trained_model.load_exported(path)` loads it back: the file holds the whole computation, so
 a notebook or a server runs the model as exported even where its code has changed since.
 Its first line carries the sha256 of the rest, so a damaged copy is refused by name.
 """
@@ -21,8 +21,8 @@ import sys
 import jax
 import numpy as np
 
-from relight_jax import atomic
-from relight_jax import inference
+from relight_jax.common import atomic
+from relight_jax.inference import trained_model
 
 PLATFORMS = ("cpu", "cuda")
 
@@ -32,7 +32,7 @@ def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
 
   Args:
     relight_fn: a JAX-traceable function of two [B, S, S, 3] float32 arrays returning
-      [B, S, S, 3] (inference.make_relight_fn: the variables are closed over, so they
+      [B, S, S, 3] (trained_model.make_relight_fn: the variables are closed over, so they
       become constants of the exported module).
     image_size: S.
     platforms: lowering platforms.
@@ -48,12 +48,12 @@ def export_relight_fn(relight_fn, image_size, *, platforms=PLATFORMS):
 def save_exported(exported, path):
   """Writes `exported.serialize()` to `path` in one step (atomic.replacing).
 
-  The bytes follow a one-line header with their sha256 (`inference.exported_header`), so
-  `inference.load_exported` refuses a damaged copy.
+  The bytes follow a one-line header with their sha256 (`trained_model.exported_header`), so
+  `trained_model.load_exported` refuses a damaged copy.
   """
   serialized = exported.serialize()
   with atomic.replacing(path) as stream:
-    stream.write(inference.exported_header(serialized))
+    stream.write(trained_model.exported_header(serialized))
     stream.write(serialized)
 
 
@@ -69,7 +69,7 @@ def export_workdir(workdir, output, *, step=None, platforms=PLATFORMS):
   Returns:
     The `jax.export.Exported` written.
   """
-  loaded = inference.load_workdir(workdir, step=step, on_host=True)
+  loaded = trained_model.load_workdir(workdir, step=step, on_host=True)
   exported = export_relight_fn(loaded.relight_fn, loaded.image_size, platforms=platforms)
   save_exported(exported, output)
   return exported

@@ -20,10 +20,10 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from relight_jax import inference
-from relight_jax import input_pipeline
-from relight_jax import lights
 from relight_jax import relight
+from relight_jax.data import input_pipeline
+from relight_jax.data import lights
+from relight_jax.inference import trained_model
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The reference model's training workdir "
                                "(for the training curve; skipped when not given).")
@@ -164,10 +164,10 @@ def training_figure(workdir, path, batch_size):
 
 def main(argv):
   del argv
-  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  folder = inference.bundle_folder(_BUNDLE.value)
-  relighter = inference.load_pretrained(folder)
-  config = checkpointing.load_config(folder / inference.BUNDLE_CONFIG)
+  from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  folder = trained_model.bundle_folder(_BUNDLE.value)
+  relighter = trained_model.load_pretrained(folder)
+  config = checkpointing.load_config(folder / trained_model.BUNDLE_CONFIG)
   output = pathlib.Path(_OUTPUT.value)
   written = [test_figure(relighter, config, _DATA_DIR.value, output / "reference_test.png"),
              photo_figure(relighter, output / "reference_photo.png")]

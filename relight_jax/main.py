@@ -30,9 +30,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from relight_jax import config_utils
-from relight_jax import host_memory
-from relight_jax import logs
+from relight_jax.common import host_memory
+from relight_jax.common import logs
+from relight_jax.config import config_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/envmap.py:smoke (--mode=evaluate: default the "
@@ -127,8 +127,8 @@ def run(mode, config, workdir):
       signal stopped training (the status the signal gives).
   """
   # Imported here: the training stack is heavy, and main() tunes the host first.
-  from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
-  from relight_jax import train  # pylint: disable=g-import-not-at-top
+  from relight_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import train  # pylint: disable=g-import-not-at-top
   with train.command_line_exits():
     if mode == "train":
       train.train(config, workdir)

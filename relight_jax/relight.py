@@ -2,8 +2,9 @@
 
 Python:
   import relight_jax
-  from relight_jax import inference, relight
-  relighter = relight_jax.load_pretrained()   # or inference.load_workdir("runs/envmap")
+  from relight_jax import relight
+  from relight_jax.inference import trained_model
+  relighter = relight_jax.load_pretrained()   # or trained_model.load_workdir("runs/envmap")
   relit = relight.relight(relighter, "photo.jpg", "target.png")  # float32 [H, W, 3]
   relit = relight.relight(relighter, "photo.jpg", light="W,3500")  # by a light label
 
@@ -19,7 +20,7 @@ Without --workdir or --exported the bundled reference model is used
 light instead of a target photo: direction one of N, NE, E, SE, S, SW, W, NW (the light's
 azimuth relative to the camera, N behind the scene, E on the image's right; lights.py),
 a colour temperature in kelvin within the training data's 2500-6500 K; see
-inference.LIGHT_SOURCES for how each model turns a label into its light.
+trained_model.LIGHT_SOURCES for how each model turns a label into its light.
 
 --side_by_side writes input | target | result as one image instead of the result alone;
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
@@ -49,11 +50,11 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from relight_jax import guided_upsample as guided_upsample_lib
-from relight_jax import host_memory
-from relight_jax import image_io
-from relight_jax import inference
-from relight_jax import lights
+from relight_jax.common import host_memory
+from relight_jax.common import image_io
+from relight_jax.data import lights
+from relight_jax.inference import guided_upsample as guided_upsample_lib
+from relight_jax.inference import trained_model
 
 
 class RelightError(ValueError):
@@ -102,7 +103,7 @@ class LightLabel:
     """The generated envmap of this light, [16, 32, 3] in [0, 1] (a picture of the light)."""
     # Imported here: colour-science (envmap's colour temperatures) is slow to import, and
     # relighting by a target image never needs it.
-    from relight_jax import envmap  # pylint: disable=g-import-not-at-top
+    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
     return np.asarray(envmap.envmap_rgb(self.temperature_k, self.direction_index)) / (
         envmap.ENVMAP_PEAK)
 
@@ -111,16 +112,16 @@ def parse_light(relighter, label):
   """A `LightLabel` from "DIRECTION,KELVIN" for this relighter; RelightError if it cannot.
 
   Args:
-    relighter: an `inference.InferenceModel`.
-    label: e.g. "W,3500" (inference.parse_light).
+    relighter: a `trained_model.InferenceModel`.
+    label: e.g. "W,3500" (trained_model.parse_light).
   """
   if relighter.relight_light_fn is None:
     raise RelightError(f"light {label!r}: {relighter.description} cannot relight by a light "
                        "label (an exported function takes two images); pass --target, or "
                        "use --workdir or the bundled model")
-  any_temperature = relighter.light_source != inference.LIGHT_SOURCES["illumination_predictor"]
+  any_temperature = relighter.light_source != trained_model.LIGHT_SOURCES["illumination_predictor"]
   try:
-    return LightLabel(*inference.parse_light(label, any_temperature=any_temperature))
+    return LightLabel(*trained_model.parse_light(label, any_temperature=any_temperature))
   except ValueError as error:
     raise RelightError(str(error)) from None
 
@@ -130,7 +131,7 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
   """Relights `input_image` under the illumination of `target_image` or of a light label.
 
   Args:
-    relighter: an `inference.InferenceModel`.
+    relighter: a `trained_model.InferenceModel`.
     input_image: path, PIL image or array (see image_io.load_image), any size.
     target_image: path, PIL image or array whose illumination to transfer.
     light: instead of `target_image`, a light: a "DIRECTION,KELVIN" label such as "W,3500"
@@ -413,7 +414,7 @@ def main(argv=None):
     input_paths = _expand([args.input], "input")
     if args.light:
       # The label's form is checked now; what this model accepts, once it is loaded.
-      target_paths = [LightLabel(*inference.parse_light(label)) for label in args.light]
+      target_paths = [LightLabel(*trained_model.parse_light(label)) for label in args.light]
       image_targets = []
     else:
       target_paths = image_targets = _expand(args.target, "target")
@@ -432,11 +433,11 @@ def main(argv=None):
     if not batch:
       current_input, input_image = input_paths[0], image_io.load_image(input_paths[0])
     if args.workdir is not None:
-      relighter = inference.load_workdir(args.workdir, step=args.step)
+      relighter = trained_model.load_workdir(args.workdir, step=args.step)
     elif args.exported is not None:
-      relighter = inference.load_exported(args.exported)
+      relighter = trained_model.load_exported(args.exported)
     else:
-      relighter = inference.load_pretrained()
+      relighter = trained_model.load_pretrained()
     size = _working_size(relighter, args.size)
     for label in args.light or ():
       parse_light(relighter, label)  # RelightError if this model cannot take it

@@ -32,14 +32,14 @@ from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from relight_jax import atomic
-from relight_jax import config_utils
-from relight_jax import evaluate
-from relight_jax import host_memory
-from relight_jax import logs
-from relight_jax import results as results_lib
-from relight_jax import train
+from relight_jax.common import atomic
+from relight_jax.common import host_memory
+from relight_jax.common import logs
+from relight_jax.config import config_utils
 from relight_jax.datasets import build
+from relight_jax.evaluation import evaluate
+from relight_jax.evaluation import results as results_lib
+from relight_jax.training import train
 
 MODELS = ("envmap", "envmap_scene", "illumination_predictor")
 LABELS = {"envmap": "Envmap", "envmap_scene": "Envmap + scene",

@@ -49,7 +49,7 @@ def v2_tiny_data_dir(tmp_path_factory):
 
 def load_config(name, arg="smoke", **overrides):
   """Loads configs/<name>.py with a config string, then applies dotted overrides."""
-  from relight_jax import config_utils
+  from relight_jax.config import config_utils
 
   config = config_utils.config_from_file(f"{name}.py:{arg}")
   with config.unlocked():
@@ -67,8 +67,8 @@ def checkpointed_workdir(path, step, seed=3):
   """
   import jax
 
-  from relight_jax import checkpointing
-  from relight_jax import state as state_lib
+  from relight_jax.training import checkpointing
+  from relight_jax.training import state as state_lib
 
   config = load_config("envmap", "smoke")
   train_state = jax.jit(lambda rng: state_lib.create_train_state(config, rng))(

@@ -19,8 +19,8 @@ import pytest
 from bench import common
 from bench import inference
 from bench import train_step
-from relight_jax import parallel
-from relight_jax import state as state_lib
+from relight_jax.training import parallel
+from relight_jax.training import state as state_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -118,8 +118,8 @@ def test_model_flops_count_the_same_model_in_both_dtypes():
 
 
 def test_step_and_benchmarks_import_no_data_or_logging_stack():
-  code = ("import sys, relight_jax.step, relight_jax.state, relight_jax.relight, "
-          "relight_jax.inference, bench.train_step, bench.inference; "
+  code = ("import sys, relight_jax.training.step, relight_jax.training.state, relight_jax.relight, "
+          "relight_jax.inference.trained_model, bench.train_step, bench.inference; "
           "print(sorted({m.split('.')[0] for m in sys.modules} & "
           "{'tensorflow', 'tensorflow_datasets', 'clu', 'grain', 'mitsuba', 'colour'}))")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

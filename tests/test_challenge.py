@@ -11,10 +11,10 @@ import vidit_fakes as fakes
 from conftest import checkpointed_workdir
 from skimage.metrics import structural_similarity
 
-from relight_jax import atomic
 from relight_jax import challenge
-from relight_jax import challenge_pairs
-from relight_jax import metrics
+from relight_jax.common import atomic
+from relight_jax.evaluation import challenge_pairs
+from relight_jax.evaluation import metrics
 
 SIZE = 64  # LPIPS-AlexNet needs >= 32 px; the smoke model works at 32 px
 NTIRE = challenge_pairs.BENCHMARKS["ntire21_track2"]

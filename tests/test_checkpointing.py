@@ -1,4 +1,4 @@
-"""Tests of relight_jax/checkpointing.py: manifests, and falling back past damaged steps."""
+"""Tests of training/checkpointing.py: manifests, and falling back past damaged steps."""
 
 import json
 import logging
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import checkpointed_workdir
 
-from relight_jax import checkpointing
-from relight_jax import state as state_lib
+from relight_jax.training import checkpointing
+from relight_jax.training import state as state_lib
 
 EARLIER, LATEST = 3, 5
 

@@ -8,10 +8,10 @@ from absl import flags
 from conftest import load_config
 from ml_collections import config_flags
 
-from relight_jax import checkpointing
-from relight_jax import config_utils
-from relight_jax import defaults
+from relight_jax.config import config_utils
+from relight_jax.config import defaults
 from relight_jax.models import registry
+from relight_jax.training import checkpointing
 
 MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 

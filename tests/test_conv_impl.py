@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from relight_jax import defaults
+from relight_jax.config import defaults
 from relight_jax.cpu_kernels import winograd
 from relight_jax.models import registry
 

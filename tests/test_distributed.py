@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from relight_jax import checkpointing
-from relight_jax import evaluate
-from relight_jax import input_pipeline
-from relight_jax import parallel
-from relight_jax import train
+from relight_jax.data import input_pipeline
+from relight_jax.evaluation import evaluate
+from relight_jax.training import checkpointing
+from relight_jax.training import parallel
+from relight_jax.training import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEADLINE_S = 420  # both processes, startup to exit, on 2 busy cores

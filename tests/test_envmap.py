@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from skimage import color as skimage_color
 
-from relight_jax import envmap
-from relight_jax import lights
+from relight_jax.data import envmap
+from relight_jax.data import lights
 from relight_jax.models import latent
 
 

@@ -7,11 +7,11 @@ import pytest
 from conftest import load_config
 
 from bench import envmap_loss_scale
-from relight_jax import envmap
-from relight_jax import lights
-from relight_jax import losses
-from relight_jax import objectives
+from relight_jax.data import envmap
+from relight_jax.data import lights
 from relight_jax.models import registry
+from relight_jax.training import losses
+from relight_jax.training import objectives
 
 
 def _le(prediction, target):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from relight_jax import checkpointing
-from relight_jax import evaluate
+from relight_jax.evaluation import evaluate
+from relight_jax.training import checkpointing
 
 
 def test_sheet_picks_best_median_and_worst_by_improvement():

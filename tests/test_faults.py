@@ -18,9 +18,9 @@ import pytest
 from conftest import checkpointed_workdir
 from PIL import Image
 
-from relight_jax import checkpointing
 from relight_jax import export
 from relight_jax import relight
+from relight_jax.training import checkpointing
 
 EARLIER, LATEST = 3, 5
 

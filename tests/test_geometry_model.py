@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from relight_jax import defaults
-from relight_jax import envmap
-from relight_jax import input_pipeline
-from relight_jax import lights
-from relight_jax import objectives
-from relight_jax import step
+from relight_jax.config import defaults
+from relight_jax.data import envmap
+from relight_jax.data import input_pipeline
+from relight_jax.data import lights
 from relight_jax.models import geometry
 from relight_jax.models import registry
+from relight_jax.training import objectives
+from relight_jax.training import step
 
 
 def _config(**overrides):

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from relight_jax import host_memory
+from relight_jax.common import host_memory
 
 # In a fresh interpreter (the allocator settings are process-wide and must precede any
 # thread's first allocation): tune(), then a 64 MiB block, twice glibc's largest mmap
 # threshold, so that with its defaults it is a fresh mapping, far above the heap's break.
 _PROBE = """
 import ctypes, json
-from relight_jax import host_memory
+from relight_jax.common import host_memory
 applied = host_memory.tune()
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]

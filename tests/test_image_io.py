@@ -1,4 +1,4 @@
-"""Tests of relight_jax/image_io.py: every accepted mode, every refused input, atomic saves."""
+"""Tests of common/image_io.py: every accepted mode, every refused input, atomic saves."""
 
 import importlib.util
 import io
@@ -17,7 +17,7 @@ from PIL import Image
 from PIL import ImageCms
 from PIL import JpegImagePlugin
 
-from relight_jax import image_io
+from relight_jax.common import image_io
 
 
 def _pattern(height=12, width=20):
@@ -327,7 +327,7 @@ def test_heic_without_the_plugin_says_what_to_install(tmp_path):
   code = textwrap.dedent(f"""\
       import sys
       sys.modules["pillow_heif"] = None  # import pillow_heif now raises ImportError
-      from relight_jax import image_io
+      from relight_jax.common import image_io
       assert image_io.has_image_extension({str(tmp_path / "phone.HEIC")!r})  # batch folders list it
       try:
         image_io.load_image({str(tmp_path / "phone.heic")!r})

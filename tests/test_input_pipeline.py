@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from relight_jax import envmap
-from relight_jax import input_pipeline
-from relight_jax import lights
+from relight_jax.data import envmap
+from relight_jax.data import input_pipeline
+from relight_jax.data import lights
 
 
 class CodedImages:

@@ -7,7 +7,7 @@ import sys
 _PROBE = """
 import logging, sys
 from absl import app
-from relight_jax import logs
+from relight_jax.common import logs
 
 def main(argv):
   logs.configure()

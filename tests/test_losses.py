@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from relight_jax import losses
+from relight_jax.training import losses
 
 
 @pytest.mark.parametrize("d, d_hat, expected", [

@@ -7,7 +7,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.metrics import structural_similarity
 
-from relight_jax import metrics
+from relight_jax.evaluation import metrics
 
 
 def _pair(shape, noise, seed):
@@ -82,9 +82,9 @@ def test_image_metrics_jit_per_example():
 
 
 def test_light_estimates_of_generated_envmaps_are_exact():
-  from relight_jax import envmap
-  from relight_jax import evaluate
-  from relight_jax import lights
+  from relight_jax.data import envmap
+  from relight_jax.data import lights
+  from relight_jax.evaluation import evaluate
   temperatures = np.repeat(np.asarray(lights.TEMPERATURES_K), 8)
   directions = np.tile(np.arange(8), 5)
   rgb, _ = envmap.batch_envmaps(temperatures, directions)

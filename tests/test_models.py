@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from relight_jax import defaults
-from relight_jax import envmap
-from relight_jax import objectives
+from relight_jax.config import defaults
+from relight_jax.data import envmap
 from relight_jax.models import registry
 from relight_jax.models import unet
+from relight_jax.training import objectives
 
 VARIANTS = tuple(registry.MODELS)
 # The report's three (their shapes and paper sizes are pinned here; ours in

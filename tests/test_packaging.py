@@ -68,7 +68,7 @@ def installed(tmp_path_factory):
 def test_the_wheel_holds_the_configs_license_and_console_scripts(installed, tmp_path):
   bin_dir, env = installed
   out = _run([str(bin_dir / "python"), "-c",
-              "import relight_jax, relight_jax.config_utils as c, importlib.metadata as m\n"
+              "import relight_jax, relight_jax.config.config_utils as c, importlib.metadata as m\n"
               "print(relight_jax.__file__); print(c.CONFIGS_DIR)\n"
               "d = m.distribution('relight_jax'); print(d.metadata['License-Expression'])\n"
               "print(sorted(e.name for e in d.entry_points))"], cwd=tmp_path, env=env).stdout

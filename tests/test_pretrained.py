@@ -7,12 +7,12 @@ import pytest
 from PIL import Image
 
 import relight_jax
-from relight_jax import inference
 from relight_jax import relight
+from relight_jax.inference import trained_model
 
 
 def test_the_bundled_reference_model_is_small_and_relights_by_label():
-  folder = inference.bundle_folder()
+  folder = trained_model.bundle_folder()
   assert sum(path.stat().st_size for path in folder.iterdir()) <= 50 * 2**20
   manifest = json.loads((folder / "bundle.json").read_text())
   relighter = relight_jax.load_pretrained()

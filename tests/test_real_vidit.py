@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import vidit_fakes as fakes
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.datasets.vidit import images
 from relight_jax.datasets.vidit import real_layouts
 from relight_jax.datasets.vidit import safe_pickle

@@ -1,4 +1,4 @@
-"""Tests of relight_jax/guided_upsample.py and relight_jax/relight.py (API and CLI)."""
+"""Tests of relight_jax/inference/guided_upsample.py and relight_jax/relight.py (API and CLI)."""
 
 import functools
 import io
@@ -15,14 +15,14 @@ import pytest
 from conftest import checkpointed_workdir
 from PIL import Image
 
-from relight_jax import defaults
-from relight_jax import guided_upsample as gu
-from relight_jax import image_io
-from relight_jax import inference
 from relight_jax import relight
-from relight_jax import state as state_lib
+from relight_jax.common import image_io
+from relight_jax.config import defaults
 from relight_jax.cpu_kernels import winograd
+from relight_jax.inference import guided_upsample as gu
+from relight_jax.inference import trained_model
 from relight_jax.models import registry
+from relight_jax.training import state as state_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def setup(tmp_path_factory):
   config, train_state = checkpointed_workdir(workdir, 7)
   model = registry.create_model(config.model)
   variables = jax.device_get(state_lib.variables_of(train_state))
-  relighter = inference.from_model(model, variables, config.model, config.data.image_size)
+  relighter = trained_model.from_model(model, variables, config.model, config.data.image_size)
   return config, model, variables, relighter, workdir
 
 
@@ -136,7 +136,7 @@ def test_non_square_input_size_override_and_bicubic(setup):
 
 def test_load_relighter_restores_the_checkpoint(setup):
   _, _, _, relighter, workdir = setup
-  loaded = inference.load_workdir(workdir)
+  loaded = trained_model.load_workdir(workdir)
   assert loaded.image_size == 32 and loaded.size_multiple == 16
   assert "step 7" in loaded.description
   photo, target = _photo(48, 40), _photo(32, 32, seed=4)
@@ -154,7 +154,7 @@ def test_relight_function_replays_the_winograd_kernels():
       nn.Conv, conv_general_dilated=winograd.conv_function("winograd", "winograd")))
   images = [jax.random.uniform(jax.random.key(k), (2, 32, 32, 3)) for k in (1, 2)]
   variables = model.init(jax.random.key(0), *images, train=False)
-  relight_fn = inference.make_relight_fn(model, variables)
+  relight_fn = trained_model.make_relight_fn(model, variables)
   kernels = relight_fn.kernels(*images)
   # Every stride-1 conv of this U-Net: the encoder's 3 and its space-to-depth stem, the
   # head's 2, the decoder's 7 (with the output conv): 13 kernels, F(2x2) or F(4x4).
@@ -275,8 +275,8 @@ def test_cli_refuses_paths_of_the_wrong_kind_before_loading_the_model(
   def never(*args, **kwargs):
     raise AssertionError("the model was loaded before the arguments were checked")
 
-  monkeypatch.setattr(inference, "load_workdir", never)
-  monkeypatch.setattr(inference, "load_exported", never)
+  monkeypatch.setattr(trained_model, "load_workdir", never)
+  monkeypatch.setattr(trained_model, "load_exported", never)
   photo = tmp_path / "photo.png"
   Image.fromarray(_photo(40, 40)).save(photo)
   (tmp_path / "model.bin").write_bytes(b"an exported model, say")

@@ -12,12 +12,12 @@ from conftest import load_config
 from PIL import Image
 
 import relight_jax
-from relight_jax import envmap
-from relight_jax import inference
-from relight_jax import lights
 from relight_jax import relight
-from relight_jax import state as state_lib
+from relight_jax.data import envmap
+from relight_jax.data import lights
+from relight_jax.inference import trained_model
 from relight_jax.models import registry
+from relight_jax.training import state as state_lib
 
 MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 
@@ -25,7 +25,7 @@ MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 @pytest.mark.parametrize("label, expected", [
     ("W,3500", (3500, 6)), ("ne, 6500", (6500, 1)), ("S,4500K", (4500, 4)), ("N,4000", (4000, 0))])
 def test_parse_light(label, expected):
-  assert inference.parse_light(label) == expected
+  assert trained_model.parse_light(label) == expected
 
 
 @pytest.mark.parametrize("label, message", [
@@ -38,12 +38,12 @@ def test_parse_light(label, expected):
 ])
 def test_bad_light_labels_say_what_is_expected(label, message):
   with pytest.raises(ValueError, match=message):
-    inference.parse_light(label)
+    trained_model.parse_light(label)
 
 
 def test_reference_image_models_take_the_rendered_temperatures_only():
   with pytest.raises(ValueError, match="2500, 3500, 4500, 5500, 6500 K only"):
-    inference.parse_light("W,4000", any_temperature=False)
+    trained_model.parse_light("W,4000", any_temperature=False)
 
 
 def _variables(model, size=32):
@@ -70,8 +70,8 @@ def test_envmap_models_relight_by_the_generated_envmap(name):
   config = load_config(name, "smoke")
   model = registry.create_model(config.model)
   variables = _variables(model)
-  relighter = inference.from_model(model, variables, config.model, 32, config=config)
-  assert relighter.light_source == inference.LIGHT_SOURCES[name]
+  relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
+  assert relighter.light_source == trained_model.LIGHT_SOURCES[name]
   image = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype(np.float32)
   generated = (envmap.envmap_hsv if name == "envmap_scene" else envmap.envmap_rgb)(3500, 6)
   expected = model.apply(variables, image, generated[None], method="relight_with_light")
@@ -84,8 +84,8 @@ def test_illumination_predictor_uses_its_training_images_of_that_light(tiny_data
   config = load_config("illumination_predictor", "smoke", **{"data.data_dir": tiny_data_dir})
   model = registry.create_model(config.model)
   variables = _variables(model)
-  relighter = inference.from_model(model, variables, config.model, 32, config=config)
-  from relight_jax import input_pipeline
+  relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
+  from relight_jax.data import input_pipeline
   images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
   light = int(lights.light_index(1, 6))  # 3500 K from the west
   stack = np.stack([images.image(scene, light) for scene in range(images.num_scenes)])
@@ -97,7 +97,7 @@ def test_illumination_predictor_uses_its_training_images_of_that_light(tiny_data
   np.testing.assert_allclose(relighter.relight_light_fn(image, 3500, 6), expected, atol=1e-5)
   with config.unlocked():
     config.data.data_dir = str(tmp_path / "nothing")
-  missing = inference.from_model(model, variables, config.model, 32, config=config)
+  missing = trained_model.from_model(model, variables, config.model, 32, config=config)
   with pytest.raises(ValueError, match="needs reference images of that light"):
     missing.relight_light_fn(image, 3500, 6)
 
@@ -105,7 +105,7 @@ def test_illumination_predictor_uses_its_training_images_of_that_light(tiny_data
 def test_relight_api_takes_a_label_or_a_target_not_both():
   config = load_config("envmap", "smoke")
   model = registry.create_model(config.model)
-  relighter = inference.from_model(model, _variables(model), config.model, 32, config=config)
+  relighter = trained_model.from_model(model, _variables(model), config.model, 32, config=config)
   photo = np.random.default_rng(2).uniform(size=(40, 48, 3)).astype(np.float32)
   result = relight.relight_detailed(relighter, photo, light="E,5500")
   assert result.relit.shape == (40, 48, 3) and result.target_low.shape == (16, 32, 3)
@@ -116,7 +116,7 @@ def test_relight_api_takes_a_label_or_a_target_not_both():
   with pytest.raises(relight.RelightError, match="direction 'Q'"):
     relight.relight(relighter, photo, light="Q,5500")
   # Without the config (an exported function, say) there is no light path.
-  bare = inference.from_model(model, _variables(model), config.model, 32)
+  bare = trained_model.from_model(model, _variables(model), config.model, 32)
   with pytest.raises(relight.RelightError, match="cannot relight by a light label"):
     relight.relight(bare, photo, light="E,5500")
 
@@ -126,7 +126,7 @@ def bundle(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("workdir")
   config, train_state = checkpointed_workdir(workdir, 5)
   folder = tmp_path_factory.mktemp("bundle")
-  manifest = inference.save_bundle(workdir, folder)
+  manifest = trained_model.save_bundle(workdir, folder)
   return workdir, folder, manifest, config, train_state
 
 
@@ -138,7 +138,7 @@ def test_bundle_round_trip_relights_as_the_workdir(bundle):
   # The training machine's data path stays behind.
   assert json.loads((folder / "config.json").read_text())["data"]["data_dir"] == "data/tfds"
   loaded = relight_jax.load_pretrained(folder)
-  reference = inference.load_workdir(workdir)
+  reference = trained_model.load_workdir(workdir)
   image = np.random.default_rng(3).uniform(size=(1, 32, 32, 3)).astype(np.float32)
   target = np.random.default_rng(4).uniform(size=(1, 32, 32, 3)).astype(np.float32)
   np.testing.assert_array_equal(loaded.relight_fn(image, target),
@@ -157,17 +157,17 @@ def test_a_damaged_or_mismatched_bundle_is_refused(bundle, tmp_path):
   data[-1] ^= 1
   (tmp_path / "variables.msgpack").write_bytes(bytes(data))
   with pytest.raises(ValueError, match="damaged: its sha256 does not match"):
-    inference.load_pretrained(tmp_path)
+    trained_model.load_pretrained(tmp_path)
   # The right bytes for another model's config.
   (tmp_path / "variables.msgpack").write_bytes((folder / "variables.msgpack").read_bytes())
   config = json.loads((folder / "config.json").read_text())
   config["model"]["width"] = 0.25
   (tmp_path / "config.json").write_text(json.dumps(config))
   with pytest.raises(ValueError, match="does not hold the variables"):
-    inference.load_pretrained(tmp_path)
+    trained_model.load_pretrained(tmp_path)
   (tmp_path / "bundle.json").unlink()
   with pytest.raises(FileNotFoundError, match="bundle.json: no such file"):
-    inference.load_pretrained(tmp_path)
+    trained_model.load_pretrained(tmp_path)
 
 
 def test_figures_command_draws_the_readme_pictures(bundle, tiny_data_dir, tmp_path):

@@ -2,7 +2,7 @@
 
 Checks the API the TFDS builder relies on (splits, ids, shapes, determinism), that render
 noise stays below what a model is graded on (>= 35 dB between sampler seeds), and that the
-illumination conventions of relight_jax/lights.py hold in the pictures: E lights the
+illumination conventions of relight_jax/data/lights.py hold in the pictures: E lights the
 image's right side, S (front) light lights the camera-facing side, 2500 K is redder than
 6500 K, and a fixed window light is the same under all 40 lights.
 """
@@ -13,7 +13,7 @@ import colour
 import numpy as np
 import pytest
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.render import illumination
 from relight_jax.render import locations
 from relight_jax.render import mitsuba_scene

@@ -13,7 +13,7 @@ import functools
 import numpy as np
 import pytest
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.render import illumination
 from relight_jax.render import locations
 from relight_jax.render import locations_v2

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 
-from relight_jax import results
+from relight_jax.evaluation import results
 
 
 def _pairs(num_scenes, per_pair_of_scenes=3):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from relight_jax import checkpointing
-from relight_jax import input_pipeline
-from relight_jax import parallel
-from relight_jax import state as state_lib
-from relight_jax import step as step_lib
-from relight_jax import train
+from relight_jax.data import input_pipeline
+from relight_jax.training import checkpointing
+from relight_jax.training import parallel
+from relight_jax.training import state as state_lib
+from relight_jax.training import step as step_lib
+from relight_jax.training import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 One tiny build (built once per module into a temporary data dir, through
 `relight_jax.datasets.build.build`, the build CLI's function) is checked against the
-renderer's own `split_scenes` / `render_scene` and `relight_jax.lights`' index arithmetic.
+renderer's own `split_scenes` / `render_scene` and `relight_jax.data.lights`' index arithmetic.
 """
 
 import hashlib
@@ -16,7 +16,7 @@ import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.datasets import build
 from relight_jax.datasets import preview
 from relight_jax.datasets import vidit as vidit_package

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import vidit_fakes as fakes
 
-from relight_jax import image_io
+from relight_jax.common import image_io
 from relight_jax.datasets.vidit import safe_pickle
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import PIL.Image
 
-from relight_jax import envmap
-from relight_jax import visualize
+from relight_jax.data import envmap
+from relight_jax.evaluation import visualize
 
 
 def test_glyph_marks_the_light_direction_in_the_corner_only():

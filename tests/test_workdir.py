@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from relight_jax import checkpointing
 from relight_jax import main
-from relight_jax import train
-from relight_jax import workdir
+from relight_jax.training import checkpointing
+from relight_jax.training import train
+from relight_jax.training import workdir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -225,7 +225,7 @@ def test_a_full_disk_ends_in_one_line(tmp_path, monkeypatch):
 
 
 def test_evaluation_refuses_a_workdir_a_run_holds(tmp_path):
-  from relight_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from relight_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
   with workdir.lock(tmp_path):
     with pytest.raises(workdir.WorkdirBusyError, match=f"pid {os.getpid()}"):
       evaluate.run_workdir(load_config("envmap", "smoke"), tmp_path)

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import tensorflow_datasets as tfds
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.datasets import vidit
 from relight_jax.datasets.vidit import configs
 

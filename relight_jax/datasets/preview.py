@@ -4,7 +4,7 @@ r"""Contact sheet of one `vidit` scene under its 40 illuminations.
       --scene=0 --split=train --output=sheet.png
 
 Columns are the light directions N, NE, ..., NW (azimuth 0..315 deg clockwise from the
-camera's view direction, `relight_jax/lights.py`), rows the colour temperatures
+camera's view direction, `relight_jax/data/lights.py`), rows the colour temperatures
 2500..6500 K; shadows should move along a row and colour change down a column. The
 records are located by the dataset's scene-major index arithmetic
 (`lights.record_index`), and each record's own scene/light labels are checked against it.
@@ -20,8 +20,8 @@ import tensorflow_datasets as tfds
 from absl import app
 from absl import flags
 
-from relight_jax import image_io
-from relight_jax import lights
+from relight_jax.common import image_io
+from relight_jax.data import lights
 from relight_jax.datasets import vidit  # noqa: F401  (registers the builder)
 from relight_jax.datasets.vidit import configs
 

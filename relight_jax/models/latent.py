@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.models import unet
 
 # The illumination predictor's two outputs are raw MLP outputs mapped affinely to
@@ -70,7 +70,7 @@ def hsv_envmap_to_rgb(envmap_hsv, height: int, width: int):
   """RGB view [b, height, width, 3] of HSV envmap vectors [b, 2 + height * width].
 
   The vector is (hue, saturation, height*width values) in 0..ENVMAP_PEAK units, as built
-  by `relight_jax.envmap.envmap_hsv`.
+  by `relight_jax.data.envmap.envmap_hsv`.
   """
   batch = envmap_hsv.shape[0]
   unit = lights.ENVMAP_PEAK

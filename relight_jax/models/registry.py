@@ -3,7 +3,7 @@
 `MODELS` maps a config's `model.name` to its latent head; `create_model` builds the
 `Relighter` (for GEOMETRY_MODELS the `geometry.GeometryRelighter`) and
 `create_discriminator` the PatchGAN from the same section (its keys are
-declared, with their meaning, in relight_jax/defaults.py). Every convolution of both
+declared, with their meaning, in relight_jax/config/defaults.py). Every convolution of both
 goes through one module, `conv_module(model.conv_impl)`: this is the one place that
 chooses between XLA's convolutions and relight_jax/cpu_kernels.
 """

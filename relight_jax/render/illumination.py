@@ -2,7 +2,7 @@
 
 VIDIT lights every scene with one omnidirectional point light at a fixed elevation, under
 5 colour temperatures x 8 azimuths relative to the camera (report §3.1). The numbering and
-the azimuth convention belong to `relight_jax.lights`; this module only turns them into
+the azimuth convention belong to `relight_jax.data.lights`; this module only turns them into
 renderer inputs:
   * `light_rgb`: the light's linear-sRGB colour for a temperature, normalised to luminance
     Y = 1, so that the temperature changes only the chromaticity, never the brightness.
@@ -12,7 +12,7 @@ renderer inputs:
 import colour
 import numpy as np
 
-from relight_jax import lights
+from relight_jax.data import lights
 
 # Kang et al. (2002) follows the Planckian locus over 1667-25000 K; colour-science's default
 # (CIE D series) is only defined from 4000 K and would be extrapolated at 2500/3500 K.

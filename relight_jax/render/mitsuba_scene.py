@@ -234,7 +234,7 @@ def render_transport(location, view, image_size, samples_per_pixel, seed):
 
 
 def compose(main, fixed, temperature_rgbs):
-  """Images of all 40 lights from the linear renders, in `relight_jax.lights` order.
+  """Images of all 40 lights from the linear renders, in `relight_jax.data.lights` order.
 
   Args:
     main: float32 [8, S, S, 3] white main-light renders per direction.

@@ -4,7 +4,7 @@ The light transport is v1's (`mitsuba_scene.py`): one main-light scene whose whi
 light moves between the 8 directions, one fixed-light scene (ambient sky and the
 location's fixed lights), composed per channel into the 40 images; same light distance,
 elevation, intensity, exposure and sRGB encoding, so the 40-light convention of
-`relight_jax.lights` is unchanged. Every object is a triangle mesh handed to Mitsuba from
+`relight_jax.data.lights` is unchanged. Every object is a triangle mesh handed to Mitsuba from
 its numpy arrays.
 
 Fireflies. Glossy and metallic surfaces at one indirect bounce make caustic paths

@@ -5,7 +5,7 @@ it. A `SyntheticSpec` names a dataset size. Locations are numbered globally acro
 in the order of `split_locations` (train first), so splits have disjoint locations as in
 the report (§3.1: 9 train / 3 validation locations); scene id = location *
 scenes_per_location + view. Each scene is rendered under all 40 illuminations in the order
-of `relight_jax.lights` (light = temperature_index * 8 + direction_index), plus depth and
+of `relight_jax.data.lights` (light = temperature_index * 8 + direction_index), plus depth and
 normals. Everything is deterministic given the spec's seed (and the sampler seed).
 
 Shipped render settings (path tracing, multi-jittered sampler, max_depth 3; see
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from relight_jax import atomic
+from relight_jax.common import atomic
 from relight_jax.render import illumination
 from relight_jax.render import locations
 from relight_jax.render import locations_v2
@@ -107,7 +107,7 @@ class SceneRef:
 @dataclasses.dataclass
 class RenderedScene:
   """One scene under the 40 illuminations, with its geometry maps."""
-  images: np.ndarray  # uint8 [40, S, S, 3], light-index order of relight_jax/lights.py
+  images: np.ndarray  # uint8 [40, S, S, 3], light-index order of relight_jax/data/lights.py
   depth: np.ndarray  # float32 [S, S], camera z-distance / mitsuba_scene.DEPTH_FAR, in [0, 1]
   normals: np.ndarray  # float32 [S, S, 3], unit vectors, camera space (+x right, +y up,
   #                      +z towards the camera)

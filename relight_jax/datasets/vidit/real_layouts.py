@@ -26,7 +26,7 @@ import re
 
 from absl import logging
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.datasets.vidit import manual_tree
 
 

@@ -35,7 +35,7 @@ import pickle
 
 import numpy as np
 
-from relight_jax import image_io
+from relight_jax.common import image_io
 
 # A depth map has one value per pixel of its image, so it gets the image loader's limit;
 # 8 bytes per element leaves room for float64, the widest depth type.

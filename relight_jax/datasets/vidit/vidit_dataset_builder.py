@@ -2,7 +2,7 @@
 
 Records of the 40-illumination configs ("synthetic", "lights") are stored in key order
 (`disable_shuffling=True`, integer keys) and are scene-major:
-`record = scene_position_in_split * 40 + light` (`relight_jax.lights.record_index`), so the
+`record = scene_position_in_split * 40 + light` (`relight_jax.data.lights.record_index`), so the
 input pipeline composes (I, T, G) triplets by index arithmetic (report §3.1:
 G = image(scene(I), light(T))).
 Every stored scene has all 40 illuminations (incomplete real scenes are excluded with a
@@ -23,7 +23,7 @@ import types
 import numpy as np
 import tensorflow_datasets as tfds
 
-from relight_jax import lights
+from relight_jax.data import lights
 from relight_jax.datasets.vidit import beam_render
 from relight_jax.datasets.vidit import configs
 from relight_jax.datasets.vidit import images

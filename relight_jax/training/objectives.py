@@ -23,8 +23,8 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import ml_collections
 
-from relight_jax import lights
-from relight_jax import losses
+from relight_jax.data import lights
+from relight_jax.training import losses
 
 # Whether a model's loss reads the ground truth's latent (then the train step must call
 # the model with ground_truth=G). Envmap models supervise I's and T's envmaps only (the

@@ -5,11 +5,11 @@ config string such as `smoke` or `preset=cpu,gan=True,data=synthetic`: comma-sep
 `key=value` pairs typed by the fields of `defaults.ConfigArgs`, plus bare words that name
 a preset (`smoke` means `preset=smoke`) or switch a boolean on (`gan` means `gan=True`).
 Unknown keys and badly typed values fail with a message that lists what is accepted.
-The keys themselves and the presets are declared in relight_jax/defaults.py.
+The keys themselves and the presets are declared in relight_jax/config/defaults.py.
 
 `config_from_file` is the one loader of config files (the entry points, the demo, the
 benchmarks, the tests and the notebooks use it). A workdir's `config.json` is read and
-written with its checkpoints (relight_jax/checkpointing.py).
+written with its checkpoints (relight_jax/training/checkpointing.py).
 
 `validate` refuses numeric settings no run can use (a NaN or negative learning rate, a
 zero batch, an image size the encoder cannot halve evenly, ...) with an error naming the
@@ -24,7 +24,7 @@ import math
 import numbers
 import pathlib
 
-from relight_jax import defaults
+from relight_jax.config import defaults
 
 
 def _parse_bool(key, text):
@@ -97,7 +97,7 @@ def _parse_indices(key, text):
 def _configs_dir():
   """The experiment configs: relight_jax/configs/ when installed from a wheel (setup.py
   installs the top-level configs/ there), the repository's configs/ in a clone."""
-  package = pathlib.Path(__file__).resolve().parent
+  package = pathlib.Path(__file__).resolve().parents[1]  # relight_jax/
   installed = package / "configs"
   return installed if installed.is_dir() else package.parent / "configs"
 

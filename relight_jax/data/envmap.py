@@ -42,8 +42,8 @@ import os
 import colour
 import numpy as np
 
-from relight_jax import image_io
-from relight_jax import lights
+from relight_jax.common import image_io
+from relight_jax.data import lights
 
 ENVMAP_HEIGHT = 16
 ENVMAP_WIDTH = 32

@@ -26,10 +26,10 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from relight_jax import atomic
-from relight_jax import defaults
-from relight_jax import lights
+from relight_jax.common import atomic
+from relight_jax.config import defaults
 from relight_jax.cpu_kernels import winograd
+from relight_jax.data import lights
 
 # An exported file is this line, then the serialised `jax.export.Exported`:
 #   EXPORTED_MAGIC + <64 hex digits: sha256 of the serialised bytes> + b"\n"
@@ -234,7 +234,7 @@ class _LightRelighter:
 
   def light_latent(self, temperature_k, direction_index):
     """The light latent [1, ...] of a light (see LIGHT_SOURCES)."""
-    from relight_jax import envmap  # pylint: disable=g-import-not-at-top
+    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
     if self.model_name in ("envmap", "geometry_envmap"):
       return envmap.envmap_rgb(temperature_k, direction_index)[None]
     if self.model_name == "envmap_scene":
@@ -245,7 +245,7 @@ class _LightRelighter:
     key = (temperature_index, direction_index)
     if key not in self._references:
       # Imported here: only this model needs its training data (and TFDS) at inference.
-      from relight_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+      from relight_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
       data = self.config.data
       try:
         images = input_pipeline.SceneImages(data.name, data.train_split, data.data_dir,
@@ -306,8 +306,8 @@ def load_workdir(workdir, *, step=None, on_host=False):
   """
   # Imported here so that loading an exported file needs jax alone (a server without
   # flax, orbax or the model code).
-  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
   config, variables, step = checkpointing.load_inference_variables(workdir, step)
   if on_host:
     variables = jax.device_get(variables)
@@ -340,7 +340,7 @@ def save_bundle(workdir, folder, *, step=None):
   """
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
-  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
   config, variables, step = checkpointing.load_inference_variables(workdir, step)
   data = serialization.msgpack_serialize(
       jax.tree_util.tree_map(np.asarray, jax.device_get(variables)))
@@ -384,9 +384,9 @@ def load_pretrained(folder=None):
   """
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
-  from relight_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  from relight_jax import state as state_lib  # pylint: disable=g-import-not-at-top
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   folder = bundle_folder(folder)
   paths = [folder / name for name in (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)]
   for path in paths:

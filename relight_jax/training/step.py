@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from relight_jax import lights
-from relight_jax import metrics
-from relight_jax import objectives
-from relight_jax import state as state_lib
+from relight_jax.data import lights
+from relight_jax.evaluation import metrics
+from relight_jax.training import objectives
+from relight_jax.training import state as state_lib
 
 # The roles whose light the model estimates in evaluation (all three are real images).
 _LIGHT_ROLES = ("input", "target", "ground_truth")

@@ -2,7 +2,7 @@
 
 A config file (`configs/<model>.py`) builds its config from `base_config()` (the
 sections shared by all models: data, train, eval, checkpoint), `model_section(name)` and
-`loss_section(...)`, then lets relight_jax/config_utils.py apply its config string,
+`loss_section(...)`, then lets relight_jax/config/config_utils.py apply its config string,
 which selects a preset (sizes), a recipe (how the model is trained) and switches
 (`ConfigArgs`, applied by `apply_presets`).
 

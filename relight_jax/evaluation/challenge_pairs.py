@@ -21,11 +21,11 @@ import jax
 import numpy as np
 import tqdm
 
-from relight_jax import metrics
-from relight_jax import results as results_lib
 from relight_jax.datasets.vidit import images
 from relight_jax.datasets.vidit import manual_tree
 from relight_jax.datasets.vidit import real_layouts
+from relight_jax.evaluation import metrics
+from relight_jax.evaluation import results as results_lib
 
 
 @dataclasses.dataclass(frozen=True)

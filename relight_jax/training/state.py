@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from relight_jax import objectives
 from relight_jax.models import registry
+from relight_jax.training import objectives
 
 
 class DiscriminatorState(train_state.TrainState):

@@ -44,7 +44,7 @@ from PIL import ImageCms
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
 
-from relight_jax import atomic
+from relight_jax.common import atomic
 
 MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo still passes
 MIN_SIDE = 8              # the smallest side a relighting result means anything at

@@ -14,9 +14,9 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
-from relight_jax import envmap
-from relight_jax import image_io
-from relight_jax import lights
+from relight_jax.common import image_io
+from relight_jax.data import envmap
+from relight_jax.data import lights
 
 COLUMN_TITLES = ("input I", "target T", "ground truth G", "relit G_hat")
 

@@ -1,12 +1,12 @@
-"""Training: the loop around the train step of `relight_jax.step`.
+"""Training: the loop around the train step of `relight_jax.training.step`.
 
 The step is jitted once over a one-axis `data` mesh (state replicated, batch sharded,
 state buffers donated). The loop resumes from the latest orbax checkpoint (state +
-data-stream position), writes TensorBoard scalars/images (`relight_jax.summaries`), prints
+data-stream position), writes TensorBoard scalars/images (`relight_jax.training.summaries`), prints
 a progress line with steps/s and ETA, evaluates periodically, and stops on a non-finite loss
 without saving it, so the last good checkpoint stays the latest.
 
-The workdir is locked (`relight_jax.workdir`) for the whole run, and SIGTERM / SIGINT
+The workdir is locked (`relight_jax.training.workdir`) for the whole run, and SIGTERM / SIGINT
 (preemption, Ctrl-C) stop the loop after its current step with a checkpoint of that
 step: `Preempted` says where, and rerunning resumes to the same result.
 """
@@ -26,16 +26,16 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from relight_jax import checkpointing
-from relight_jax import evaluate
-from relight_jax import input_pipeline
-from relight_jax import parallel
-from relight_jax import results as results_lib
-from relight_jax import state as state_lib
-from relight_jax import step as step_lib
-from relight_jax import summaries
-from relight_jax import visualize
-from relight_jax import workdir as workdir_lib
+from relight_jax.data import input_pipeline
+from relight_jax.evaluation import evaluate
+from relight_jax.evaluation import results as results_lib
+from relight_jax.evaluation import visualize
+from relight_jax.training import checkpointing
+from relight_jax.training import parallel
+from relight_jax.training import state as state_lib
+from relight_jax.training import step as step_lib
+from relight_jax.training import summaries
+from relight_jax.training import workdir as workdir_lib
 
 
 class Preempted(Exception):

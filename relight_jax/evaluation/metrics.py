@@ -23,7 +23,7 @@ import dm_pix
 import jax
 import jax.numpy as jnp
 
-from relight_jax import losses
+from relight_jax.training import losses
 
 # A perfect reconstruction gives ℓ2 = 0; bound Score and PSNR instead of dividing by 0.
 _EPSILON = 1e-12

@@ -33,9 +33,9 @@ import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from relight_jax import atomic
-from relight_jax import defaults
-from relight_jax import state as state_lib
+from relight_jax.common import atomic
+from relight_jax.config import defaults
+from relight_jax.training import state as state_lib
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"

@@ -31,8 +31,8 @@ import grain
 import numpy as np
 import PIL.Image
 
-from relight_jax import envmap
-from relight_jax import lights
+from relight_jax.data import envmap
+from relight_jax.data import lights
 
 ROLES = ("input", "target", "ground_truth")
 # Maps of the renderer a split can add to its triplets (SceneImages(aovs=...)). Depth and

@@ -1,0 +1,453 @@
+"""Evaluation over the report's Eval sets: metrics with CIs, Table 1, pictures.
+
+For every subset (Eval, Eval[c_I = c_T], Eval[d_I = d_T], report §3.5) a fixed seeded
+list of pairs of the `eval.split` split (`test` by default: locations never used for a
+choice) is relit; per-example MSE, PSNR, SSIM, DSSIM, LPIPS, latent distances and the
+light estimates of I, T and G (report §4.1) are computed, then averaged with 95%
+bootstrap intervals over scenes (`results.py`). The image metrics are also computed for
+the identity mapping G_hat = I, the baseline column. Results go to
+`<workdir>/eval/metrics.json`, `table.md`, `sheet_<subset>.png` (best / median / worst
+examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over generated
+envmaps, the report's Figs. 15-16); an evaluation of another split goes to
+`<workdir>/eval_<split>/`, so that it never replaces the test tables. The table, the
+pictures and each subset's metric means also go to the workdir's TensorBoard events, at
+the checkpoint's step, under `final_<split>/` (e.g. `final_test/eval/score`, next to
+training's periodic `eval/score`).
+
+Several workdirs' metrics.json combine into one table with a column per model; it
+refuses evaluations of different sets. Where every workdir has its per_example.npz (and
+one evaluation each), the table adds each model's Score over the first column's with a
+paired interval (`results.score_ratio`): the test of "does B beat A", which two
+overlapping intervals cannot answer (`combine_workdirs`; the command is
+relight_jax/evaluation/evaluate.py).
+"""
+
+import functools
+import json
+import logging
+import pathlib
+
+import jax
+import numpy as np
+import tqdm
+from jax.experimental import multihost_utils
+
+from relight_jax.common import atomic
+from relight_jax.config import config_utils
+from relight_jax.data import envmap
+from relight_jax.data import input_pipeline
+from relight_jax.data import lights
+from relight_jax.evaluation import results as results_lib
+from relight_jax.evaluation import visualize
+from relight_jax.training import checkpointing
+from relight_jax.training import parallel
+from relight_jax.training import step as step_lib
+from relight_jax.training import summaries
+from relight_jax.training import workdir as workdir_lib
+
+SUBSET_TITLES = results_lib.SUBSET_TITLES
+# The dataset's light colours (RGB, kelvin): an envmap's colour is read as the nearest.
+PALETTE = (np.stack([envmap.light_rgb(t) for t in lights.TEMPERATURES_K]),
+           np.asarray(lights.TEMPERATURES_K, np.float32))
+
+
+def _fetch(tree):
+  if jax.process_count() > 1:
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.device_get(tree)
+
+
+def evaluate_pairs(train_state, images, pairs, *, config, step_fn, put_batch,
+                   max_batches=None, progress=False):
+  """Relights `pairs` in fixed-size batches; returns the per-example metrics.
+
+  Args:
+    train_state: the trained `state.TrainState` (replicated).
+    images: `input_pipeline.SceneImages` of the evaluation split.
+    pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
+    config: experiment config.
+    step_fn: jitted `eval_step` (see `make_eval_step`).
+    put_batch: host batch -> global device batch.
+    max_batches: stop after this many batches (periodic evaluation during training).
+    progress: show a progress bar.
+
+  Returns:
+    ({metric: [n] values}, the n pairs evaluated): n < len(pairs) under max_batches.
+  """
+  host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
+  collected, masks = [], []
+  batches = input_pipeline.eval_batches(images, pairs, config.eval.batch_size, host)
+  total = -(-len(pairs) // config.eval.batch_size)
+  if max_batches is not None:
+    total = min(total, max_batches)
+  for index, batch in enumerate(tqdm.tqdm(batches, total=total, desc="eval", leave=False,
+                                          disable=not progress)):
+    if max_batches is not None and index >= max_batches:
+      break
+    mask = batch.pop("mask")
+    collected.append(step_fn(train_state, put_batch(batch)))
+    masks.append(mask)
+  per_example = {key: np.concatenate([np.asarray(_fetch(item[key])) for item in collected])
+                 for key in collected[0]}
+  mask = np.concatenate([np.asarray(_fetch(put_batch({"m": m})["m"])) for m in masks]) > 0
+  per_example = {key: value[mask] for key, value in per_example.items()}
+  return per_example, pairs[:int(mask.sum())]
+
+
+def make_eval_step(config, with_lpips, replicated, batch_sharding):
+  """`step.eval_step` jitted over the mesh: state replicated, batch sharded on 'data'."""
+  return jax.jit(
+      functools.partial(step_lib.eval_step, model_name=config.model.name,
+                        with_lpips=with_lpips, palette=PALETTE),
+      in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
+
+
+def sheet_indices(per_example, count):
+  """Indices of the `count` best, median and worst examples by improvement over identity."""
+  improvement = per_example["identity/mse"] / np.maximum(per_example["mse"], 1e-12)
+  order = np.argsort(-improvement)
+  middle = max(len(order) // 2 - count // 2, 0)
+  picked = [order[:count], order[middle:middle + count], order[-count:]]
+  return [np.asarray(group) for group in picked], improvement
+
+
+def write_sheet(path, train_state, images, pairs, per_example, *, count):
+  """Writes a contact sheet of the best, median and worst examples (rows I | T | G | relit).
+
+  Returns:
+    The sheet, uint8 [H, W, 3].
+  """
+  groups, improvement = sheet_indices(per_example, count)
+  indices = np.concatenate(groups)
+  batch = input_pipeline.stack_examples(images, pairs[indices])
+  relit = jax.device_get(jax.jit(step_lib.predict)(train_state, batch)["relit"])
+  grid = visualize.triplet_grid(batch, relit, count=len(indices))
+  size = batch["input_image"].shape[1]
+  labels = [f"{name} x{improvement[i]:.2f}" for name, group in
+            zip(("best", "median", "worst"), groups, strict=True) for i in group]
+  grid = np.concatenate([grid, _label_column(labels, size)], axis=1)
+  grid = visualize.to_uint8(
+      visualize.with_titles(grid, visualize.COLUMN_TITLES + ("l2(G,I)/l2(G,G_hat)",), size))
+  visualize.save_png(path, grid)
+  return grid
+
+
+def _label_column(labels, size):
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  import PIL.ImageDraw  # pylint: disable=g-import-not-at-top
+  column = PIL.Image.new("RGB", (max(size, 96), size * len(labels)), (255, 255, 255))
+  draw = PIL.ImageDraw.Draw(column)
+  for index, label in enumerate(labels):
+    draw.text((4, index * size + size // 2 - 5), label, fill=(0, 0, 0))
+  return np.asarray(column)
+
+
+def write_envmap_sheet(path, train_state, images, pairs, *, count=4):
+  """Writes predicted over generated envmaps of I and T for `count` pairs (Figs. 15-16).
+
+  Returns:
+    The sheet, uint8 [H, W, 3].
+  """
+  batch = input_pipeline.stack_examples(images, pairs[:count])
+  outputs = jax.device_get(jax.jit(step_lib.predict)(train_state, batch))
+  rows = []
+  for role in ("input", "target"):
+    grid = visualize.envmap_grid(np.asarray(outputs[f"{role}_envmap"], np.float32),
+                                 batch[f"{role}_envmap"], count)
+    cell_width = grid.shape[1] // count
+    rows.append(visualize.with_titles(
+        grid, [f"{role} {i}: predicted / generated" for i in range(count)], cell_width))
+  sheet = visualize.to_uint8(np.concatenate(rows, axis=0))
+  visualize.save_png(path, sheet)
+  return sheet
+
+
+def results_dir(workdir, split="test"):
+  """Where the evaluation of `split` is written: `eval/` for test, else `eval_<split>/`."""
+  return pathlib.Path(workdir) / ("eval" if split == "test" else f"eval_{split}")
+
+
+def evaluation_meta(config, steps, label):
+  """What an evaluation measured and how (the `meta` of its record)."""
+  return {
+      "label": label, "model": config.model.name, "recipe": config.recipe,
+      "width": config.model.width, "seed": config.seed, "steps": int(steps),
+      "train_pairing": config.data.pairing,
+      "train_extra": (f"{config.data.extra_fraction:g} of {config.data.extra_pairing}"
+                      if config.data.extra_fraction else ""),
+      "data": config.data.name,
+      "split": config.eval.split, "image_size": config.data.image_size,
+      "eval_pairing": config.eval.pairing, "eval_num_pairs": config.eval.num_pairs,
+      "eval_seed": config.eval.seed, "bootstrap_samples": config.eval.bootstrap_samples,
+      "bootstrap_seed": config.eval.bootstrap_seed,
+  }
+
+
+PER_EXAMPLE_FILE = "per_example.npz"
+
+
+def write_per_example(eval_dir, evaluated):
+  """per_example.npz: `<subset>/pairs` [N, 4] and `<subset>/<metric>` [N] of every subset.
+
+  Args:
+    eval_dir: the evaluation's folder.
+    evaluated: {subset: (pairs, {metric: [N] values})}.
+  """
+  arrays = {}
+  for subset, (pairs, per_example) in evaluated.items():
+    arrays[f"{subset}/pairs"] = np.asarray(pairs, np.int32)
+    arrays.update({f"{subset}/{key}": np.asarray(value, np.float32)
+                   for key, value in per_example.items()})
+  with atomic.replacing(pathlib.Path(eval_dir) / PER_EXAMPLE_FILE) as stream:
+    np.savez_compressed(stream, **arrays)
+
+
+def load_per_example(workdir, split="test"):
+  """{subset: (pairs, {metric: values})} of a workdir's evaluation, or None without a file.
+
+  Raises:
+    ValueError: the file is not a per-example record (the message names it).
+  """
+  path = results_dir(workdir, split) / PER_EXAMPLE_FILE
+  if not path.exists():
+    return None
+  try:
+    with np.load(path) as data:
+      arrays = {key: data[key] for key in data.files}
+  except (OSError, ValueError, EOFError) as error:
+    raise ValueError(f"{path}: not a readable per-example record ({error}); re-run "
+                     "--mode=evaluate") from None
+  metrics = {}
+  for key, value in arrays.items():
+    subset, _, metric = key.partition("/")
+    metrics.setdefault(subset, {})[metric] = value
+  if any({"pairs", "mse"} - set(values) for values in metrics.values()):
+    raise ValueError(f"{path}: every subset needs its pairs and mse; re-run --mode=evaluate")
+  return {subset: (values.pop("pairs"), values) for subset, values in metrics.items()}
+
+
+def paired_ratios(records, per_examples, labels):
+  """{subset: {label: `results.score_ratio`}} of every model after the first against it.
+
+  Args:
+    records: one evaluation record per model (bootstrap settings, scene counts).
+    per_examples: their `load_per_example` results, in the same order.
+    labels: the models' column titles.
+
+  Raises:
+    ValueError: two models were evaluated on different pairs.
+  """
+  meta = records[0]["meta"]
+  paired = {}
+  reference = per_examples[0]
+  for record, per_example, label in zip(records[1:], per_examples[1:], labels[1:],
+                                        strict=True):
+    for subset, (pairs, values) in per_example.items():
+      if subset not in reference:
+        continue
+      reference_pairs, reference_values = reference[subset]
+      if not np.array_equal(pairs, reference_pairs):
+        raise ValueError(f"cannot pair {labels[0]} and {label}: their "
+                         f"{SUBSET_TITLES.get(subset, subset)} evaluations relit different "
+                         "pairs; re-run --mode=evaluate for both with this version")
+      paired.setdefault(subset, {})[label] = results_lib.score_ratio(
+          reference_values["mse"], values["mse"], pairs,
+          record["subsets"][subset]["num_scenes"], samples=meta["bootstrap_samples"],
+          seed=meta["bootstrap_seed"])
+  return paired
+
+
+def write_results(eval_dir, record):
+  """Writes metrics.json (the record) and table.md for one model; returns the table."""
+  eval_dir = pathlib.Path(eval_dir)
+  atomic.write_text(eval_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
+  table = results_lib.format_table({record["meta"]["label"]: [record]})
+  atomic.write_text(eval_dir / "table.md", table)
+  return table
+
+
+def run(config, workdir, train_state, placement, *, label=None):
+  """Full evaluation of trained `variables` on `config.eval.split`: every subset.
+
+  Args:
+    config: experiment config.
+    workdir: training workdir; results go to `<workdir>/eval/`.
+    train_state: the trained `state.TrainState`, replicated over `placement`.
+    placement: `parallel.Placement`.
+    label: the model's column title (default: the workdir's name).
+
+  Returns:
+    (record {"meta", "subsets"}, Markdown table).
+  """
+  eval_dir = results_dir(workdir, config.eval.split)
+  label = label or pathlib.Path(workdir).name
+  images = input_pipeline.SceneImages(
+      config.data.name, config.eval.split, config.data.data_dir, config.data.image_size,
+      config.data.cache_mib)
+  step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
+  steps = int(jax.device_get(train_state.step))
+  record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
+  evaluated = {}
+  for offset, (subset, rules) in enumerate(
+      input_pipeline.eval_subsets(config.eval.pairing).items()):
+    pairs = input_pipeline.eval_pairs(images.num_scenes, rules, config.eval.num_pairs,
+                                      config.eval.seed + offset)
+    logging.info("Evaluating %s on %s: %d pairs", SUBSET_TITLES[subset], config.eval.split,
+                 len(pairs))
+    per_example, pairs = evaluate_pairs(
+        train_state, images, pairs, config=config, step_fn=step_fn,
+        put_batch=placement.put_batch, progress=True)
+    record["subsets"][subset] = results_lib.summarize(
+        per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
+        seed=config.eval.bootstrap_seed)
+    evaluated[subset] = pairs, per_example
+  pictures = {}
+  if jax.process_index() == 0:
+    # After every subset, on a host copy of the state: the sheets relight a few pairs on
+    # this process alone, while the others, which draw none, go on (a computation on the
+    # replicated state would wait for them; a collective would wait for this one).
+    local_state = jax.device_get(train_state)
+    for subset, (pairs, per_example) in evaluated.items():
+      pictures[f"final_{config.eval.split}/sheet_{subset}"] = write_sheet(
+          eval_dir / f"sheet_{subset}.png", local_state, images, pairs, per_example,
+          count=config.eval.sheet_examples)
+      if config.model.name != "illumination_predictor":
+        pictures[f"final_{config.eval.split}/envmaps_{subset}"] = write_envmap_sheet(
+            eval_dir / f"envmaps_{subset}.png", local_state, images, pairs)
+  table = results_lib.format_table({label: [record]})
+  if jax.process_index() == 0:
+    write_results(eval_dir, record)
+    write_per_example(eval_dir, evaluated)
+  write_summaries(workdir, steps, record, table, pictures)
+  return record, table
+
+
+def write_summaries(workdir, step, record, table, pictures):
+  """Adds an evaluation to the workdir's TensorBoard events, where training's curves are.
+
+  Everything goes under `final_<split>/`, apart from the periodic evaluation's
+  `eval/...` curves and from another split's final evaluation.
+
+  Args:
+    workdir: training workdir (the events' logdir).
+    step: the evaluated checkpoint's step.
+    record: the evaluation record (`{"meta", "subsets"}`).
+    table: its Markdown table.
+    pictures: {tag: uint8 [H, W, 3]}, the contact sheets (empty on processes > 0).
+  """
+  split = record["meta"]["split"]
+  # Other processes only log: one events file per workdir, as in training.
+  writer = summaries.create_writer(workdir, active=jax.process_index() == 0)
+  try:
+    for subset, summary in record["subsets"].items():
+      writer.write_scalars(step, {f"final_{split}/{subset}/{key}": value["mean"]
+                                  for key, value in summary["metrics"].items()})
+    if jax.process_index() == 0:
+      writer.write_texts(step, {f"final_{split}/table": table})
+      if pictures:
+        writer.write_images(step, {name: image[None] for name, image in pictures.items()})
+    writer.flush()
+  finally:
+    writer.close()
+
+
+def config_for_workdir(config, workdir):
+  """The config to evaluate `workdir` with: `config`, or the workdir's config.json if None.
+
+  A given `config` may change the evaluation settings (e.g. eval.split) and how the
+  model is computed (model.conv_impl, model.dtype), not the model: the checkpoint holds
+  the workdir's.
+
+  Raises:
+    FileNotFoundError: `config` is None and the workdir has no config.json.
+    ValueError: config.json is unreadable, of another version or fails
+      `config_utils.validate`, or `config`'s model section is not the workdir's (the
+      message names the differing keys).
+  """
+  path = pathlib.Path(workdir) / checkpointing.CONFIG_FILE
+  if config is None:
+    config = checkpointing.load_config(path)
+    try:
+      config_utils.validate(config)
+    except ValueError as error:
+      raise ValueError(f"{path}: {error}") from None
+    return config
+  if not path.exists():
+    return config  # restoring the checkpoint still checks its shapes against the config
+  trained = checkpointing.load_config(path).model.to_dict()
+  given = config.model.to_dict()
+  differences = [f"model.{key}={given.get(key)!r} (the workdir's: {trained.get(key)!r})"
+                 for key in sorted(set(trained) | set(given), key=str)
+                 if key not in _COMPUTE_ONLY
+                 and given.get(key, _MISSING) != trained.get(key, _MISSING)]
+  if differences:
+    raise ValueError(
+        f"--config's model differs from the one {workdir} was trained with ({path}): "
+        f"{', '.join(differences)}; drop --config to use the workdir's, or fix those keys")
+  return config
+
+
+_MISSING = object()
+# Model keys that change how the model is computed, not its weights: evaluating with
+# other values is fine (the same function up to float rounding).
+_COMPUTE_ONLY = ("conv_impl", "dtype")
+
+
+def run_workdir(config, workdir, step=None):
+  """Evaluates the latest (or `step`) checkpoint of `workdir`; see `run`.
+
+  Holds the workdir's lock: it writes eval/, which a run training there also writes.
+  """
+  placement = parallel.create_placement()
+  with workdir_lib.lock(workdir, primary=jax.process_index() == 0):
+    train_state, _, _ = checkpointing.restore_workdir(workdir, config, placement.replicated,
+                                                      step)
+    if train_state is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}: train first (--mode=train)")
+    return run(config, workdir, train_state, placement)
+
+
+def load_record(workdir, split="test"):
+  """The evaluation record of a workdir's `split` (its metrics.json), with a clear error."""
+  path = results_dir(workdir, split) / "metrics.json"
+  if not path.exists():
+    # Without --config the workdir's config.json is used, whose eval.split is `test`.
+    flags_needed = "" if split == "test" else f" --config=... --config.eval.split={split}"
+    raise FileNotFoundError(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
+                            f"--workdir={workdir}{flags_needed} first")
+  record = json.loads(path.read_text())
+  if "meta" not in record or "subsets" not in record:
+    raise ValueError(f"{path} is not an evaluation record of this version (no meta/subsets): "
+                     "re-run --mode=evaluate")
+  return record
+
+
+def combine_workdirs(workdirs, split="test"):
+  """One table of several workdirs' evaluations (a column per model), with paired ratios.
+
+  Args:
+    workdirs: evaluated workdirs; the first is the reference of the paired Score ratios.
+    split: which evaluation of each (eval/ holds test's, eval_<split>/ the others').
+
+  Returns:
+    The Markdown table.
+
+  Raises:
+    FileNotFoundError, ValueError: a workdir without that evaluation, or evaluations of
+      different sets.
+  """
+  columns, per_examples = {}, []
+  for workdir in workdirs:
+    columns.setdefault(pathlib.Path(workdir).name, []).append(load_record(workdir, split))
+    per_examples.append(load_per_example(workdir, split))
+  paired = None
+  labels = list(columns)
+  if len(labels) > 1 and len(labels) == len(workdirs):
+    if all(item is not None for item in per_examples):
+      paired = paired_ratios([columns[label][0] for label in labels], per_examples, labels)
+    else:
+      missing = [w for w, item in zip(workdirs, per_examples, strict=True) if item is None]
+      logging.warning("No paired comparison: no %s in the evaluation of %s (evaluated "
+                      "before it was written; re-run --mode=evaluate)", PER_EXAMPLE_FILE,
+                      ", ".join(missing))
+  return results_lib.format_table(columns, paired=paired)
