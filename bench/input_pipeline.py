@@ -4,7 +4,7 @@ Iterates `relight_jax.data.input_pipeline.train_dataset` (grain, seeded pair sam
 triplet composition, labels and envmaps, batching) and optionally the host-to-device
 put of each batch. Two image sources:
 
-  * `tfds`: `input_pipeline.SceneImages` over a built `vidit` dataset (array_record via
+  * `tfds`: `scene_images.SceneImages` over a built `vidit` dataset (array_record via
     `tfds.data_source`), with the in-memory decode cache on (the default config) or off
     (PNG decode + resize per image). Build one first, e.g.
       python -m relight_jax.datasets.build vidit/synthetic_tiny --data_dir=/tmp/bench_tfds
@@ -105,9 +105,9 @@ def main(argv=None):
     if args.source in ("standin", "both"):
       rows.append(measure(StandInImages(20, size), "standin", size, args, placement))
     if args.source in ("tfds", "both"):
-      from relight_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+      from relight_jax.datasets import scene_images  # pylint: disable=g-import-not-at-top
       for cache_mib in ((2048, 0) if args.no_cache else (2048,)):
-        images = input_pipeline.SceneImages(args.dataset, args.split, args.data_dir, size,
+        images = scene_images.SceneImages(args.dataset, args.split, args.data_dir, size,
                                             cache_mib)
         label = f"tfds {args.dataset}" + (" cached" if cache_mib else " no cache")
         rows.append(measure(images, label, size, args, placement))

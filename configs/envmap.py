@@ -24,4 +24,10 @@ def get_config(arg=None):
   config.model = defaults.model_section("envmap")
   # Report: L1 reconstruction (eq. 3) + Le on the envmaps of I and T (eq. 2).
   config.loss = defaults.loss_section("l1", envmap_weight=1.0)
-  return config_utils.finalize(config, arg)
+  return config_utils.finalize(config, arg, REPORT)
+
+
+# The original's training (trainWithGeneratedEnvmaps.py): batch 25, 30 epochs of
+# 100,000 sampled pairs (120,000 steps), the report's pairing rule.
+REPORT = defaults.ReportTraining(batch_size=25, num_steps=120_000,
+                                 pairing=defaults.REPORT_RULE)

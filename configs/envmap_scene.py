@@ -19,4 +19,10 @@ def get_config(arg=None):
   config.model = defaults.model_section("envmap_scene")
   config.loss = defaults.loss_section(
       "lpips", hue_weight=1.0, saturation_weight=1.0, value_weight=1.0)
-  return config_utils.finalize(config, arg)
+  return config_utils.finalize(config, arg, REPORT)
+
+
+# The original's training (trainWithGeneratedEnvmaps.py): batch 25, 20 epochs of
+# 400,000 sampled pairs (320,000 steps), the report's pairing rule.
+REPORT = defaults.ReportTraining(batch_size=25, num_steps=320_000,
+                                 pairing=defaults.REPORT_RULE)

@@ -24,9 +24,14 @@ from relight_jax.config import defaults
 def get_config(arg=None):
   config = defaults.base_config()
   config.model = defaults.model_section("geometry_envmap")
-  # The renderer's per-scene maps the geometry losses compare with (input_pipeline.AOVS).
+  # The renderer's per-scene maps the geometry losses compare with (scene_images.AOVS).
   config.data.aovs = ("depth", "normals")
   # The Envmap model's losses, unchanged, plus the auxiliary geometry terms.
   config.loss = defaults.loss_section("l1", envmap_weight=1.0, normals_weight=1.0,
                                       depth_weight=1.0)
-  return config_utils.finalize(config, arg)
+  return config_utils.finalize(config, arg, REPORT)
+
+
+# Not the report's model: trained as its Envmap model, for comparison.
+REPORT = defaults.ReportTraining(batch_size=25, num_steps=120_000,
+                                 pairing=defaults.REPORT_RULE)

@@ -19,4 +19,9 @@ def get_config(arg=None):
   config.model = defaults.model_section("illumination_predictor")
   config.loss = defaults.loss_section(
       "l2", temperature_weight=1.0, direction_weight=1.0)
-  return config_utils.finalize(config, arg)
+  return config_utils.finalize(config, arg, REPORT)
+
+
+# The original's training (train.py with default_config.txt): 60,000 batches of 8 drawn
+# from all pairs (no pairing restriction).
+REPORT = defaults.ReportTraining(batch_size=8, num_steps=60_000, pairing="")

@@ -21,8 +21,8 @@ from absl import app
 from absl import flags
 
 from relight_jax import relight
-from relight_jax.data import input_pipeline
 from relight_jax.data import lights
+from relight_jax.datasets import scene_images
 from relight_jax.inference import trained_model
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The reference model's training workdir "
@@ -79,7 +79,7 @@ def _grid(rows, column_titles, row_titles, cell=1.3):
 
 def test_figure(relighter, config, data_dir, path):
   """I, T, G, Ĝ for _TEST_PAIRS of the test split (Eval[c_I = c_T]-like pairs)."""
-  images = input_pipeline.SceneImages(config.data.name, config.eval.split, data_dir,
+  images = scene_images.SceneImages(config.data.name, config.eval.split, data_dir,
                                       relighter.image_size)
   rows, labels = [], []
   for scene_input, light_input, scene_target, light_target in _TEST_PAIRS:

@@ -19,8 +19,8 @@ Without --workdir or --exported the bundled reference model is used
 (relight_jax/pretrained/MODEL_CARD.md). --light=DIRECTION,KELVIN (repeatable) asks for a
 light instead of a target photo: direction one of N, NE, E, SE, S, SW, W, NW (the light's
 azimuth relative to the camera, N behind the scene, E on the image's right; lights.py),
-a colour temperature in kelvin within the training data's 2500-6500 K; see
-trained_model.LIGHT_SOURCES for how each model turns a label into its light.
+a colour temperature in kelvin within the training data's 2500-6500 K; a model's spec
+(models/registry.ModelSpec.label_source) says how it turns a label into its light.
 
 --side_by_side writes input | target | result as one image instead of the result alone;
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
@@ -108,20 +108,20 @@ class LightLabel:
         envmap.ENVMAP_PEAK)
 
 
-def parse_light(relighter, label):
+def light_label(relighter, label):
   """A `LightLabel` from "DIRECTION,KELVIN" for this relighter; RelightError if it cannot.
 
   Args:
     relighter: a `trained_model.InferenceModel`.
-    label: e.g. "W,3500" (trained_model.parse_light).
+    label: e.g. "W,3500" (lights.parse_light).
   """
   if relighter.relight_light_fn is None:
     raise RelightError(f"light {label!r}: {relighter.description} cannot relight by a light "
                        "label (an exported function takes two images); pass --target, or "
                        "use --workdir or the bundled model")
-  any_temperature = relighter.light_source != trained_model.LIGHT_SOURCES["illumination_predictor"]
   try:
-    return LightLabel(*trained_model.parse_light(label, any_temperature=any_temperature))
+    return LightLabel(*lights.parse_light(
+        label, any_temperature=relighter.any_label_temperature))
   except ValueError as error:
     raise RelightError(str(error)) from None
 
@@ -153,7 +153,7 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
   if (target_image is None) == (light is None):
     raise RelightError("give exactly one of a target image and a light label")
   if light is not None and not isinstance(light, LightLabel):
-    light = parse_light(relighter, light)
+    light = light_label(relighter, light)
   size = _working_size(relighter, size)
   input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
   height, width = input_full.shape[:2]
@@ -414,7 +414,7 @@ def main(argv=None):
     input_paths = _expand([args.input], "input")
     if args.light:
       # The label's form is checked now; what this model accepts, once it is loaded.
-      target_paths = [LightLabel(*trained_model.parse_light(label)) for label in args.light]
+      target_paths = [LightLabel(*lights.parse_light(label)) for label in args.light]
       image_targets = []
     else:
       target_paths = image_targets = _expand(args.target, "target")
@@ -440,7 +440,7 @@ def main(argv=None):
       relighter = trained_model.load_pretrained()
     size = _working_size(relighter, args.size)
     for label in args.light or ():
-      parse_light(relighter, label)  # RelightError if this model cannot take it
+      light_label(relighter, label)  # RelightError if this model cannot take it
     # The side-by-side images show the targets as given (a light: its envmap).
     full_targets = targets if args.side_by_side else {}
     if args.side_by_side and args.light:

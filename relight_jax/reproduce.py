@@ -39,14 +39,14 @@ from relight_jax.config import config_utils
 from relight_jax.datasets import build
 from relight_jax.evaluation import evaluate
 from relight_jax.evaluation import results as results_lib
+from relight_jax.models import registry
 from relight_jax.training import train
 
-MODELS = ("envmap", "envmap_scene", "illumination_predictor")
-LABELS = {"envmap": "Envmap", "envmap_scene": "Envmap + scene",
-          "illumination_predictor": "IlluminationPredicter"}
+MODELS = tuple(name for name, spec in registry.SPECS.items() if spec.in_report)
+LABELS = {name: registry.SPECS[name].title for name in MODELS}
 # Config string per scale. At `cpu` every model sees 64,000 training pairs (2,560 steps
 # of 25, 8,000 of 8), which fits the three into about 45 minutes on 2 cores; `paper`
-# uses the original's step counts (defaults.REPORT_STEPS).
+# uses the original's step counts (each config file's ReportTraining).
 SCALES = {
     "smoke": {"preset": "smoke", "steps": {}},
     "cpu": {"preset": "cpu", "steps": {"envmap": 2560, "envmap_scene": 2560,
@@ -80,7 +80,7 @@ def model_config(model, scale, seed, data_dir):
   arg = f"preset={spec['preset']},recipe=report"
   if model in spec["steps"]:
     arg += f",steps={spec['steps'][model]}"
-  config = config_utils.config_from_file(f"{model}.py:{arg}")
+  config = config_utils.config_from_file(f"{registry.SPECS[model].config_file}:{arg}")
   with config.unlocked():
     config.seed = int(seed)
     config.data.data_dir = data_dir

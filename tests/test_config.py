@@ -13,7 +13,10 @@ from relight_jax.config import defaults
 from relight_jax.models import registry
 from relight_jax.training import checkpointing
 
-MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
+MODELS = tuple(spec.config_file.removesuffix(".py") for spec in registry.SPECS.values())
+# A model's ReportTraining, for configs built by hand.
+_REPORT = defaults.ReportTraining(batch_size=25, num_steps=120_000,
+                                  pairing=defaults.REPORT_RULE)
 
 
 def test_parse_arg_types_and_presets():
@@ -100,8 +103,17 @@ def test_config_from_before_a_switched_off_feature_loads_with_it_off(tmp_path):
   assert loaded.to_dict() == load_config("geometry_envmap", "smoke").to_dict()
 
 
-def test_every_model_section_builds_a_registered_model():
-  assert set(defaults.MODEL_NAMES) == set(registry.MODELS)
+def _keys(config):
+  return set(checkpointing._flat_items(config.to_dict()))  # pylint: disable=protected-access
+
+
+def test_every_config_file_declares_a_registered_model_with_its_keys():
+  # checkpointing checks an old workdir's config.json against its spec's config file.
+  for path in sorted(config_utils.CONFIGS_DIR.glob("*.py")):
+    config = config_utils.config_from_file(f"{path.name}:smoke")
+    spec = registry.spec_of(config.model.name)
+    reference = config_utils.config_from_file(f"{spec.config_file}:smoke")
+    assert {key for key, _ in _keys(config)} == {key for key, _ in _keys(reference)}, path
 
 
 @pytest.mark.parametrize("name, batch, pairing, steps", [
@@ -196,13 +208,13 @@ def test_finalize_refuses_impossible_settings_after_the_presets():
   config.model = defaults.model_section("envmap")
   config.loss = defaults.loss_section("l1", envmap_weight=-1.0)
   with pytest.raises(ValueError, match="config loss.envmap_weight=-1.0"):
-    config_utils.finalize(config, "smoke")
+    config_utils.finalize(config, "smoke", _REPORT)
   config = defaults.base_config()
   config.model = defaults.model_section("envmap")
   config.loss = defaults.loss_section("l1")
   config.train.b2 = 1.0  # No preset sets b2: the bad value reaches finalize's check.
   with pytest.raises(ValueError, match=r"config train.b2=1.0: expected a number in \[0, 1\)"):
-    config_utils.finalize(config, "paper")
+    config_utils.finalize(config, "paper", _REPORT)
 
 
 def test_command_line_overrides_bypass_finalize_so_validate_is_needed():

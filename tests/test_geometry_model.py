@@ -13,6 +13,7 @@ from relight_jax.config import defaults
 from relight_jax.data import envmap
 from relight_jax.data import input_pipeline
 from relight_jax.data import lights
+from relight_jax.datasets import scene_images
 from relight_jax.models import geometry
 from relight_jax.models import registry
 from relight_jax.training import objectives
@@ -218,7 +219,7 @@ def test_shadow_model_predicts_shadings_and_learns_them():
 
 
 def test_pipeline_adds_the_shadings_of_each_image_and_of_g(v2_tiny_data_dir, tiny_data_dir):
-  images = input_pipeline.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir,
+  images = scene_images.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir,
                                       32, aovs=("shading",))
   # Lights 3 (2500 K, SE) and 14 (3500 K, SW): G is scene 0 under SW.
   example = input_pipeline.compose_triplet(images, (0, 3, 1, 14))
@@ -232,7 +233,7 @@ def test_pipeline_adds_the_shadings_of_each_image_and_of_g(v2_tiny_data_dir, tin
   np.testing.assert_array_equal(images.aov("shading", 0, 14), images.aov("shading", 0, 6))
   assert not np.array_equal(images.aov("shading", 0, 14), images.aov("shading", 0, 10))
   with pytest.raises(ValueError, match=r"no shading maps.*synthetic_v2"):  # v1 has none
-    input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
+    scene_images.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
                                aovs=("shading",))
 
 
@@ -296,9 +297,9 @@ def test_bad_geometry_maps_raise():
 
 
 def test_pipeline_adds_the_scene_maps_of_input_and_target(tiny_data_dir):
-  images = input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
+  images = scene_images.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
                                       aovs=("depth", "normals"))
-  plain = input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32)
+  plain = scene_images.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32)
   pair = (0, 3, 1, 12)
   example = input_pipeline.compose_triplet(images, pair)
   assert not any(key.endswith(("_depth", "_normals"))
@@ -312,11 +313,11 @@ def test_pipeline_adds_the_scene_maps_of_input_and_target(tiny_data_dir):
   other = input_pipeline.compose_triplet(images, (0, 30, 1, 5))
   np.testing.assert_array_equal(other["input_depth"], example["input_depth"])
   # At half the resolution the maps are block averages of the stored ones.
-  half = input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 16,
+  half = scene_images.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 16,
                                     aovs=("depth",))
   np.testing.assert_allclose(half.aov("depth", 0),
                              images.aov("depth", 0).reshape(16, 2, 16, 2).mean(axis=(1, 3)),
                              atol=1e-6)
   with pytest.raises(ValueError, match="albedo"):
-    input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
+    scene_images.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir, 32,
                                aovs=("albedo",))

@@ -6,6 +6,7 @@ import pytest
 from relight_jax.data import envmap
 from relight_jax.data import input_pipeline
 from relight_jax.data import lights
+from relight_jax.datasets import scene_images
 
 
 class CodedImages:
@@ -126,7 +127,7 @@ def test_eval_batches_pad_with_mask():
 def test_tiny_dataset_records_match_pixels_and_metadata(tiny_data_dir):
   import tensorflow_datasets as tfds
 
-  images = input_pipeline.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir,
+  images = scene_images.SceneImages("vidit/synthetic_tiny", "train", tiny_data_dir,
                                       image_size=32, cache_mib=64)
   source = tfds.data_source("vidit/synthetic_tiny", split="train", data_dir=tiny_data_dir)
   assert images.num_scenes * 40 == len(source)

@@ -4,22 +4,25 @@ Shapes and parameter counts use jax.eval_shape (no compile, no big allocations);
 real forward/backward per variant runs at 32 px with a tiny width.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config
 
+from relight_jax.config import config_utils
 from relight_jax.config import defaults
 from relight_jax.data import envmap
 from relight_jax.models import registry
 from relight_jax.models import unet
 from relight_jax.training import objectives
 
-VARIANTS = tuple(registry.MODELS)
+VARIANTS = tuple(registry.SPECS)
 # The report's three (their shapes and paper sizes are pinned here; ours in
 # tests/test_geometry_model.py).
-REPORT_VARIANTS = tuple(name for name in VARIANTS if name not in registry.GEOMETRY_MODELS)
+REPORT_VARIANTS = tuple(name for name, spec in registry.SPECS.items() if spec.in_report)
 
 
 def _key():
@@ -77,6 +80,41 @@ def test_output_and_latent_shapes(name, size):
     assert encoded[key].shape == shape
   if name == "envmap":
     assert encoded["scene"] is None
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_registered_model_has_its_whole_spec(name):
+  """A spec with a part missing or wrong fails here, before any other module reads it."""
+  spec = registry.SPECS[name]
+  for field in dataclasses.fields(registry.ModelSpec):
+    if field.name != "label_light":  # None is a valid answer: labels by reference images
+      assert getattr(spec, field.name) not in (None, ""), f"{name}: ModelSpec.{field.name}"
+  assert spec.light_output in registry.LIGHT_OUTPUTS
+  assert (spec.label_light is None) == (not spec.any_label_temperature)
+  config = config_utils.config_from_file(f"{spec.config_file}:smoke")
+  assert config.model.name == name, f"{spec.config_file} declares another model"
+  model = spec.build(config.model, registry.conv_module("xla"), jnp.float32)
+  _, outputs, encoded = _shapes(model, 32)
+  assert outputs["relit"].shape == (2, 32, 32, 3)
+  assert spec.light_output in encoded, f"{name} encodes no {spec.light_output!r}"
+  if spec.label_light is not None:
+    latent = np.asarray(spec.label_light(4500, 2))
+    assert latent.shape == (1, *encoded["light"].shape[1:]), "label latent != light latent"
+  # The batch contract of objectives.py, as shapes: the terms are traced, not run.
+  roles = ("input", "target", "ground_truth")
+  batch = {"ground_truth": outputs["relit"]}
+  batch.update({f"{role}_{key}": jax.ShapeDtypeStruct((2,), jnp.int32) for role in roles
+                for key in ("direction", "temperature")})
+  batch.update({f"{role}_envmap": jax.ShapeDtypeStruct((2, 16, 32, 3), jnp.float32)
+                for role in roles})
+  batch.update({f"{role}_envmap_hsv": jax.ShapeDtypeStruct((2, 514), jnp.float32)
+                for role in roles})
+  batch.update({f"{role}_{aov}": outputs[f"input_{aov}"] for role in roles
+                for aov in ("normals", "depth", "shading") if f"input_{aov}" in outputs})
+  terms = jax.eval_shape(lambda o, b: spec.loss_terms(o, b, config.loss), outputs, batch)
+  assert terms, f"{name} has no loss terms of its own"
+  for term, (_, value) in terms.items():
+    assert value.shape == (), f"{name}: loss term {term} is not a scalar"
 
 
 def test_ground_truth_encoded_only_when_given():
@@ -183,7 +221,7 @@ def _batch(batch_size=2, size=32, seed=0):
     rgb, hsv = envmap.batch_envmaps(temperatures, directions)
     batch.update({f"{role}_temperature": temperatures, f"{role}_direction": directions,
                   f"{role}_envmap": rgb, f"{role}_envmap_hsv": hsv})
-  for role in ("input", "target"):  # the renderer's maps (input_pipeline.AOVS)
+  for role in ("input", "target"):  # the renderer's maps (scene_images.AOVS)
     normals = rng.normal(size=(batch_size, size, size, 3)).astype(np.float32)
     batch[f"{role}_normals"] = normals / np.linalg.norm(normals, axis=-1, keepdims=True)
     batch[f"{role}_depth"] = rng.uniform(size=(batch_size, size, size)).astype(np.float32)
@@ -218,7 +256,7 @@ def test_gradient_reaches_every_parameter_and_losses_are_finite(name):
   loss_config = load_config(name, "smoke").loss
   with loss_config.unlocked():
     loss_config.reconstruction = "l1"  # LPIPS has its own tests; keep this compile small.
-  needs_ground_truth = objectives.NEEDS_GROUND_TRUTH_LATENT[name]
+  needs_ground_truth = registry.SPECS[name].needs_ground_truth_latent
 
   @jax.jit
   def init_and_grad(batch):

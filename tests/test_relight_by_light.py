@@ -25,7 +25,7 @@ MODELS = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 @pytest.mark.parametrize("label, expected", [
     ("W,3500", (3500, 6)), ("ne, 6500", (6500, 1)), ("S,4500K", (4500, 4)), ("N,4000", (4000, 0))])
 def test_parse_light(label, expected):
-  assert trained_model.parse_light(label) == expected
+  assert lights.parse_light(label) == expected
 
 
 @pytest.mark.parametrize("label, message", [
@@ -38,12 +38,12 @@ def test_parse_light(label, expected):
 ])
 def test_bad_light_labels_say_what_is_expected(label, message):
   with pytest.raises(ValueError, match=message):
-    trained_model.parse_light(label)
+    lights.parse_light(label)
 
 
 def test_reference_image_models_take_the_rendered_temperatures_only():
   with pytest.raises(ValueError, match="2500, 3500, 4500, 5500, 6500 K only"):
-    trained_model.parse_light("W,4000", any_temperature=False)
+    lights.parse_light("W,4000", any_temperature=False)
 
 
 def _variables(model, size=32):
@@ -71,7 +71,7 @@ def test_envmap_models_relight_by_the_generated_envmap(name):
   model = registry.create_model(config.model)
   variables = _variables(model)
   relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
-  assert relighter.light_source == trained_model.LIGHT_SOURCES[name]
+  assert relighter.light_source == registry.SPECS[name].label_source
   image = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype(np.float32)
   generated = (envmap.envmap_hsv if name == "envmap_scene" else envmap.envmap_rgb)(3500, 6)
   expected = model.apply(variables, image, generated[None], method="relight_with_light")
@@ -85,8 +85,8 @@ def test_illumination_predictor_uses_its_training_images_of_that_light(tiny_data
   model = registry.create_model(config.model)
   variables = _variables(model)
   relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
-  from relight_jax.data import input_pipeline
-  images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
+  from relight_jax.datasets import scene_images
+  images = scene_images.SceneImages(config.data.name, "train", tiny_data_dir, 32)
   light = int(lights.light_index(1, 6))  # 3500 K from the west
   stack = np.stack([images.image(scene, light) for scene in range(images.num_scenes)])
   latents = model.apply(variables, stack.astype(np.float32) / 255, train=False,

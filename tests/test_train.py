@@ -14,6 +14,7 @@ import pytest
 from conftest import load_config
 
 from relight_jax.data import input_pipeline
+from relight_jax.datasets import scene_images
 from relight_jax.training import checkpointing
 from relight_jax.training import parallel
 from relight_jax.training import state as state_lib
@@ -116,7 +117,7 @@ def test_gan_variant_trains(tiny_data_dir, tmp_path):
 
 
 def _batch(config, data_dir, seed=0):
-  images = input_pipeline.SceneImages(config.data.name, "train", data_dir,
+  images = scene_images.SceneImages(config.data.name, "train", data_dir,
                                       config.data.image_size, 64)
   rules = input_pipeline.parse_rule(config.data.pairing)
   return next(iter(input_pipeline.train_dataset(
@@ -269,7 +270,7 @@ def test_latent_losses_train_and_move_the_scene_latents(form, tiny_data_dir):
   config = _config("illumination_predictor", tiny_data_dir, **{
       "loss.scene_latent_weight": 1.0, "loss.light_latent_weight": 1.0,
       "loss.latent_loss": form})
-  images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
+  images = scene_images.SceneImages(config.data.name, "train", tiny_data_dir, 32)
   pairs = input_pipeline.eval_pairs(images.num_scenes, ("different_scene",), 8, 0)
   batch = input_pipeline.stack_examples(images, pairs)
   train_state = state_lib.create_train_state(config, jax.random.key(0))
@@ -283,7 +284,7 @@ def test_latent_losses_train_and_move_the_scene_latents(form, tiny_data_dir):
 
 def test_envmap_model_has_no_scene_latent_to_constrain(tiny_data_dir):
   config = _config("envmap", tiny_data_dir, **{"loss.scene_latent_weight": 1.0})
-  images = input_pipeline.SceneImages(config.data.name, "train", tiny_data_dir, 32)
+  images = scene_images.SceneImages(config.data.name, "train", tiny_data_dir, 32)
   batch = input_pipeline.stack_examples(
       images, input_pipeline.eval_pairs(images.num_scenes, ("different_scene",), 8, 0))
   train_state = state_lib.create_train_state(config, jax.random.key(0))

@@ -243,9 +243,18 @@ def validate(config):
   return config
 
 
-def finalize(config, arg):
-  """Applies the config string `arg` to a full config, validates it and locks it."""
-  defaults.apply_presets(config, parse_arg(arg))
+def finalize(config, arg, report):
+  """Applies the config string `arg` to a full config, validates it and locks it.
+
+  Args:
+    config: a full config (every section declared).
+    arg: the config string (preset, recipe, switches), or None.
+    report: the model's `defaults.ReportTraining` (how the original trained it).
+
+  Returns:
+    The locked config.
+  """
+  defaults.apply_presets(config, parse_arg(arg), report)
   validate(config)
   config.lock()
   return config

@@ -13,33 +13,33 @@ import dataclasses
 
 import ml_collections
 
-# model.name of the report's three models (report: "Envmap", "Envmap + scene",
-# "IlluminationPredicter") and of ours, "geometry_envmap" (the Envmap model with
-# geometry supervision and envmap shading, models/geometry.py); models/registry.py
-# builds each.
-MODEL_NAMES = ("envmap", "envmap_scene", "illumination_predictor", "geometry_envmap")
 PRESETS = ("smoke", "cpu", "paper")
 # How a model is trained. 'report': the original code's training (Adam at torch's
-# default rate 1e-3, constant; batch 25 for the envmap models and 8 for the
-# IlluminationPredicter, which the original trained on all pairs; direct output).
-# 'ours': our additions for short CPU runs (residual output, same-direction pairs
-# mixed in, a cosine-decayed rate; docs/deviations.md).
+# default rate 1e-3, constant; the batch size, step count and pairing rule each model's
+# config file states in its `ReportTraining`; direct output). 'ours': our additions for
+# short CPU runs (residual output, same-direction pairs mixed in, a cosine-decayed rate;
+# docs/deviations.md).
 RECIPES = ("report", "ours")
 DEFAULT_RECIPES = {"smoke": "report", "cpu": "ours", "paper": "report"}
-# The original's batch sizes and training lengths (trainWithGeneratedEnvmaps.py: 30
-# epochs of 100,000 sampled pairs at batch 25 for Envmap, 20 epochs of 400,000 for
-# Envmap + scene; train.py with default_config.txt: 60,000 batches of 8).
-# geometry_envmap is not the report's: it is trained as its Envmap model, for comparison.
-REPORT_BATCH = {"envmap": 25, "envmap_scene": 25, "illumination_predictor": 8,
-                "geometry_envmap": 25}
-REPORT_STEPS = {"envmap": 120_000, "envmap_scene": 320_000, "illumination_predictor": 60_000,
-                "geometry_envmap": 120_000}
-# The original's pairing per model: the envmap models drew pairs of different scenes and
-# different directions (report §3.1); the IlluminationPredicter drew from all pairs.
-REPORT_PAIRING = {"envmap": "different_scene,different_direction",
-                  "envmap_scene": "different_scene,different_direction",
-                  "illumination_predictor": "",
-                  "geometry_envmap": "different_scene,different_direction"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportTraining:
+  """How the original code trained a model: what recipe 'report' and preset 'paper' set.
+
+  Attributes:
+    batch_size: train.batch_size of recipe 'report'.
+    num_steps: train.num_steps of preset 'paper'.
+    pairing: data.pairing of recipe 'report' (input_pipeline.RULES names; '' = all pairs).
+  """
+
+  batch_size: int
+  num_steps: int
+  pairing: str
+
+
+# The report's rule (§3.1): I and T of different scenes, lit from different directions.
+REPORT_RULE = "different_scene,different_direction"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,7 @@ def base_config():
   config.data.image_size = 64                 # pixels per side fed to the model (resized if needed)
   # Pairing rule of the training stream (report §3.1: I and T from different scenes, lit
   # from different directions). Comma-separated names of input_pipeline.RULES; empty =
-  # all pairs. The 'report' recipe sets the original's rule per model (REPORT_PAIRING).
+  # all pairs. The 'report' recipe sets the original's rule of each model (its config file).
   config.data.pairing = "different_scene,different_direction"
   # A second pairing mixed into the training stream with probability extra_fraction
   # (our addition; 0 = the report's stream).
@@ -86,7 +86,7 @@ def base_config():
   # stream then only composes triplets (bench/input_pipeline.py measures the gain).
   config.data.cache_mib = 2048
   # Per-scene maps of the renderer added to every triplet as {input,target}_<name>
-  # (input_pipeline.AOVS: 'depth', 'normals', 'shading'); only models with geometry losses
+  # (scene_images.AOVS: 'depth', 'normals', 'shading'); only models with geometry losses
   # read them.
   config.data.aovs = ()
   config.data.prefetch = 2                    # batches prepared ahead by a background thread
@@ -137,15 +137,14 @@ def model_section(name: str = "envmap") -> ml_collections.ConfigDict:
   """The `model` section of a config at paper size (report §3.2-3.4) for a model name.
 
   Args:
-    name: one of MODEL_NAMES.
+    name: a key of models/registry.SPECS (checked when the model is built).
 
   Returns:
-    An unlocked ConfigDict with exactly the keys models/registry.py reads.
+    An unlocked ConfigDict with the keys the models of models/registry.py read; a
+    model's config file may add keys of its own.
   """
-  if name not in MODEL_NAMES:
-    raise ValueError(f"model name {name!r} is not one of {MODEL_NAMES}")
   config = ml_collections.ConfigDict()
-  config.name = name  # 'envmap' | 'envmap_scene' | 'illumination_predictor' | 'geometry_envmap'
+  config.name = name  # a key of models/registry.SPECS
   config.width = 1.0  # Channel multiplier; 1.0 = paper sizes (latent 512 channels).
   config.depth = 3  # Double-conv down stages: 64 -> 128 -> 256 -> 512.
   config.bottleneck_convs = 3  # Convs at the latent resolution (independent weights).
@@ -226,7 +225,7 @@ PRESET_VALUES = {
         "train.num_steps": 1500, "eval.num_pairs": 1000, "eval.batch_size": 50,
     },
     # The report's sizes: 256 px, full-width U-Net (512 x 16 x 16 latent); a GPU run of
-    # the original's step count per model (REPORT_STEPS).
+    # the original's step count of the model (its config file's ReportTraining).
     "paper": {
         "data.name": "vidit/synthetic", "data.image_size": 256, "model.width": 1.0,
         "train.log_every": 100, "train.image_every": 1000, "train.checkpoint_every": 2000,
@@ -235,24 +234,24 @@ PRESET_VALUES = {
 }
 
 
-def apply_presets(config, args):
+def apply_presets(config, args, report):
   """Applies a preset (sizes), a recipe (training) and the switches of `args`.
 
   Args:
     config: a config with every section declared.
     args: parsed `ConfigArgs`.
+    report: the model's `ReportTraining` (its config file's).
 
   Returns:
     The same config, modified in place, for chaining.
   """
-  name = config.model.name
   recipe = args.recipe or DEFAULT_RECIPES[args.preset]
   config.recipe = recipe
   if recipe == "report":
     config.train.learning_rate = 1e-3  # torch.optim.Adam's default, as the original ran it
     config.train.lr_decay = "constant"
-    config.train.batch_size = REPORT_BATCH[name]
-    config.data.pairing = REPORT_PAIRING[name]
+    config.train.batch_size = report.batch_size
+    config.data.pairing = report.pairing
     config.model.output = "direct"
     config.data.extra_fraction = 0.0
   else:
@@ -269,7 +268,7 @@ def apply_presets(config, args):
     section, key = dotted.split(".")
     config[section][key] = value
   if args.preset == "paper":
-    config.train.num_steps = REPORT_STEPS[name]
+    config.train.num_steps = report.num_steps
   if args.data:
     config.data.name = args.data if "/" in args.data else f"vidit/{args.data}"
   if args.gan:

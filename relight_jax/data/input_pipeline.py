@@ -14,8 +14,8 @@ triplet is a pair of records (I, T) plus G = image(scene(I), light(T)) (report Â
 
 Batches are dicts of numpy arrays, float32 [0, 1] NHWC images, with the lights' labels
 and ground-truth envmaps of I, T and G (the batch contract of `objectives.py`). A
-`SceneImages` opened with `aovs` adds the renderer's per-scene maps of I and T
-(`input_depth` [S, S] in [0, 1], `input_normals` [S, S, 3] unit camera-space vectors, and
+`datasets/scene_images.SceneImages` opened with `aovs` adds the renderer's per-scene maps
+of I and T (`input_depth` [S, S] in [0, 1], `input_normals` [S, S, 3] unit camera-space vectors, and
 the same for `target_`; G shares I's) and, for "shading" (v2 datasets), the direct-light
 shading of each image's own light direction, G's included (`input_shading`,
 `target_shading`, `ground_truth_shading` [S, S] in [0, 1]: G's is I's scene under T's
@@ -24,23 +24,15 @@ inference.
 """
 
 import dataclasses
-import logging
-import threading
 
 import grain
 import numpy as np
-import PIL.Image
 
 from relight_jax.data import envmap
 from relight_jax.data import lights
+from relight_jax.datasets import scene_images
 
 ROLES = ("input", "target", "ground_truth")
-# Maps of the renderer a split can add to its triplets (SceneImages(aovs=...)). Depth and
-# normals are the same under all 40 lights, so each is read once per scene, from its first
-# record; shading depends on the light's direction only, so 8 are read per scene.
-AOVS = ("depth", "normals", "shading")
-_PER_DIRECTION_AOVS = ("shading",)
-
 # Predicates on arrays of scene positions and light indices of I (si, li) and T (st, lt).
 RULES = {
     "different_scene": lambda si, li, st, lt: si != st,
@@ -95,107 +87,6 @@ def eval_subsets(pairing):
   }
 
 
-class SceneImages:
-  """Random access to the images of one split, addressed by (scene position, light).
-
-  Decodes through `tfds.data_source` (array_record, no TensorFlow). When the decoded
-  split fits in `cache_mib`, every image is decoded once into one uint8 array.
-  """
-
-  def __init__(self, name, split, data_dir, image_size, cache_mib=0, aovs=()):
-    # Importing the package registers the `vidit` builder with TFDS.
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-    from relight_jax.datasets import vidit  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-
-    self.name, self.split, self.image_size = name, split, image_size
-    try:
-      self._source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as error:  # TFDS raises several types for a missing dataset.
-      raise FileNotFoundError(
-          f"cannot open {name!r} split {split!r} in data_dir {data_dir!r}: {error}\n"
-          f"Build it first: python -m relight_jax.datasets.build {name} --data_dir={data_dir}"
-      ) from error
-    count = len(self._source)
-    if count == 0 or count % lights.NUM_LIGHTS:
-      raise ValueError(
-          f"{name} split {split!r} has {count} records; expected a positive multiple of "
-          f"{lights.NUM_LIGHTS} (every scene under all 40 illuminations, scene-major)")
-    self.num_scenes = count // lights.NUM_LIGHTS
-    self._lock = threading.Lock()
-    self._cache = None
-    bytes_needed = count * image_size * image_size * 3
-    if bytes_needed <= cache_mib * 2**20:
-      logging.info("Decoding %d images of %s/%s into memory (%.0f MiB)", count, name, split,
-                   bytes_needed / 2**20)
-      self._cache = np.stack([self._decode(record) for record in range(count)])
-    unknown = sorted(set(aovs) - set(AOVS))
-    if unknown:
-      raise ValueError(f"data.aovs={tuple(aovs)}: {unknown} not among {AOVS}")
-    self.aovs = tuple(aovs)
-    self._aovs = {name: np.stack([self._decode_aov(name, scene)
-                                  for scene in range(self.num_scenes)])
-                  for name in self.aovs}
-
-  def _decode_aov(self, name, scene):
-    if name in _PER_DIRECTION_AOVS:  # [8, S, S], light index = temperature * 8 + direction
-      return np.stack([self._decode_aov_of(name, scene, direction)
-                       for direction in range(lights.NUM_DIRECTIONS)])
-    return self._decode_aov_of(name, scene, 0)
-
-  def _decode_aov_of(self, name, scene, light):
-    record = self._source[int(lights.record_index(scene, light))]
-    if name in _PER_DIRECTION_AOVS:
-      if name not in record:
-        raise ValueError(f"{self.name} split {self.split!r} has no {name} maps: "
-                         f"data.aovs={self.aovs} needs a v2 synthetic dataset "
-                         "(vidit/synthetic_v2*)")
-      return self._resize_aov(name, np.asarray(record[name])[..., 0].astype(np.float32) / 255)
-    if not bool(record.get(f"has_{name}", False)):
-      raise ValueError(f"{self.name} split {self.split!r} has no {name} for scene {scene} "
-                       f"(has_{name} is false): data.aovs={self.aovs} needs a dataset "
-                       "rendered with them (the synthetic configs)")
-    value = np.asarray(record[name])
-    if name == "normals":  # stored as the uint8 image (n + 1) * 127.5
-      value = value.astype(np.float32) / 127.5 - 1.0
-      value /= np.maximum(np.linalg.norm(value, axis=-1, keepdims=True), 1e-6)
-    return self._resize_aov(name, value.astype(np.float32))
-
-  def _resize_aov(self, name, value):
-    if value.shape[0] != self.image_size:
-      factor = value.shape[0] // self.image_size
-      if factor * self.image_size != value.shape[0]:
-        raise ValueError(f"{self.name}: {name} maps of {value.shape[0]} px cannot be "
-                         f"averaged down to data.image_size={self.image_size}")
-      value = value.reshape(self.image_size, factor, self.image_size, factor,
-                            *value.shape[2:]).mean(axis=(1, 3))
-    return value
-
-  def aov(self, name, scene, light=0):
-    """float32 map `name` of scene position `scene` (see AOVS and the module docstring).
-
-    `light` matters only for the per-direction maps (shading): its direction's map.
-    """
-    if name in _PER_DIRECTION_AOVS:
-      return self._aovs[name][scene][lights.direction_of(light)]
-    return self._aovs[name][scene]
-
-  def _decode(self, record):
-    image = np.asarray(self._source[int(record)]["image"])
-    if image.shape[:2] != (self.image_size, self.image_size):
-      image = np.asarray(PIL.Image.fromarray(image).resize(
-          (self.image_size, self.image_size), PIL.Image.Resampling.BOX if
-          image.shape[0] > self.image_size else PIL.Image.Resampling.BICUBIC))
-    return image[..., :3]
-
-  def image(self, scene, light):
-    """uint8 [size, size, 3] image of scene position `scene` under illumination `light`."""
-    record = int(lights.record_index(scene, light))
-    if self._cache is not None:
-      return self._cache[record]
-    return self._decode(record)
-
-
 def _labels(prefix, light):
   temperature_index, direction = lights.split_light_index(light)
   temperature = np.float32(lights.TEMPERATURES_K[int(temperature_index)])
@@ -231,7 +122,7 @@ def compose_triplet(images, pair):
     example.update(_labels(role, light))
   # Any object with `image(scene, light)` composes triplets; one without `aovs` adds no maps.
   for name in getattr(images, "aovs", ()):
-    if name in _PER_DIRECTION_AOVS:
+    if name in scene_images.PER_DIRECTION_AOVS:
       example[f"input_{name}"] = images.aov(name, scene_input, light_input)
       example[f"target_{name}"] = images.aov(name, scene_target, light_target)
       example[f"ground_truth_{name}"] = images.aov(name, scene_input, light_target)

@@ -89,3 +89,49 @@ def split_record_index(record):
   """Returns (scene_index, light) of a record index."""
   record = np.asarray(record)
   return record // NUM_LIGHTS, record % NUM_LIGHTS
+
+
+# The temperatures a light label may ask for: the training data's range (a generated
+# envmap's colours are interpolated between the five rendered ones, not extrapolated).
+LABEL_TEMPERATURE_RANGE_K = (min(TEMPERATURES_K), max(TEMPERATURES_K))
+
+
+def parse_light(label, *, any_temperature=True):
+  """Reads a light label "DIRECTION,KELVIN" such as "W,3500".
+
+  Args:
+    label: direction name (DIRECTIONS, case-insensitive) and colour temperature
+      in kelvin, comma-separated.
+    any_temperature: accept any temperature in LABEL_TEMPERATURE_RANGE_K (envmap
+      models); otherwise only TEMPERATURES_K (the rendered ones).
+
+  Returns:
+    (temperature_k int, direction_index int).
+
+  Raises:
+    ValueError: a malformed label, naming what is expected.
+  """
+  expected = "expected DIRECTION,KELVIN such as W,3500"
+  parts = [part.strip() for part in str(label).split(",")]
+  if len(parts) != 2:
+    raise ValueError(f"light {label!r}: {expected} (DIRECTION one of "
+                     f"{', '.join(DIRECTIONS)})")
+  direction, kelvin = parts
+  try:
+    direction_index = direction_index_of(direction)
+  except ValueError:
+    raise ValueError(f"light {label!r}: direction {direction!r} is not one of "
+                     f"{', '.join(DIRECTIONS)}; {expected}") from None
+  try:
+    temperature = int(kelvin.upper().removesuffix("K"))
+  except ValueError:
+    raise ValueError(f"light {label!r}: temperature {kelvin!r} is not an integer number of "
+                     f"kelvin; {expected}") from None
+  low, high = LABEL_TEMPERATURE_RANGE_K
+  if any_temperature and not low <= temperature <= high:
+    raise ValueError(f"light {label!r}: {temperature} K is outside the training data's "
+                     f"{low}-{high} K")
+  if not any_temperature and temperature not in TEMPERATURES_K:
+    raise ValueError(f"light {label!r}: this model relights by reference images, rendered "
+                     f"at {', '.join(map(str, TEMPERATURES_K))} K only")
+  return temperature, direction_index

@@ -37,8 +37,10 @@ from relight_jax.config import config_utils
 from relight_jax.data import envmap
 from relight_jax.data import input_pipeline
 from relight_jax.data import lights
+from relight_jax.datasets import scene_images
 from relight_jax.evaluation import results as results_lib
 from relight_jax.evaluation import visualize
+from relight_jax.models import registry
 from relight_jax.training import checkpointing
 from relight_jax.training import parallel
 from relight_jax.training import step as step_lib
@@ -63,7 +65,7 @@ def evaluate_pairs(train_state, images, pairs, *, config, step_fn, put_batch,
 
   Args:
     train_state: the trained `state.TrainState` (replicated).
-    images: `input_pipeline.SceneImages` of the evaluation split.
+    images: `scene_images.SceneImages` of the evaluation split.
     pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
     config: experiment config.
     step_fn: jitted `eval_step` (see `make_eval_step`).
@@ -281,7 +283,7 @@ def run(config, workdir, train_state, placement, *, label=None):
   """
   eval_dir = results_dir(workdir, config.eval.split)
   label = label or pathlib.Path(workdir).name
-  images = input_pipeline.SceneImages(
+  images = scene_images.SceneImages(
       config.data.name, config.eval.split, config.data.data_dir, config.data.image_size,
       config.data.cache_mib)
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
@@ -311,7 +313,7 @@ def run(config, workdir, train_state, placement, *, label=None):
       pictures[f"final_{config.eval.split}/sheet_{subset}"] = write_sheet(
           eval_dir / f"sheet_{subset}.png", local_state, images, pairs, per_example,
           count=config.eval.sheet_examples)
-      if config.model.name != "illumination_predictor":
+      if registry.spec_of(config.model.name).light_output != "prediction":
         pictures[f"final_{config.eval.split}/envmaps_{subset}"] = write_envmap_sheet(
             eval_dir / f"envmaps_{subset}.png", local_state, images, pairs)
   table = results_lib.format_table({label: [record]})

@@ -9,11 +9,12 @@ variables closed over. Loading an exported file imports neither flax nor orbax n
 model code.
 
 Relighting by a light label ("W,3500": direction, kelvin) instead of a target image:
-`parse_light` reads the label and `InferenceModel.relight_light_fn` relights by it. The
-envmap models (envmap, envmap_scene, geometry_envmap) decode the envmap generated for that
-light (envmap.py, the maps they learned to predict, report §3.4); the
-IlluminationPredicter, whose light latent is a free feature map, uses the mean light
-latent of its training images under that light (the reference images' latent).
+`lights.parse_light` reads the label and `InferenceModel.relight_light_fn` relights by
+it, as the model's spec says (`models/registry.ModelSpec.label_light`): the envmap models
+decode the envmap generated for that light (envmap.py, the maps they learned to predict,
+report §3.4); a model without a generated form of a light (the IlluminationPredicter,
+whose light latent is a free feature map) uses the mean light latent of its training
+images under that light (the reference images' latent).
 """
 
 import dataclasses
@@ -28,7 +29,6 @@ import numpy as np
 
 from relight_jax.common import atomic
 from relight_jax.config import defaults
-from relight_jax.cpu_kernels import winograd
 from relight_jax.data import lights
 
 # An exported file is this line, then the serialised `jax.export.Exported`:
@@ -55,6 +55,8 @@ class InferenceModel:
       (an exported function).
     light_source: how a light label becomes the model's light latent (for logs and
       the model card).
+    any_label_temperature: a label may name any temperature of the data's range, not
+      only a rendered one (lights.parse_light).
   """
 
   relight_fn: Callable
@@ -63,6 +65,7 @@ class InferenceModel:
   description: str = ""
   relight_light_fn: Callable | None = None
   light_source: str = ""
+  any_label_temperature: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +94,8 @@ class RelightFunction:
   are closed over; jitted, traced once per shape.
 
   The Winograd convolutions' transformed kernels (cpu_kernels/winograd.py) depend on the
-  variables only: they are computed once per input shape (`winograd.recording_kernels`)
-  and replayed to every call (`winograd.replaying_kernels`), which saves 8-12% of a
+  variables only: they are computed once per input shape (`registry.recording_kernels`,
+  the models' one seam to cpu_kernels) and replayed to every call, which saves 8-12% of a
   256 px relighting at batch 1 with the C++ kernel transforms, 12-22% with the
   jax.numpy ones (docs/benchmark_history.md, section 9). They take up to 4x the memory of the
   kernels they stand for (0.56 GiB for the paper-size Envmap models, 0.31 GiB for
@@ -101,18 +104,20 @@ class RelightFunction:
   """
 
   def __init__(self, model, variables):
+    # Imported here so that loading an exported file needs jax alone.
+    from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
     self.variables = variables
 
     def relit(variables, input_image, target_image):
       return model.apply(variables, input_image, target_image, train=False)["relit"]
 
     def record(variables, input_image, target_image):
-      with winograd.recording_kernels() as tape:
+      with registry.recording_kernels() as tape:
         relit(variables, input_image, target_image)  # dead code but for the kernels
       return tape.kernels
 
     def replay(variables, kernels, input_image, target_image):
-      with winograd.replaying_kernels(kernels) as tape:
+      with registry.replaying_kernels(kernels) as tape:
         result = relit(variables, input_image, target_image)
       tape.check_used()
       return result
@@ -161,69 +166,12 @@ def make_relight_fn(model, variables):
   return RelightFunction(model, variables)
 
 
-def encoder_downsampling(model_config):
-  """Total downsampling factor of the encoder (the stem's stride-2 conv + `depth` stages)."""
-  return 2 ** (model_config.depth + 1)
-
-
-# The temperatures a label may ask of an envmap model: the training data's range (its
-# envmap colours are interpolated between the five rendered ones, not extrapolated).
-LABEL_TEMPERATURE_RANGE_K = (min(lights.TEMPERATURES_K), max(lights.TEMPERATURES_K))
-# model.name -> how a light label becomes its light latent (module docstring).
-LIGHT_SOURCES = {
-    "envmap": "generated RGB envmap (envmap.envmap_rgb)",
-    "geometry_envmap": "generated RGB envmap (envmap.envmap_rgb)",
-    "envmap_scene": "generated HSV envmap (envmap.envmap_hsv)",
-    "illumination_predictor": "mean light latent of the training images under that light",
-}
-
-
-def parse_light(label, *, any_temperature=True):
-  """Reads a light label "DIRECTION,KELVIN" such as "W,3500".
-
-  Args:
-    label: direction name (lights.DIRECTIONS, case-insensitive) and colour temperature
-      in kelvin, comma-separated.
-    any_temperature: accept any temperature in LABEL_TEMPERATURE_RANGE_K (envmap
-      models); otherwise only lights.TEMPERATURES_K (the rendered ones).
-
-  Returns:
-    (temperature_k int, direction_index int).
-
-  Raises:
-    ValueError: a malformed label, naming what is expected.
-  """
-  expected = "expected DIRECTION,KELVIN such as W,3500"
-  parts = [part.strip() for part in str(label).split(",")]
-  if len(parts) != 2:
-    raise ValueError(f"light {label!r}: {expected} (DIRECTION one of "
-                     f"{', '.join(lights.DIRECTIONS)})")
-  direction, kelvin = parts
-  try:
-    direction_index = lights.direction_index_of(direction)
-  except ValueError:
-    raise ValueError(f"light {label!r}: direction {direction!r} is not one of "
-                     f"{', '.join(lights.DIRECTIONS)}; {expected}") from None
-  try:
-    temperature = int(kelvin.upper().removesuffix("K"))
-  except ValueError:
-    raise ValueError(f"light {label!r}: temperature {kelvin!r} is not an integer number of "
-                     f"kelvin; {expected}") from None
-  low, high = LABEL_TEMPERATURE_RANGE_K
-  if any_temperature and not low <= temperature <= high:
-    raise ValueError(f"light {label!r}: {temperature} K is outside the training data's "
-                     f"{low}-{high} K")
-  if not any_temperature and temperature not in lights.TEMPERATURES_K:
-    raise ValueError(f"light {label!r}: this model relights by reference images, rendered "
-                     f"at {', '.join(map(str, lights.TEMPERATURES_K))} K only")
-  return temperature, direction_index
-
-
 class _LightRelighter:
   """relight_light_fn of a Linen relighter: a light label -> its light latent -> relit."""
 
-  def __init__(self, model, variables, config):
+  def __init__(self, model, variables, config, spec):
     self.model_name = config.model.name
+    self.spec = spec
     self.config = config
     self._apply = jax.jit(lambda variables, image, light: model.apply(
         variables, image, light, method="relight_with_light"))
@@ -233,23 +181,20 @@ class _LightRelighter:
     self._references = {}
 
   def light_latent(self, temperature_k, direction_index):
-    """The light latent [1, ...] of a light (see LIGHT_SOURCES)."""
-    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
-    if self.model_name in ("envmap", "geometry_envmap"):
-      return envmap.envmap_rgb(temperature_k, direction_index)[None]
-    if self.model_name == "envmap_scene":
-      return envmap.envmap_hsv(temperature_k, direction_index)[None]
+    """The light latent [1, ...] of a light (the model spec's `label_light`)."""
+    if self.spec.label_light is not None:
+      return self.spec.label_light(temperature_k, direction_index)
     return self._reference_latent(lights.temperature_index_of(temperature_k), direction_index)
 
   def _reference_latent(self, temperature_index, direction_index):
     key = (temperature_index, direction_index)
     if key not in self._references:
-      # Imported here: only this model needs its training data (and TFDS) at inference.
-      from relight_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+      # Imported here: only such models need their training data (and TFDS) at inference.
+      from relight_jax.datasets import scene_images  # pylint: disable=g-import-not-at-top
       data = self.config.data
       try:
-        images = input_pipeline.SceneImages(data.name, data.train_split, data.data_dir,
-                                            data.image_size)
+        images = scene_images.SceneImages(data.name, data.train_split, data.data_dir,
+                                          data.image_size)
       except FileNotFoundError as error:
         raise ValueError(f"relighting the {self.model_name} model by a light label needs "
                          f"reference images of that light from its training data: {error}"
@@ -274,17 +219,20 @@ def from_model(model, variables, model_config, image_size, description="", confi
     model_config: its config's `model` section.
     image_size: the working resolution.
     description: where it came from.
-    config: the whole config, needed to relight by a light label (the
-      IlluminationPredicter reads reference images of its training data); without it
-      `relight_light_fn` is None.
+    config: the whole config, needed to relight by a light label (a model without a
+      generated form of a light reads reference images of its training data); without
+      it `relight_light_fn` is None.
   """
+  from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
+  spec = registry.spec_of(model_config.name)
   light_fn, light_source = None, ""
   if config is not None and not tuple(model_config.target_skips):
-    light_fn = _LightRelighter(model, variables, config)
-    light_source = LIGHT_SOURCES[model_config.name]
+    light_fn = _LightRelighter(model, variables, config, spec)
+    light_source = spec.label_source
   return InferenceModel(make_relight_fn(model, variables), int(image_size),
-                        encoder_downsampling(model_config), description,
-                        relight_light_fn=light_fn, light_source=light_source)
+                        registry.encoder_downsampling(model_config), description,
+                        relight_light_fn=light_fn, light_source=light_source,
+                        any_label_temperature=spec.any_label_temperature)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):

@@ -49,7 +49,7 @@ from relight_jax.models import relighter as relighter_lib
 from relight_jax.models import unet
 
 # Geometry maps the head can predict and their channels. Albedo (3 channels, a material
-# map of the renderer) would be one more entry here and in objectives.GEOMETRY_LOSSES.
+# map of the renderer) would be one more entry here and in training/loss_terms.GEOMETRY_LOSSES.
 GEOMETRY_CHANNELS = {"normals": 3, "depth": 1, "shading": 1}
 _UNIT_INTERVAL_MAPS = ("depth", "shading")  # in [0, 1]: a sigmoid, returned as [b, S, S]
 

@@ -1,13 +1,18 @@
-"""Model registry: config `model` section -> Flax modules (the report's three models and ours).
+"""The model table: one `ModelSpec` per `model.name`, read by everything else.
 
-`MODELS` maps a config's `model.name` to its latent head; `create_model` builds the
-`Relighter` (for GEOMETRY_MODELS the `geometry.GeometryRelighter`) and
-`create_discriminator` the PatchGAN from the same section (its keys are
-declared, with their meaning, in relight_jax/config/defaults.py). Every convolution of both
-goes through one module, `conv_module(model.conv_impl)`: this is the one place that
-chooses between XLA's convolutions and relight_jax/cpu_kernels.
+A spec says all that the rest of relight_jax needs to know about a model: how to build
+it from a config's `model` section, its own loss terms (`training/loss_terms.py`), what
+its light estimate is (an RGB or HSV envmap, or a (direction, temperature) prediction),
+how it takes a light label at inference, and which config file declares it. No other
+module compares `model.name` with a string. A new model is its module in models/, its
+spec here and its config file in configs/ (tests/test_models.py checks every spec).
+
+`conv_module` is the one seam between the models and relight_jax/cpu_kernels: every
+convolution of every model goes through the module it returns, and `kernel_cache`
+replays the Winograd kernels it transformed (inference).
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -16,13 +21,83 @@ import jax.numpy as jnp
 import ml_collections
 
 from relight_jax import cpu_kernels
+from relight_jax.cpu_kernels import winograd
+from relight_jax.data import envmap
 from relight_jax.models import discriminator
 from relight_jax.models import geometry
 from relight_jax.models import latent
 from relight_jax.models import relighter
 from relight_jax.models import unet
+from relight_jax.training import loss_terms
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# What a model's encoding holds as its light estimate (the key of its encode() outputs):
+# an RGB envmap [b, 16, 32, 3], an HSV envmap vector [b, 514] (with an RGB view under
+# "envmap"), or a (direction deg, temperature K) prediction [b, 2].
+LIGHT_OUTPUTS = ("envmap", "envmap_hsv", "prediction")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Everything about one model that code outside models/ needs.
+
+  Attributes:
+    title: the model's name in tables and logs (the report's for its three).
+    in_report: one of the report's three models (reproduce.py trains those).
+    build: (model_config, conv, dtype) -> the unbound relighter module.
+    loss_terms: (outputs, batch, loss_config) -> {name: (weight, value)}, the model's own
+      terms; objectives.compute_losses adds reconstruction, latent and GAN terms.
+    needs_ground_truth_latent: its loss reads G's encoding (one more encoder pass).
+    light_output: one of LIGHT_OUTPUTS, what its encoding estimates the light as.
+    label_light: (temperature_k, direction_index) -> its light latent [1, ...] for a
+      light label; None when the model has no generated form of a light, and a label
+      is read as the mean light latent of its training images under that light.
+    label_source: how a label becomes its light latent, in words (logs, model cards).
+    config_file: the file of configs/ that declares it (checkpointing checks an old
+      workdir's config.json against its keys).
+  """
+
+  title: str
+  in_report: bool
+  build: Callable[[ml_collections.ConfigDict, type, jnp.dtype], nn.Module]
+  loss_terms: Callable[..., dict]
+  needs_ground_truth_latent: bool
+  light_output: str
+  label_light: Callable | None
+  label_source: str
+  config_file: str
+
+  @property
+  def any_label_temperature(self) -> bool:
+    """Whether a label may name any temperature of the data's range, not only the five
+    rendered ones (a generated envmap interpolates colours; reference images do not)."""
+    return self.label_light is not None
+
+
+OUTPUTS = ("direct", "residual")
+
+
+def _output_is_residual(model_config):
+  if model_config.output not in OUTPUTS:
+    raise ValueError(f"model.output={model_config.output!r} is not one of {OUTPUTS}")
+  return model_config.output == "residual"
+
+
+def _relighter(head_fn):
+  """build() of the report's Relighter (U-Net + a latent head) with the head of head_fn."""
+  def build(model_config, conv, dtype):
+    channels = unet.unet_channels(model_config.width, model_config.depth)
+    return relighter.Relighter(
+        latent_head=head_fn(model_config, channels.latent, dtype, conv),
+        width=model_config.width,
+        depth=model_config.depth,
+        bottleneck_convs=model_config.bottleneck_convs,
+        disabled_skips=tuple(model_config.disabled_skips),
+        target_skips=tuple(model_config.target_skips),
+        residual=_output_is_residual(model_config),
+        dtype=dtype,
+        conv=conv)
+  return build
 
 
 def _envmap_head(config, latent_channels, dtype, conv):
@@ -41,16 +116,70 @@ def _illumination_predictor_head(config, latent_channels, dtype, conv):
                                             tuple(config.predictor_hidden), dtype=dtype)
 
 
-# model.name -> builder of the latent head (report: "Envmap", "Envmap + scene",
-# "IlluminationPredicter"; ours: "geometry_envmap", the Envmap head with geometry).
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "envmap": _envmap_head,
-    "envmap_scene": _envmap_scene_head,
-    "illumination_predictor": _illumination_predictor_head,
-    "geometry_envmap": _envmap_head,
+def _geometry_relighter(model_config, conv, dtype):
+  if model_config.disabled_skips or model_config.target_skips:
+    raise ValueError(f"model.name={model_config.name!r} uses every skip link of the input "
+                     "image: model.disabled_skips and model.target_skips must be empty")
+  channels = unet.unet_channels(model_config.width, model_config.depth)
+  return geometry.GeometryRelighter(
+      latent_head=_envmap_head(model_config, channels.latent, dtype, conv),
+      geometry_maps=tuple(model_config.geometry_maps),
+      light_elevation_deg=model_config.light_elevation_deg,
+      relit_shading=bool(model_config.relit_shading),
+      width=model_config.width,
+      depth=model_config.depth,
+      bottleneck_convs=model_config.bottleneck_convs,
+      residual=_output_is_residual(model_config),
+      dtype=dtype,
+      conv=conv)
+
+
+def _rgb_envmap_of_label(temperature_k, direction_index):
+  return envmap.envmap_rgb(temperature_k, direction_index)[None]
+
+
+def _hsv_envmap_of_label(temperature_k, direction_index):
+  return envmap.envmap_hsv(temperature_k, direction_index)[None]
+
+
+_RGB_ENVMAP_LABEL = "generated RGB envmap (envmap.envmap_rgb)"
+
+# model.name -> its spec. The report's three (its names: "Envmap", "Envmap + scene",
+# "IlluminationPredicter") and ours; configs/shadow_envmap.py is geometry_envmap with
+# its shading switches on.
+SPECS: dict[str, ModelSpec] = {
+    "envmap": ModelSpec(
+        title="Envmap", in_report=True, build=_relighter(_envmap_head),
+        loss_terms=loss_terms.envmap_terms, needs_ground_truth_latent=False,
+        light_output="envmap", label_light=_rgb_envmap_of_label,
+        label_source=_RGB_ENVMAP_LABEL, config_file="envmap.py"),
+    "envmap_scene": ModelSpec(
+        title="Envmap + scene", in_report=True, build=_relighter(_envmap_scene_head),
+        loss_terms=loss_terms.envmap_scene_terms, needs_ground_truth_latent=False,
+        light_output="envmap_hsv", label_light=_hsv_envmap_of_label,
+        label_source="generated HSV envmap (envmap.envmap_hsv)",
+        config_file="envmap_scene.py"),
+    # The original averaged Lc and Ld over I, T and G: its loss reads G's encoding.
+    "illumination_predictor": ModelSpec(
+        title="IlluminationPredicter", in_report=True,
+        build=_relighter(_illumination_predictor_head),
+        loss_terms=loss_terms.illumination_predictor_terms, needs_ground_truth_latent=True,
+        light_output="prediction", label_light=None,
+        label_source="mean light latent of the training images under that light",
+        config_file="illumination_predictor.py"),
+    "geometry_envmap": ModelSpec(
+        title="Geometry Envmap", in_report=False, build=_geometry_relighter,
+        loss_terms=loss_terms.geometry_envmap_terms, needs_ground_truth_latent=False,
+        light_output="envmap", label_light=_rgb_envmap_of_label,
+        label_source=_RGB_ENVMAP_LABEL, config_file="geometry_envmap.py"),
 }
-# Models built as geometry.GeometryRelighter (auxiliary geometry heads, envmap shading).
-GEOMETRY_MODELS = ("geometry_envmap",)
+
+
+def spec_of(name: str) -> ModelSpec:
+  """The spec of `model.name`; ValueError naming the registered models otherwise."""
+  if name not in SPECS:
+    raise ValueError(f"model.name={name!r} is not one of {sorted(SPECS)}")
+  return SPECS[name]
 
 
 def _dtype(config):
@@ -71,58 +200,32 @@ def conv_module(impl: str):
   return functools.partial(nn.Conv, conv_general_dilated=function)
 
 
+def recording_kernels():
+  """Context in which the models' Winograd convolutions record their transformed kernels
+  (which depend on the variables only); yields a tape whose `.kernels` to replay."""
+  return winograd.recording_kernels()
+
+
+def replaying_kernels(kernels):
+  """Context in which the models' Winograd convolutions reuse recorded kernels."""
+  return winograd.replaying_kernels(kernels)
+
+
 def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> nn.Module:
   """Builds the relighter described by a config's `model` section.
 
   Args:
-    model_config: ConfigDict with the keys of defaults.model_section.
+    model_config: ConfigDict with the keys of config/defaults.model_section.
     conv: a convolution module used instead of `conv_module(model_config.conv_impl)`
       (benchmarks compare the kernels of cpu_kernels one by one this way).
 
   Returns:
-    An unbound `Relighter` or `GeometryRelighter`; initialise with
+    An unbound relighter (`Relighter` or `GeometryRelighter`); initialise with
     `model.init(rng, input_image, target_image, train=False)`.
   """
-  if model_config.name not in MODELS:
-    raise ValueError(f"model.name={model_config.name!r} is not one of {sorted(MODELS)}")
-  dtype = _dtype(model_config)
-  conv = conv or conv_module(model_config.conv_impl)
-  channels = unet.unet_channels(model_config.width, model_config.depth)
-  head = MODELS[model_config.name](model_config, channels.latent, dtype, conv)
-  if model_config.name in GEOMETRY_MODELS:
-    if model_config.disabled_skips or model_config.target_skips:
-      raise ValueError(f"model.name={model_config.name!r} uses every skip link of the input "
-                       "image: model.disabled_skips and model.target_skips must be empty")
-    return geometry.GeometryRelighter(
-        latent_head=head,
-        geometry_maps=tuple(model_config.geometry_maps),
-        light_elevation_deg=model_config.light_elevation_deg,
-        relit_shading=bool(model_config.relit_shading),
-        width=model_config.width,
-        depth=model_config.depth,
-        bottleneck_convs=model_config.bottleneck_convs,
-        residual=_output_is_residual(model_config),
-        dtype=dtype,
-        conv=conv)
-  return relighter.Relighter(
-      latent_head=head,
-      width=model_config.width,
-      depth=model_config.depth,
-      bottleneck_convs=model_config.bottleneck_convs,
-      disabled_skips=tuple(model_config.disabled_skips),
-      target_skips=tuple(model_config.target_skips),
-      residual=_output_is_residual(model_config),
-      dtype=dtype,
-      conv=conv)
-
-
-OUTPUTS = ("direct", "residual")
-
-
-def _output_is_residual(model_config):
-  if model_config.output not in OUTPUTS:
-    raise ValueError(f"model.output={model_config.output!r} is not one of {OUTPUTS}")
-  return model_config.output == "residual"
+  spec = spec_of(model_config.name)
+  return spec.build(model_config, conv or conv_module(model_config.conv_impl),
+                    _dtype(model_config))
 
 
 def create_discriminator(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -140,3 +243,9 @@ def create_discriminator(model_config: ml_collections.ConfigDict) -> nn.Module:
       num_layers=model_config.discriminator_layers,
       dtype=_dtype(model_config),
       conv=conv_module(model_config.conv_impl))
+
+
+def encoder_downsampling(model_config) -> int:
+  """Total downsampling factor of the encoder (the stem's stride-2 conv + `depth` stages):
+  working resolutions must be multiples of it."""
+  return 2 ** (model_config.depth + 1)

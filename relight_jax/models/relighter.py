@@ -117,7 +117,7 @@ class Relighter(nn.Module):
       input_image: float [batch, S, S, 3] in [0, 1] (I).
       target_image: float [batch, S, S, 3] in [0, 1] (T).
       ground_truth: optional float [batch, S, S, 3] (G); encoded only when given, for
-        losses on its latent (see objectives.NEEDS_GROUND_TRUTH_LATENT).
+        losses on its latent (its registry.ModelSpec.needs_ground_truth_latent).
       train: BatchNorm mode.
 
     Returns:

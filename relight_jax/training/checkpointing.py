@@ -34,7 +34,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from relight_jax.common import atomic
-from relight_jax.config import defaults
+from relight_jax.config import config_utils
+from relight_jax.models import registry
 from relight_jax.training import state as state_lib
 
 CONFIG_FILE = "config.json"
@@ -109,17 +110,18 @@ def _add_switched_off_features(config, path):
 
 
 def _check_keys(config, path):
-  """Raises unless `config` has exactly the keys this version declares (defaults.py).
+  """Raises unless `config` has exactly the keys this version declares for its model.
 
   A config.json written by another version of relight_jax would otherwise be read with
   silent defaults for what it lacks; the message names each key and its current default.
+  The reference is the config file of the model's spec (models/registry.py).
   """
   name = config.get("model", {}).get("name")
-  if name not in defaults.MODEL_NAMES:
-    raise ValueError(f"{path}: model.name={name!r} is not one of {defaults.MODEL_NAMES}")
-  reference = defaults.base_config()
-  reference.model = defaults.model_section(name)
-  reference.loss = defaults.loss_section("l1")
+  try:
+    spec = registry.spec_of(name)
+  except ValueError as error:
+    raise ValueError(f"{path}: {error}") from None
+  reference = config_utils.config_from_file(spec.config_file)
   flat = dict(_flat_items(reference.to_dict()))
   found = {key for key, _ in _flat_items(config.to_dict())}
   missing, unknown = sorted(set(flat) - found), sorted(found - set(flat))

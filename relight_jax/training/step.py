@@ -20,6 +20,7 @@ import optax
 
 from relight_jax.data import lights
 from relight_jax.evaluation import metrics
+from relight_jax.models import registry
 from relight_jax.training import objectives
 from relight_jax.training import state as state_lib
 
@@ -120,7 +121,8 @@ def _light_metrics(model_name, encoded, batch, palette):
   """Per-example light-estimate metrics of one role's encoding (report §4.1)."""
   direction = lights.DEGREES_PER_DIRECTION * batch["direction"].astype(jnp.float32)
   temperature = batch["temperature"].astype(jnp.float32)
-  if model_name == "illumination_predictor":
+  light_output = registry.spec_of(model_name).light_output
+  if light_output == "prediction":
     prediction = encoded["prediction"]  # [b, 2] = (direction deg, temperature K)
     result = metrics.light_estimate_metrics(direction, prediction[:, 0], temperature,
                                             prediction[:, 1])
@@ -131,7 +133,7 @@ def _light_metrics(model_name, encoded, batch, palette):
   result = metrics.light_estimate_metrics(
       direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
       metrics.envmap_temperature_k(rgb, *palette))
-  if "envmap_hsv" not in encoded:  # the RGB envmap models (envmap, geometry_envmap)
+  if light_output == "envmap":
     result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
   else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
     result["envmap_error"] = metrics.envmap_error(encoded["envmap_hsv"][:, 2:],

@@ -27,6 +27,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from relight_jax.data import input_pipeline
+from relight_jax.datasets import scene_images
 from relight_jax.evaluation import evaluate
 from relight_jax.evaluation import results as results_lib
 from relight_jax.evaluation import visualize
@@ -248,10 +249,10 @@ def _train(config, workdir):
           f"devices: use a multiple of {placement.mesh.devices.size} (--config.{name}=...)")
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   data = config.data
-  train_images = input_pipeline.SceneImages(
+  train_images = scene_images.SceneImages(
       data.name, data.train_split, data.data_dir, data.image_size, data.cache_mib,
       aovs=data.aovs)
-  eval_images = input_pipeline.SceneImages(
+  eval_images = scene_images.SceneImages(
       data.name, data.eval_split, data.data_dir, data.image_size, data.cache_mib)
   rules = input_pipeline.parse_rule(data.pairing)
   iterator = iter(input_pipeline.train_dataset(
