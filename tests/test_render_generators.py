@@ -1,14 +1,17 @@
-"""The renderer's generators: their output is pinned, record for record.
+"""The renderer's generators: each has the whole interface, and their output is pinned.
 
-Both tiny synthetic configs are built (the session's builds, conftest.py) and every decoded
-record of every split is hashed, with the stored feature spec and the configs' version,
-release notes and description: a change of any rendered pixel, AOV, label, feature or
-version of an existing generator fails here. Regenerate the digests only for a change of
-output that is meant (and then give the data a new version):
+Every registered generator must have every part of `generators.Generator`, a feature for
+each AOV it stores, configs that name it, and deterministic draws. Both tiny synthetic
+configs are built (the session's builds, conftest.py) and every decoded record of every
+split is hashed, with the stored feature spec and the configs' version, release notes
+and description: a change of any rendered pixel, AOV, label, feature or version of an
+existing generator fails here. Regenerate the digests only for a change of output that
+is meant (and then give the data a new version):
 
   PYTHONPATH=. python tests/test_render_generators.py
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,6 +22,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from relight_jax.datasets.vidit import configs
+from relight_jax.datasets.vidit import vidit_dataset_builder
+from relight_jax.render import generators
+from relight_jax.render import locations
 from relight_jax.render import synthetic
 
 # Per config: per split (records, sha256 of its decoded records), the sha256 of the stored
@@ -85,6 +91,58 @@ def test_tiny_builds_are_unchanged(name, data_dir_fixture, request):
 
 def test_synthetic_configs_are_unchanged():
   assert configs_digest() == _CONFIGS_SHA256
+
+
+def test_every_generator_has_the_whole_interface():
+  assert set(generators.GENERATORS) >= {"v1", "v2"}
+  parts = {field.name for field in dataclasses.fields(generators.Generator)}
+  assert parts == {"name", "contents", "sample_location", "sample_view", "render",
+                   "stored_aovs", "version", "release_notes", "description"}
+  for name, generator in generators.GENERATORS.items():
+    assert isinstance(generator, generators.Generator) and generator.name == name
+    for part in ("sample_location", "sample_view", "render"):
+      assert callable(getattr(generator, part)), (name, part)
+    assert generator.contents and all(isinstance(c, str) for c in generator.contents), name
+    for aov in generator.stored_aovs:
+      assert aov in vidit_dataset_builder.AOV_FEATURES, (name, aov)
+    if generator.version is not None:
+      tfds.core.Version(generator.version)  # raises unless "x.y.z"
+      assert generator.version in generator.release_notes, name
+    description = generator.description.format(size=32, scenes=2, splits="train: 1 locations")
+    assert "{" not in description and "32 px" in description, name
+    # Draws of every content set are deterministic and give a View.
+    for content in generator.contents:
+      location = generator.sample_location(0, 3, content)
+      view = generator.sample_view(0, 3, 1, location)
+      again = generator.sample_view(0, 3, 1, generator.sample_location(0, 3, content))
+      assert isinstance(view, locations.View), (name, content)
+      assert (view.origin, view.fov_deg) == (again.origin, again.fov_deg), (name, content)
+  # Every spec names a registered generator, and its configs carry that generator's version.
+  for spec in synthetic.SPECS.values():
+    generator = synthetic.generator_of(spec)
+    config = configs.CONFIGS[spec.name]
+    assert config.release_notes == generator.release_notes, spec.name
+    for split, _ in spec.split_locations:
+      assert spec.content_of(split) in generator.contents, (spec.name, split)
+
+
+def test_a_generator_lacking_a_part_is_refused():
+  whole = dataclasses.asdict(generators.V1)
+  for part in ("sample_location", "sample_view", "render"):
+    with pytest.raises(ValueError, match=part):
+      generators.Generator(**{**whole, part: None})
+  with pytest.raises(TypeError, match="render"):
+    generators.Generator(**{key: value for key, value in whole.items() if key != "render"})
+  with pytest.raises(ValueError, match="stored AOV 'transport'"):
+    generators.Generator(**{**whole, "stored_aovs": ("transport",)})
+  with pytest.raises(ValueError, match="release notes"):
+    generators.Generator(**{**whole, "version": "9.0.0"})
+  with pytest.raises(ValueError, match=r"generator 'v9' is not one of \['v1', 'v2'"):
+    synthetic.render_scene(dataclasses.replace(synthetic.SPECS["synthetic_tiny"],
+                                               generator="v9"), synthetic.SceneRef(0, 0, 0))
+  with pytest.raises(ValueError, match="content 'heldout'.*expected one of"):
+    dataclasses.replace(synthetic.SPECS["synthetic_tiny"],
+                        split_content=(("test", "heldout"),)).content_of("test")
 
 
 if __name__ == "__main__":
