@@ -35,7 +35,7 @@ def _psnr(a, b):
 
 @pytest.mark.parametrize("family", _ALL_FAMILIES)
 def test_object_meshes_are_valid_and_stand_on_the_ground(family):
-  mesh = locations_v2._object_mesh(np.random.default_rng(3), family)  # noqa: SLF001
+  mesh = locations_v2.object_mesh(np.random.default_rng(3), family)
   assert mesh.faces.shape[1] == 3 and mesh.faces.max() < len(mesh.vertices)
   assert np.all(np.isfinite(mesh.vertices)) and np.all(np.isfinite(mesh.uvs))
   low, high = mesh.bounds()
@@ -45,7 +45,7 @@ def test_object_meshes_are_valid_and_stand_on_the_ground(family):
   area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0],
                                        corners[:, 2] - corners[:, 0]), axis=1)
   assert area.sum() > 0.05 and np.mean(area > 1e-9) > 0.95
-  again = locations_v2._object_mesh(np.random.default_rng(3), family)  # noqa: SLF001
+  again = locations_v2.object_mesh(np.random.default_rng(3), family)
   assert again.vertices.tobytes() == mesh.vertices.tobytes()
 
 
@@ -76,7 +76,7 @@ def test_held_out_content_is_disjoint_from_training_content():
     assert not set(getattr(train, field)) & set(getattr(heldout, field)), field
   # The splits of a v2 spec draw from the content they are declared with.
   spec = synthetic.SPECS["synthetic_v2_small"]
-  assert spec.content_of("test_heldout") is heldout and spec.content_of("train") is train
+  assert spec.content_of("test_heldout") == "heldout" and spec.content_of("train") == "train"
   for split, content in (("train", train), ("test", train), ("test_heldout", heldout)):
     for ref in synthetic.split_scenes(spec, split)[::spec.scenes_per_location]:
       location, view = synthetic.scene_description(spec, ref)
@@ -143,18 +143,18 @@ def _glossy_room(fixed_kind="window"):
           np.maximum(0.4 * np.cos(angle), 1e-3), 0.4 * (1 + np.sin(angle))), (0.6, 0.2), 0.0,
           glossy),
   )
-  fixed = {"window": locations_v2.FixedLight("window", (0.0, 2.4, -3.99), (1.4, 0.8),
-                                             (0.3, 0.5, 0.8)),
-           "panel": locations_v2.FixedLight("panel", (0.0, 4.18, -0.5), (2.4, 2.0),
-                                            (0.8, 0.6, 0.3))}[fixed_kind]
-  location = locations_v2.Location(
+  fixed = {"window": locations_v2.FixedLightV2("window", (0.0, 2.4, -3.99), (1.4, 0.8),
+                                               (0.3, 0.5, 0.8)),
+           "panel": locations_v2.FixedLightV2("panel", (0.0, 4.18, -0.5), (2.4, 2.0),
+                                              (0.8, 0.6, 0.3))}[fixed_kind]
+  location = locations_v2.LocationV2(
       kind="room", content="train", ground=floor, ground_scale=4.0, terrain=None,
       walls=(("back", grey), ("left", grey), ("right", grey), ("ceiling", grey)),
       room_size=(4.0, 4.0, 4.2), objects=objects, fixed_lights=(fixed,), ambient=0.05)
   # The panel hangs under the ceiling: look up at it.
   target = (0.0, 1.2 if fixed_kind == "panel" else 0.4, 0.0)
-  view = locations_v2.View(origin=(0.0, 1.4, 4.5), target=target, fov_deg=60.0,
-                           objects=objects)
+  view = locations.View(origin=(0.0, 1.4, 4.5), target=target, fov_deg=60.0,
+                        objects=objects)
   return location, view
 
 

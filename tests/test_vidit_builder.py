@@ -21,6 +21,7 @@ from relight_jax.datasets import build
 from relight_jax.datasets import preview
 from relight_jax.datasets import vidit as vidit_package
 from relight_jax.datasets.vidit import configs
+from relight_jax.render import generators
 from relight_jax.render import synthetic
 
 _SPEC = synthetic.SPECS["synthetic_tiny"]
@@ -154,7 +155,7 @@ def v2_tiny_build(v2_tiny_data_dir):
 
 def test_v2_build_has_its_version_splits_and_aovs(v2_tiny_build):
   result, sources = v2_tiny_build
-  assert result["path"].endswith(os.path.join("synthetic_v2_tiny", configs.V2_VERSION))
+  assert result["path"].endswith(os.path.join("synthetic_v2_tiny", generators.V2.version))
   assert set(sources) == {"train", "validation", "test", "test_heldout"}
   size = _V2_SPEC.image_size
   position = 1

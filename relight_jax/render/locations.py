@@ -7,6 +7,9 @@ palette, and optionally a fixed non-main light (an emissive window or a small la
 colour never changes with the main light, as in VIDIT. A `View` is one *scene* of a location:
 a camera pose, plus a few objects moved to new spots (same objects, changed layout).
 
+These are the v1 generator's locations (`generators.py`). `Material`, `View`, `place`,
+`relayout` and `hsv` are shared with v2 (`locations_v2.py`), whose locations and fixed
+lights have types of their own (`LocationV2`, `FixedLightV2`; generators.py says why).
 Everything here is plain data made deterministically from numpy Generators; Mitsuba is not
 imported. World frame: y is up, the ground is y = 0, objects stand around the origin, the
 back wall is on the -z side and cameras look at the objects from the +z half.
@@ -78,11 +81,15 @@ class Location:
 
 @dataclasses.dataclass(frozen=True)
 class View:
-  """One scene of a location: camera pose and the (partly re-placed) objects."""
+  """One scene of a location: camera pose and the (partly re-placed) objects.
+
+  Shared by the generators: v1 views hold `SceneObject`s, v2 views
+  `locations_v2.MeshObject`s; the camera is the same for both (`mitsuba_scene.sensor`).
+  """
   origin: tuple[float, float, float]
   target: tuple[float, float, float]
   fov_deg: float
-  objects: tuple[SceneObject, ...]
+  objects: tuple  # SceneObject (v1) or locations_v2.MeshObject (v2)
 
 
 def hsv(hue, saturation, value):

@@ -13,7 +13,10 @@ that stay the same under all 40 main lights, as in VIDIT.
 What a location may contain is a `Content`: `TRAIN_CONTENT` for the train, validation and
 test splits, `HELDOUT_CONTENT` for the held-out-content split, whose object families,
 conductors, photographs and patterns never occur in the other (so a model's score on it
-measures generalisation to unseen content). Plain data, deterministic from numpy
+measures generalisation to unseen content). Materials and views are v1's
+(`locations.Material`, `locations.View`); locations and fixed lights are `LocationV2` and
+`FixedLightV2`, named apart from v1's `Location` and `FixedLight`, whose fields differ
+(generators.py says why they are not one type). Plain data, deterministic from numpy
 Generators; Mitsuba is not imported. World frame as in v1: y up, ground y = 0, objects
 around the origin, cameras on the +z side.
 """
@@ -85,7 +88,7 @@ class MeshObject:
 
 
 @dataclasses.dataclass(frozen=True)
-class FixedLight:
+class FixedLightV2:
   """A light that is the same in all 40 illuminations of a location.
 
   kind 'window': emissive rectangle on the back wall centred at `position` (x, y, z),
@@ -102,7 +105,7 @@ class FixedLight:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Location:
+class LocationV2:
   """Everything shared by the scenes of one v2 location."""
   kind: str  # 'room' or 'open'
   content: str  # key of CONTENTS
@@ -112,17 +115,8 @@ class Location:
   walls: tuple[tuple[str, locations.Material], ...]  # ('back' | 'left' | 'right' | 'ceiling', m)
   room_size: tuple[float, float, float]  # back wall distance, half width, ceiling height
   objects: tuple[MeshObject, ...]
-  fixed_lights: tuple[FixedLight, ...]
+  fixed_lights: tuple[FixedLightV2, ...]
   ambient: float
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class View:
-  """One scene of a location: camera pose and the (partly re-placed) objects."""
-  origin: tuple[float, float, float]
-  target: tuple[float, float, float]
-  fov_deg: float
-  objects: tuple[MeshObject, ...]
 
 
 def _pattern(rng, name, colour, other):
@@ -219,7 +213,8 @@ def _prism_outline(rng):
   return size * np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
 
 
-def _object_mesh(rng, family):
+def object_mesh(rng, family):
+  """A mesh of one object family (a name in a `Content`'s objects), in its own frame."""
   if family in ("vase", "bowl", "bottle", "column", "cylinder", "sphere"):
     return meshes.revolution(*_profile(rng, family))
   if family == "box":
@@ -254,7 +249,7 @@ def _object_mesh(rng, family):
 def _terrain(rng):
   """Rolling hills that rise away from a flat disc where the objects stand."""
   rows = 97
-  noise = textures._fractal_noise(rng, rows, base_cells=3, octaves=4)  # noqa: SLF001
+  noise = textures.fractal_noise(rng, rows, base_cells=3, octaves=4)
   coords = np.linspace(-TERRAIN_HALF_SIZE, TERRAIN_HALF_SIZE, rows)
   distance = np.hypot(coords[None, :], coords[:, None])
   rise = np.clip((distance - TERRAIN_FLAT_RADIUS) / 10.0, 0.0, 1.0) ** 2
@@ -275,27 +270,27 @@ def _fixed_lights(rng, kind, room_size):
     tint = locations.hsv(rng.uniform(0.0, 1.0), rng.uniform(0.1, 0.6), 1.0)
     side = 1 if rng.random() < 0.5 else -1
     if light == "window":
-      out.append(FixedLight("window", (float(rng.uniform(-2.5, 2.5)),
-                                       float(rng.uniform(1.4, 2.4)), -back + 0.01),
-                            (float(rng.uniform(1.0, 2.2)), float(rng.uniform(0.8, 1.4))),
-                            tuple(float(rng.uniform(1.5, 3.0)) * c for c in tint)))
+      out.append(FixedLightV2("window", (float(rng.uniform(-2.5, 2.5)),
+                                         float(rng.uniform(1.4, 2.4)), -back + 0.01),
+                              (float(rng.uniform(1.0, 2.2)), float(rng.uniform(0.8, 1.4))),
+                              tuple(float(rng.uniform(1.5, 3.0)) * c for c in tint)))
     elif light == "lamp":
-      out.append(FixedLight("lamp", (float(side * rng.uniform(2.0, 3.0)),
-                                     float(rng.uniform(0.9, 1.6)),
-                                     float(rng.uniform(-2.6, -1.0))),
-                            (float(rng.uniform(0.08, 0.14)), 0.0),
-                            tuple(float(rng.uniform(60, 150)) * c for c in tint)))
+      out.append(FixedLightV2("lamp", (float(side * rng.uniform(2.0, 3.0)),
+                                       float(rng.uniform(0.9, 1.6)),
+                                       float(rng.uniform(-2.6, -1.0))),
+                              (float(rng.uniform(0.08, 0.14)), 0.0),
+                              tuple(float(rng.uniform(60, 150)) * c for c in tint)))
     elif light == "panel":
-      out.append(FixedLight("panel", (float(rng.uniform(-1.5, 1.5)), float(ceiling - 0.02),
-                                      float(rng.uniform(-2.0, 0.5))),
-                            (float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4))),
-                            tuple(float(rng.uniform(1.0, 2.5)) * c for c in tint)))
+      out.append(FixedLightV2("panel", (float(rng.uniform(-1.5, 1.5)), float(ceiling - 0.02),
+                                        float(rng.uniform(-2.0, 0.5))),
+                              (float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4))),
+                              tuple(float(rng.uniform(1.0, 2.5)) * c for c in tint)))
     else:
       position = (float(side * rng.uniform(2.5, 3.5)), float(rng.uniform(2.5, 3.0)),
                   float(rng.uniform(-2.5, 1.5)))
       target = (float(rng.uniform(-1.0, 1.0)), 0.0, float(rng.uniform(-1.0, 1.0)))
-      out.append(FixedLight("spot", position, (float(rng.uniform(20, 35)), 15.0),
-                            tuple(float(rng.uniform(8, 20)) * c for c in tint), target))
+      out.append(FixedLightV2("spot", position, (float(rng.uniform(20, 35)), 15.0),
+                              tuple(float(rng.uniform(8, 20)) * c for c in tint), target))
   return tuple(out)
 
 
@@ -333,10 +328,10 @@ def sample_location(rng, content=TRAIN_CONTENT):
   objects = []
   for _ in range(rng.integers(3, 7)):
     family = content.objects[rng.integers(len(content.objects))]
-    obj = MeshObject(family, _object_mesh(rng, family), (0.0, 0.0),
+    obj = MeshObject(family, object_mesh(rng, family), (0.0, 0.0),
                      float(rng.uniform(0, 360)), _material(rng, content, palette))
     objects.append(locations.place(rng, obj, objects, OBJECT_AREA_RADIUS, 0.1))
-  return Location(
+  return LocationV2(
       kind=kind, content=content.name, ground=ground,
       ground_scale=float(rng.uniform(3.0, 8.0)), terrain=terrain, walls=walls,
       room_size=room_size, objects=tuple(objects),
@@ -358,4 +353,4 @@ def sample_view(location, rng):
             float(target[2] + distance * np.cos(azimuth)))
   objects = locations.relayout(rng, location.objects, area_radius=OBJECT_AREA_RADIUS,
                               min_gap=0.1)
-  return View(origin, target, float(rng.uniform(30, 65)), tuple(objects))
+  return locations.View(origin, target, float(rng.uniform(30, 65)), tuple(objects))

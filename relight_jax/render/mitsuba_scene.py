@@ -14,6 +14,10 @@ of a direction identical noise. Moving the light with `mi.traverse` costs ~0.5 m
 come after the sum.
 
 Also the auxiliary maps (AOVs): camera-space depth and normals.
+
+This is the v1 generator's renderer (`generators.py`). v2 (`mitsuba_v2.py`) builds on its
+public pieces: `load_mitsuba`, `sensor`, `material_bsdf`, the main light's constants,
+`compose`, `srgb_uint8`, `psnr_db` and `camera_frame`.
 """
 
 import dataclasses
@@ -47,8 +51,15 @@ def loading_would_abort_at_exit():
   return "tensorflow" in sys.modules and "mitsuba" not in sys.modules
 
 
-def _mitsuba():
-  """Imports Mitsuba and selects the variant (at call time: no import-time side effects)."""
+def load_mitsuba():
+  """Imports Mitsuba and selects VARIANT (at call time: no import-time side effects).
+
+  Every renderer module gets Mitsuba through this, so that all of them render with the
+  same variant and warn about the TensorFlow import order.
+
+  Returns:
+    the `mitsuba` module.
+  """
   if loading_would_abort_at_exit():
     logging.warning("Importing Mitsuba after TensorFlow: this process may abort at exit "
                     "(free(): invalid pointer). Import mitsuba first, or render through "
@@ -65,12 +76,22 @@ def set_thread_count(threads):
   Args:
     threads: number of threads of Dr.Jit's pool, which Mitsuba's scalar renderer uses.
   """
-  _mitsuba()
+  load_mitsuba()
   import drjit  # noqa: PLC0415  (imported with Mitsuba, at call time)
   drjit.set_thread_count(max(1, int(threads)))
 
 
-def _bsdf(mi, material, uv_scale=(1.0, 1.0)):
+def material_bsdf(mi, material, uv_scale=(1.0, 1.0)):
+  """The Mitsuba BSDF dict of a `locations.Material` (v1 and v2 scenes).
+
+  Args:
+    mi: the `mitsuba` module (`load_mitsuba`).
+    material: a `locations.Material`.
+    uv_scale: (u, v) repeats of its texture on top of `material.texture_scale`.
+
+  Returns:
+    a two-sided diffuse, rough plastic or rough conductor BSDF dict.
+  """
   if material.texture is not None:
     reflectance = {"type": "bitmap", "bitmap": mi.Bitmap(material.texture),
                    "raw": True,  # the albedo maps are already linear
@@ -99,7 +120,7 @@ def _object_shapes(mi, obj, name):
   transform = mi.ScalarTransform4f
   x, z = obj.position
   width, height, depth = obj.size
-  bsdf = _bsdf(mi, obj.material)
+  bsdf = material_bsdf(mi, obj.material)
   place = transform().translate([x, 0.0, z]).rotate([0, 1, 0], obj.yaw_deg)
   if obj.shape == "sphere":
     return {name: {"type": "sphere", "to_world": place.translate([0, height / 2, 0])
@@ -126,9 +147,10 @@ def _geometry(mi, location, view):
   # Wall textures repeat every _WALL_TILE units, whatever the wall's aspect ratio.
   wall_uv = (2 * _GROUND_HALF_SIZE / _WALL_TILE, _WALL_HEIGHT / _WALL_TILE)
   shapes = {
-      "ground": {"type": "rectangle", "bsdf": _bsdf(mi, ground),
+      "ground": {"type": "rectangle", "bsdf": material_bsdf(mi, ground),
                  "to_world": transform().rotate([1, 0, 0], -90).scale(_GROUND_HALF_SIZE)},
-      "back_wall": {"type": "rectangle", "bsdf": _bsdf(mi, location.back_wall, wall_uv),
+      "back_wall": {"type": "rectangle", "bsdf": material_bsdf(
+                        mi, location.back_wall, wall_uv),
                     "to_world": transform().translate(
                         [0, _WALL_HEIGHT / 2, -location.back_wall_distance])
                     .scale([_GROUND_HALF_SIZE, _WALL_HEIGHT / 2, 1])},
@@ -136,7 +158,7 @@ def _geometry(mi, location, view):
   if location.side_wall is not None:
     sign = np.sign(location.side_wall_x)
     shapes["side_wall"] = {
-        "type": "rectangle", "bsdf": _bsdf(mi, location.side_wall, wall_uv),
+        "type": "rectangle", "bsdf": material_bsdf(mi, location.side_wall, wall_uv),
         "to_world": transform().translate([location.side_wall_x, _WALL_HEIGHT / 2, 0])
         .rotate([0, 1, 0], -90 * sign).scale([_GROUND_HALF_SIZE, _WALL_HEIGHT / 2, 1])}
   for i, obj in enumerate(view.objects):
@@ -156,7 +178,7 @@ def _fixed_light_shapes(mi, location, emitting):
   emitter = {"type": "area", "radiance": {"type": "rgb", "value": list(light.radiance)}}
   if light.kind == "window":
     (x, y), (width, height) = light.position, light.size
-    shape = {"type": "rectangle", "bsdf": _bsdf(mi, black),
+    shape = {"type": "rectangle", "bsdf": material_bsdf(mi, black),
              "to_world": transform().translate([x, y, -location.back_wall_distance + 0.01])
              .scale([width / 2, height / 2, 1])}
     if emitting:
@@ -165,13 +187,13 @@ def _fixed_light_shapes(mi, location, emitting):
   if light.kind == "lamp":
     (x, z), (radius, post_height) = light.position, light.size
     bulb = {"type": "sphere", "center": [x, post_height + radius, z], "radius": radius,
-            "bsdf": _bsdf(mi, black)}
+            "bsdf": material_bsdf(mi, black)}
     if emitting:
       bulb["emitter"] = emitter
     post = locations.Material("diffuse", (0.05, 0.05, 0.05))
     return {"lamp_bulb": bulb,
             "lamp_post": {"type": "cylinder", "radius": 0.025, "p0": [x, 0, z],
-                          "p1": [x, post_height, z], "bsdf": _bsdf(mi, post)}}
+                          "p1": [x, post_height, z], "bsdf": material_bsdf(mi, post)}}
   raise ValueError(f"unknown fixed light kind {light.kind!r}; expected window or lamp")
 
 
@@ -216,7 +238,7 @@ def render_transport(location, view, image_size, samples_per_pixel, seed):
     (main, fixed): float32 [8, S, S, 3] renders under a white main light of intensity
     LIGHT_INTENSITY at directions N..NW, and float32 [S, S, 3] of the fixed lights.
   """
-  mi = _mitsuba()
+  mi = load_mitsuba()
   main_scene = _scene(mi, location, view, image_size, "main")
   params = mi.traverse(main_scene)
   main = []
@@ -291,7 +313,7 @@ def render_aovs(location, view, image_size, seed, samples=4):
     normals: float32 [S, S, 3] unit shading normals in *camera space*, OpenGL style:
       +x to the image's right, +y up in the image, +z towards the camera; sky is (0, 0, 1).
   """
-  mi = _mitsuba()
+  mi = load_mitsuba()
   scene = _scene(mi, location, view, image_size, "fixed")
   aov = mi.load_dict({"type": "aov", "aovs": "p:position,n:sh_normal"})
   origin, forward, right, up = camera_frame(view)

@@ -1,5 +1,7 @@
 """Mitsuba 3 scenes and renders of a v2 view (`locations_v2`): meshes, rooms, open scenes.
 
+The v2 generator's renderer (`generators.py`).
+
 The light transport is v1's (`mitsuba_scene.py`): one main-light scene whose white point
 light moves between the 8 directions, one fixed-light scene (ambient sky and the
 location's fixed lights), composed per channel into the 40 images; same light distance,
@@ -121,7 +123,7 @@ def _mesh_shape(mi, mesh, name, bsdf):
 def _geometry(mi, location, view, material_of):
   """Shapes of the ground or terrain, walls and objects, materials mapped by `material_of`."""
   transform = mi.ScalarTransform4f
-  bsdf = lambda material, uv=(1.0, 1.0): mitsuba_scene._bsdf(  # noqa: SLF001
+  bsdf = lambda material, uv=(1.0, 1.0): mitsuba_scene.material_bsdf(
       mi, material_of(material), uv)
   ground = dataclasses.replace(location.ground, texture_scale=location.ground_scale)
   shapes = {}
@@ -159,7 +161,7 @@ def _fixed_light_shapes(mi, location, emitting, material_of):
   """Windows, lamps, panels (emitting in the fixed scene, black geometry otherwise); spots."""
   transform = mi.ScalarTransform4f
   # Emitting surfaces reflect nothing, so they look the same under all 40 main lights.
-  black = mitsuba_scene._bsdf(mi, locations.Material("diffuse", (0.0, 0.0, 0.0)))  # noqa: SLF001
+  black = mitsuba_scene.material_bsdf(mi, locations.Material("diffuse", (0.0, 0.0, 0.0)))
   shapes = {}
   for i, light in enumerate(location.fixed_lights):
     emitter = {"type": "area", "radiance": {"type": "rgb", "value": list(light.radiance)}}
@@ -175,7 +177,7 @@ def _fixed_light_shapes(mi, location, emitting, material_of):
                "radius": light.size[0], "bsdf": black}
       post = locations.Material("diffuse", (0.05, 0.05, 0.05))
       shapes[f"fixed{i}_post"] = {"type": "cylinder", "radius": 0.025, "p0": [x, 0, z],
-                                  "p1": [x, y, z], "bsdf": mitsuba_scene._bsdf(  # noqa: SLF001
+                                  "p1": [x, y, z], "bsdf": mitsuba_scene.material_bsdf(
                                       mi, material_of(post))}
     elif light.kind == "spot":
       if emitting:
@@ -286,7 +288,7 @@ def adaptive_transport(location, view, image_size, samples_per_pixel, seed):
     (main, fixed, samples): float32 [8, S, S, 3] and [S, S, 3] as `render_transport`, and
     int [8] the samples per pixel each direction's main-light render received.
   """
-  mi = mitsuba_scene._mitsuba()  # noqa: SLF001
+  mi = mitsuba_scene.load_mitsuba()
   main_scene = _scene(mi, location, view, image_size, "main")
   fixed_scene = _scene(mi, location, view, image_size, "fixed")
   half = multijitter_count(max(1, samples_per_pixel // 2), down=True)
@@ -355,7 +357,7 @@ def render_aovs(location, view, image_size, seed, samples=4):
       Lambertian copy of the scene lit by the main light alone (direct light only), times
       mitsuba_scene.EXPOSURE, clipped to [0, 1]: 0 in cast and attached shadows.
   """
-  mi = mitsuba_scene._mitsuba()  # noqa: SLF001
+  mi = mitsuba_scene.load_mitsuba()
   aov = {"type": "aov", "aovs": "p:position,n:sh_normal,a:albedo"}
   scene = _scene(mi, location, view, image_size, "fixed",
                  lambda material: _albedo_material(_prefiltered(material, image_size)),

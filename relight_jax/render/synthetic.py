@@ -17,6 +17,10 @@ synthetic 39.3 dB). CPU seconds per scene (40 images): tiny 0.8, small 2.0, synt
 whole dataset on an idle 2-core machine. Those figures are v1's (`generator="v1"`); the
 v2 specs (`synthetic_v2*`, richer content, more AOVs, a held-out-content split) and their
 noise and timings are described in docs/data.md.
+
+What a scene holds and how it is rendered is its spec's *generator* (`generators.py`:
+v1, v2); this module only numbers, seeds, schedules and caches the scenes, the same for
+every generator.
 """
 
 import dataclasses
@@ -30,11 +34,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from relight_jax.common import atomic
-from relight_jax.render import illumination
-from relight_jax.render import locations
-from relight_jax.render import locations_v2
+from relight_jax.render import generators
 from relight_jax.render import mitsuba_scene
-from relight_jax.render import mitsuba_v2
+
+# What `render_scene` returns (defined with the generators, which make it).
+RenderedScene = generators.RenderedScene
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,17 +50,24 @@ class SyntheticSpec:
   split_locations: tuple[tuple[str, int], ...]  # (("train", 9), ("validation", 3), ...)
   scenes_per_location: int
   seed: int
-  # "v1": `locations` + `mitsuba_scene` (boxes, spheres, cylinders, panels; depth and
-  # normals). "v2": `locations_v2` + `mitsuba_v2` (meshes, rooms and open scenes; also
-  # albedo and per-direction shading).
-  generator: str = "v1"
-  # v2: (split, content) pairs, content a key of `locations_v2.CONTENTS`; splits not
-  # listed use locations_v2.TRAIN_CONTENT.
+  generator: str = "v1"  # a key of generators.GENERATORS
+  # (split, content) pairs, content one of the generator's `contents`; splits not listed
+  # use its first.
   split_content: tuple[tuple[str, str], ...] = ()
 
   def content_of(self, split):
-    """The `locations_v2.Content` of a v2 split."""
-    return locations_v2.CONTENTS[dict(self.split_content).get(split, "train")]
+    """The name of the content set the locations of `split` are drawn from.
+
+    Raises:
+      ValueError: the spec gives the split a content its generator does not have.
+    """
+    contents = generator_of(self).contents
+    content = dict(self.split_content).get(split, contents[0])
+    if content not in contents:
+      raise ValueError(f"synthetic spec {self.name!r}: split {split!r} has content "
+                       f"{content!r}, which generator {self.generator!r} does not have; "
+                       f"expected one of {list(contents)}")
+    return content
 
 
 SPECS: dict[str, SyntheticSpec] = {
@@ -93,7 +104,11 @@ SPECS: dict[str, SyntheticSpec] = {
         scenes_per_location=12, seed=0, generator="v2",
         split_content=(("test_heldout", "heldout"),)),
 }
-GENERATORS = ("v1", "v2")
+
+
+def generator_of(spec):
+  """The `generators.Generator` of a spec (ValueError listing the known ones if unknown)."""
+  return generators.get(spec.generator, f"synthetic spec {spec.name!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,19 +117,6 @@ class SceneRef:
   scene: int  # global scene id (unique across splits)
   location: int  # global location id (splits have disjoint locations)
   view: int  # index of the scene within its location
-
-
-@dataclasses.dataclass
-class RenderedScene:
-  """One scene under the 40 illuminations, with its geometry maps."""
-  images: np.ndarray  # uint8 [40, S, S, 3], light-index order of relight_jax/data/lights.py
-  depth: np.ndarray  # float32 [S, S], camera z-distance / mitsuba_scene.DEPTH_FAR, in [0, 1]
-  normals: np.ndarray  # float32 [S, S, 3], unit vectors, camera space (+x right, +y up,
-  #                      +z towards the camera)
-  albedo: np.ndarray | None = None  # v2: float32 [S, S, 3] linear reflectance in [0, 1]
-  shading: np.ndarray | None = None  # v2: float32 [8, S, S] white-scene direct light, [0, 1]
-  samples: np.ndarray | None = None  # v2: int [8] samples per pixel of each direction
-  cpu_seconds: float | None = None  # set by render_split: CPU time of the scene's render
 
 
 def split_scenes(spec, split):
@@ -149,19 +151,15 @@ def _split_of(spec, ref):
 
 
 def scene_description(spec, ref):
-  """The procedural location and view of a scene (deterministic from spec.seed and ids)."""
-  if spec.generator == "v2":
-    # Streams of their own ("2" in the key), so v2 never replays v1's draws.
-    location = locations_v2.sample_location(
-        np.random.default_rng([spec.seed, 2, ref.location]),
-        spec.content_of(_split_of(spec, ref)))
-    view = locations_v2.sample_view(
-        location, np.random.default_rng([spec.seed, 2, ref.location, ref.view, 1]))
-    return location, view
-  location = locations.sample_location(np.random.default_rng([spec.seed, ref.location]))
-  view = locations.sample_view(
-      location, np.random.default_rng([spec.seed, ref.location, ref.view, 1]))
-  return location, view
+  """The procedural location and view of a scene (deterministic from spec.seed and ids).
+
+  Returns:
+    (location, view): the generator's location type and a `locations.View`.
+  """
+  generator = generator_of(spec)
+  location = generator.sample_location(spec.seed, ref.location,
+                                       spec.content_of(_split_of(spec, ref)))
+  return location, generator.sample_view(spec.seed, ref.location, ref.view, location)
 
 
 def render_scene(spec, ref, sampler_seed=0):
@@ -176,26 +174,12 @@ def render_scene(spec, ref, sampler_seed=0):
     sampler_seed: Monte Carlo seed; different seeds give different noise only.
 
   Returns:
-    a `RenderedScene` (v2 specs also fill albedo and shading).
+    a `RenderedScene` with the fields its generator fills (v2 also albedo and shading).
   """
-  if spec.generator not in GENERATORS:
-    raise ValueError(f"synthetic spec {spec.name!r}: generator {spec.generator!r} is not one "
-                     f"of {GENERATORS}")
+  generator = generator_of(spec)
   location, view = scene_description(spec, ref)
   seed = (sampler_seed * 1_000_003 + ref.scene) % 2**27
-  if spec.generator == "v2":
-    main, fixed, samples = mitsuba_v2.adaptive_transport(
-        location, view, spec.image_size, spec.samples_per_pixel, seed)
-    images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
-    depth, normals, albedo, shading = mitsuba_v2.render_aovs(
-        location, view, spec.image_size, seed)
-    return RenderedScene(images=images, depth=depth, normals=normals, albedo=albedo,
-                         shading=shading, samples=samples)
-  main, fixed = mitsuba_scene.render_transport(
-      location, view, spec.image_size, spec.samples_per_pixel, seed)
-  images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
-  depth, normals = mitsuba_scene.render_aovs(location, view, spec.image_size, seed)
-  return RenderedScene(images=images, depth=depth, normals=normals)
+  return generator.render(location, view, spec.image_size, spec.samples_per_pixel, seed)
 
 
 def cpu_seconds():
@@ -213,7 +197,9 @@ def _render_job(job):
   return ref, dataclasses.replace(rendered, cpu_seconds=cpu_seconds() - start)
 
 
-_CACHED_FIELDS = ("images", "depth", "normals", "albedo", "shading", "samples")
+# Every array field of RenderedScene, so that a generator's new AOV is cached as well.
+_CACHED_FIELDS = tuple(field.name for field in dataclasses.fields(RenderedScene)
+                       if field.name != "cpu_seconds")
 
 
 def _cache_file(cache_dir, ref):

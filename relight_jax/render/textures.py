@@ -26,7 +26,7 @@ def _value_noise(rng, size, cells):
   return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]  # [size, size]
 
 
-def _fractal_noise(rng, size, base_cells=4, octaves=4):
+def fractal_noise(rng, size, base_cells=4, octaves=4):
   """Sum of value-noise octaves (1/f spectrum) normalised to [0, 1]."""
   total = np.zeros((size, size))
   weight = 1.0
@@ -49,7 +49,7 @@ def tiles(rng, size, colour, grout_colour, count):
   shade = jitter[tile_u[:, None], tile_u[None, :]]  # [size, size]
   frac = u - tile_u
   grout = (frac < 0.06)[:, None] | (frac < 0.06)[None, :]
-  noise = 0.85 + 0.3 * _fractal_noise(rng, size, base_cells=8, octaves=3)
+  noise = 0.85 + 0.3 * fractal_noise(rng, size, base_cells=8, octaves=3)
   albedo = np.asarray(colour)[None, None] * (shade * noise)[..., None]
   albedo = np.where(grout[..., None], np.asarray(grout_colour)[None, None], albedo)
   return _finish(albedo)
@@ -72,7 +72,7 @@ def planks(rng, size, colour, count):
 
 def concrete(rng, size, colour):
   """Blotchy concrete / plaster: fractal noise modulating a base colour."""
-  noise = _fractal_noise(rng, size, base_cells=4, octaves=5)
+  noise = fractal_noise(rng, size, base_cells=4, octaves=5)
   speckle = rng.random((size, size)) * 0.12
   albedo = np.asarray(colour)[None, None] * (0.7 + 0.5 * noise + speckle)[..., None]
   return _finish(albedo)
@@ -83,7 +83,7 @@ def checker(rng, size, colour_a, colour_b, count):
   u = (np.arange(size) * count / size).astype(int)
   mask = (u[:, None] + u[None, :]) % 2 == 0
   albedo = np.where(mask[..., None], np.asarray(colour_a), np.asarray(colour_b))
-  noise = 0.9 + 0.2 * _fractal_noise(rng, size, base_cells=8, octaves=2)
+  noise = 0.9 + 0.2 * fractal_noise(rng, size, base_cells=8, octaves=2)
   return _finish(albedo * noise[..., None])
 
 
@@ -97,7 +97,7 @@ def bricks(rng, size, colour, mortar_colour, rows):
   tone = 1.0 + 0.3 * (rng.random((rows, rows + 2)) - 0.5)
   shade = tone[row[:, None], brick]
   mortar = ((v - row) < 0.1)[:, None] | ((u_shift - brick) < 0.05)
-  noise = 0.85 + 0.3 * _fractal_noise(rng, size, base_cells=8, octaves=3)
+  noise = 0.85 + 0.3 * fractal_noise(rng, size, base_cells=8, octaves=3)
   albedo = np.asarray(colour)[None, None] * (shade * noise)[..., None]
   albedo = np.where(mortar[..., None], np.asarray(mortar_colour)[None, None], albedo)
   return _finish(albedo)
@@ -108,7 +108,7 @@ def stripes(rng, size, colour_a, colour_b, count):
   u = (np.arange(size) * count / size).astype(int)
   mask = np.broadcast_to((u % 2 == 0)[None, :], (size, size))
   albedo = np.where(mask[..., None], np.asarray(colour_a), np.asarray(colour_b))
-  noise = 0.92 + 0.16 * _fractal_noise(rng, size, base_cells=4, octaves=2)
+  noise = 0.92 + 0.16 * fractal_noise(rng, size, base_cells=4, octaves=2)
   return _finish(albedo * noise[..., None])
 
 
@@ -176,7 +176,7 @@ def photograph(rng, size, name, tint=None, mean_albedo=0.4):
 
 def marble(rng, size, colour, vein_colour):
   """Marble: sine veins warped by fractal noise."""
-  noise = _fractal_noise(rng, size, base_cells=4, octaves=5)
+  noise = fractal_noise(rng, size, base_cells=4, octaves=5)
   x = np.arange(size)[None, :] / size
   angle = rng.uniform(0, np.pi)
   phase = (np.cos(angle) * x + np.sin(angle) * x.T) * rng.uniform(3, 8) + 4.0 * noise
@@ -191,7 +191,7 @@ def wood_rings(rng, size, colour):
   coords = np.arange(size) / size
   centre = rng.uniform(-0.5, 1.5, size=2)
   radius = np.hypot(coords[None, :] - centre[0], coords[:, None] - centre[1])
-  noise = _fractal_noise(rng, size, base_cells=4, octaves=3)
+  noise = fractal_noise(rng, size, base_cells=4, octaves=3)
   rings = 0.5 + 0.5 * np.sin(2 * np.pi * (radius * rng.uniform(10, 25) + 0.8 * noise))
   albedo = np.asarray(colour)[None, None] * (0.65 + 0.45 * rings)[..., None]
   return _finish(albedo)
@@ -205,5 +205,5 @@ def weave(rng, size, colour_a, colour_b, count):
   over = (cell[:, None] + cell[None, :]) % 2 == 0
   thread = np.where(over, np.sin(np.pi * frac)[None, :], np.sin(np.pi * frac)[:, None])
   albedo = np.where(over[..., None], np.asarray(colour_a), np.asarray(colour_b))
-  noise = 0.9 + 0.2 * _fractal_noise(rng, size, base_cells=8, octaves=2)
+  noise = 0.9 + 0.2 * fractal_noise(rng, size, base_cells=8, octaves=2)
   return _finish(albedo * (0.6 + 0.4 * thread * noise)[..., None])

@@ -4,8 +4,9 @@ Three kinds of config (`ViditConfig.source`):
 
 * "synthetic": rendered offline from `relight_jax.render.synthetic.SPECS`
   (`synthetic_tiny`, `synthetic_small`, `synthetic`, the default; and the v2 content
-  `synthetic_v2_tiny`, `synthetic_v2_small`, `synthetic_v2`, version 2.1.0), splits by
-  location.
+  `synthetic_v2_tiny`, `synthetic_v2_small`, `synthetic_v2`), splits by location. Their
+  version, release notes and description are their generator's
+  (`relight_jax.render.generators`).
 * "lights": a real release's 40-illumination scenes read from `manual_dir`
   (`full_*`, `ntire21_track2_*`, `aim20_track3_*`), splits by scene number.
 * "pairs": a real release's fixed evaluation pairs (`*_pairs_*`).
@@ -54,41 +55,18 @@ class ViditConfig(tfds.core.BuilderConfig):
       raise ValueError(f"vidit config {self.name!r}: image_size must be positive")
 
 
-# The v2 synthetic configs (`synthetic_v2*`) carry a version of their own, so the v1
-# configs stay at the builder's VERSION and rebuild record for record as before.
-V2_VERSION = "2.1.0"
-V2_RELEASE_NOTES = {
-    "2.1.0": ("Adaptive samples: each render is two independent halves; directions whose "
-              "halves predict < 37.5 dB between two seeds get more samples (up to 8x), so "
-              "every scene meets the 35 dB noise bound. Every image differs from 2.0.0 "
-              "(new sampler seeds); content, AOVs and splits are unchanged."),
-    "2.0.0": ("Synthetic v2: mesh objects (revolution, extrusion, torus/knot, rocks, "
-                 "furniture, thin structures), photographic and procedural textures, "
-                 "diffuse/glossy/metallic materials, rooms and open scenes, wider cameras, "
-                 "four kinds of fixed lights; albedo and per-direction shading stored; a "
-                 "test_heldout split of unseen object families and materials."),
-}
-
-
 def _synthetic_configs():
   configs = []
   for name, spec in synthetic.SPECS.items():
+    generator = synthetic.generator_of(spec)
     splits = ", ".join(f"{split}: {count} locations" for split, count in spec.split_locations)
-    if spec.generator == "v2":
-      configs.append(ViditConfig(
-          name=name, source="synthetic", synthetic_spec=name, image_size=spec.image_size,
-          version=V2_VERSION, release_notes=V2_RELEASE_NOTES,
-          description=(f"Synthetic VIDIT-like scenes v2 (meshes, rooms and open scenes) "
-                       f"rendered with Mitsuba 3 at {spec.image_size} px, "
-                       f"{spec.scenes_per_location} scenes per location ({splits}; "
-                       "test_heldout: object families and materials train never has); 40 "
-                       "illuminations per scene, depth, normals, albedo, shading.")))
-      continue
+    # A generator with a version of its own keeps it apart from the builder's VERSION, so
+    # the other generators' configs rebuild record for record as before.
     configs.append(ViditConfig(
         name=name, source="synthetic", synthetic_spec=name, image_size=spec.image_size,
-        description=(f"Synthetic VIDIT-like scenes rendered with Mitsuba 3 at "
-                     f"{spec.image_size} px, {spec.scenes_per_location} scenes per location "
-                     f"({splits}); 40 illuminations per scene, depth and normals.")))
+        version=generator.version, release_notes=generator.release_notes,
+        description=generator.description.format(
+            size=spec.image_size, scenes=spec.scenes_per_location, splits=splits)))
   return configs
 
 

@@ -9,16 +9,21 @@ Every stored scene has all 40 illuminations (incomplete real scenes are excluded
 warning, see `real_layouts.py`). "pairs" configs hold the releases' fixed evaluation pairs,
 one record per pair in pair-number order. Configs are listed in `configs.py`; the real
 layouts are parsed by `real_layouts.py` from a `manual_tree.py` listing (folders or zips).
+A synthetic config's records hold what its generator (`relight_jax.render.generators`)
+renders: images, depth and normals for every generator, plus the AOVs it lists in
+`stored_aovs` (their features and encodings: `AOV_FEATURES`).
 Importing `relight_jax.datasets.vidit` registers this builder as "vidit".
 """
 
 import collections
 import concurrent.futures
+import dataclasses
 import functools
 import logging
 import os
 import shutil
 import types
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -74,6 +79,46 @@ def _example_base(size):
 def _encode_normals(normals):
   """Unit normals float [S, S, 3] -> uint8 image of (n + 1) / 2 (decode: x / 127.5 - 1)."""
   return np.round((np.clip(normals, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class AovFeature:
+  """How a generator's stored AOV (a `RenderedScene` field) becomes a record feature.
+
+  Attributes:
+    feature: image size -> the TFDS feature, named as the AOV.
+    values: (rendered scene, image size) -> the feature's value in the records of each of
+      the 8 directions (`relight_jax.data.lights` direction order); the 5 temperatures of
+      a direction share it.
+  """
+  feature: Callable[[int], tfds.features.FeatureConnector]
+  values: Callable[[synthetic.RenderedScene, int], list]
+
+
+def _albedo_values(rendered, size):
+  # sRGB-encoded like `image`: one per scene.
+  albedo = images.encode_png(mitsuba_scene.srgb_uint8(rendered.albedo), size)  # [S, S, 3]
+  return [albedo] * lights.NUM_DIRECTIONS
+
+
+def _shading_values(rendered, size):
+  del size  # stored as rendered
+  # The record's own direction, linear x 255.
+  return [np.round(rendered.shading[direction] * 255.0).astype(np.uint8)[..., None]
+          for direction in range(lights.NUM_DIRECTIONS)]  # [S, S, 1]
+
+
+# The AOVs generators may store (docs/data.md lists their conventions).
+AOV_FEATURES = {
+    "albedo": AovFeature(
+        feature=lambda size: tfds.features.Image(shape=(size, size, 3), dtype=np.uint8),
+        values=_albedo_values),
+    # A zlib tensor, not a one-channel Image: TFDS encodes those with TensorFlow.
+    "shading": AovFeature(
+        feature=lambda size: tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
+                                                  encoding=_ZLIB),
+        values=_shading_values),
+}
 
 
 def _prefetch_map(pool, function, items, depth=_PREFETCH):
@@ -147,13 +192,9 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
           "has_normals": tfds.features.Scalar(dtype=np.bool_),
           "filename": tfds.features.Text(),
       }
-      if self._synthetic_generator() == "v2":
-        # v2 AOVs (docs/data.md): albedo sRGB-encoded like `image`; shading of the record's
-        # own direction, linear x 255.
-        features["albedo"] = tfds.features.Image(shape=(size, size, 3), dtype=np.uint8)
-        # A zlib tensor, not a one-channel Image: TFDS encodes those with TensorFlow.
-        features["shading"] = tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
-                                                   encoding=_ZLIB)
+      generator = self._synthetic_generator()
+      for aov in generator.stored_aovs if generator is not None else ():
+        features[aov] = _aov_feature(aov, generator).feature(size)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage="https://github.com/majedelhelou/VIDIT",
@@ -161,11 +202,11 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     )
 
   def _synthetic_generator(self):
-    """The renderer generation ("v1", "v2") of a synthetic config; None for real ones."""
+    """The `generators.Generator` of a synthetic config; None for real ones."""
     config = self.builder_config
     if config.source != "synthetic":
       return None
-    return synthetic.SPECS[config.synthetic_spec].generator
+    return synthetic.generator_of(synthetic.SPECS[config.synthetic_spec])
 
   def _split_generators(self, dl_manager):
     config = self.builder_config
@@ -252,12 +293,11 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     size = self.builder_config.image_size
     depth = rendered.depth.astype(np.float16)  # [S, S]
     normals = images.encode_png(_encode_normals(rendered.normals), size)  # [S, S, 3]
+    generator = synthetic.generator_of(spec)
     extra = [{} for _ in range(lights.NUM_DIRECTIONS)]
-    if spec.generator == "v2":
-      albedo = images.encode_png(mitsuba_scene.srgb_uint8(rendered.albedo), size)  # [S, S, 3]
-      for direction in range(lights.NUM_DIRECTIONS):
-        shading = np.round(rendered.shading[direction] * 255.0).astype(np.uint8)[..., None]
-        extra[direction] = {"albedo": albedo, "shading": shading}  # [S, S, 1]
+    for aov in generator.stored_aovs:
+      for direction, value in enumerate(_aov_feature(aov, generator).values(rendered, size)):
+        extra[direction][aov] = value
     for light in range(lights.NUM_LIGHTS):
       temperature = int(lights.temperature_of(light))
       direction = int(lights.direction_of(light))
@@ -338,6 +378,13 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
             "ground_truth_filename": ("" if pair.ground_truth is None
                                       else _relative_origin(pair.ground_truth, root)),
         }
+
+
+def _aov_feature(aov, generator):
+  if aov not in AOV_FEATURES:
+    raise ValueError(f"generator {generator.name!r} stores AOV {aov!r}, which has no "
+                     f"feature; expected one of {sorted(AOV_FEATURES)} (add it to AOV_FEATURES)")
+  return AOV_FEATURES[aov]
 
 
 def _load_image(tree, source, size):

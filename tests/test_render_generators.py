@@ -1,0 +1,158 @@
+"""The renderer's generators: each has the whole interface, and their output is pinned.
+
+Every registered generator must have every part of `generators.Generator`, a feature for
+each AOV it stores, configs that name it, and deterministic draws. Both tiny synthetic
+configs are built (the session's builds, conftest.py) and every decoded record of every
+split is hashed, with the stored feature spec and the configs' version, release notes
+and description: a change of any rendered pixel, AOV, label, feature or version of an
+existing generator fails here. Regenerate the digests only for a change of output that
+is meant (and then give the data a new version):
+
+  PYTHONPATH=. python tests/test_render_generators.py
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from relight_jax.datasets.vidit import configs
+from relight_jax.datasets.vidit import vidit_dataset_builder
+from relight_jax.render import generators
+from relight_jax.render import locations
+from relight_jax.render import synthetic
+
+# Per config: per split (records, sha256 of its decoded records), the sha256 of the stored
+# features.json and of the configs' metadata. Computed with a clean build; two builds of
+# the same code give the same digests (the array_record files themselves differ).
+_DIGESTS = {
+    "synthetic_tiny": {
+        "train": (80, "518b4c2b174d7f38807767504aa72acba4307a6d08b5ca08486076feaedbb3af"),
+        "validation": (80, "be66d928dc02773c5e04b088e31f755d816848315b3316c21fe1f5ab83fe27c1"),
+        "test": (80, "fcff2f904da168bc783fc1c0e68cb52193e7bd50f91e20d68e7232722efd7e00"),
+        "features.json": "96f7d65209af68c1de96eb6f0f3d7fe8c59924ab8bdb91be94a7764bf79d6442",
+    },
+    "synthetic_v2_tiny": {
+        "train": (80, "c34ad6405f88f906dc8a7a3b396a3743b02f7e2e57ac494865d1a08533d5b0ad"),
+        "validation": (80, "70177ce8a74e0ff54ed008e7fd16c3d7c63b36e8ad8a8c796c6bf74d016245a9"),
+        "test": (80, "a0989115c4cc56dc6cb7c629af4ffadc053a33b05620a3bf9ccc72fd7dec6fd2"),
+        "test_heldout": (80,
+                         "ae0d9d213cd93557a3469e01d6ba699d6e79b2e0b30a616258e1aaf9e33f45b5"),
+        "features.json": "86da3052e62fe4f715f6b7989ba1ee7d6b052e37c3e6d29c6d3fdb77befed501",
+    },
+}
+_CONFIGS_SHA256 = "f6e083c511c15d0d848123ce3242e0a4e53f34925ea40727b9245357dd19bb52"
+
+
+def record_digests(name, data_dir):
+  """{split: (records, sha256 of the decoded records in key order)} of a built config."""
+  spec = synthetic.SPECS[name]
+  digests = {}
+  for split, _ in spec.split_locations:
+    source = tfds.data_source(f"vidit/{name}", split=split, data_dir=os.fspath(data_dir))
+    digest = hashlib.sha256()
+    for index in range(len(source)):
+      record = source[index]
+      for key in sorted(record):
+        value = np.asarray(record[key])
+        for part in (key, str(value.dtype), str(value.shape)):
+          digest.update(part.encode())
+        digest.update(value.tobytes())
+    digests[split] = (len(source), digest.hexdigest())
+  return digests
+
+
+def features_digest(name, data_dir):
+  """sha256 of the features.json a build stored (feature names, shapes, dtypes, encodings)."""
+  builder = tfds.builder(f"vidit/{name}", data_dir=os.fspath(data_dir))
+  return hashlib.sha256(pathlib.Path(builder.data_dir, "features.json").read_bytes()).hexdigest()
+
+
+def configs_digest():
+  """sha256 of every synthetic config's name, version, release notes and description."""
+  metadata = {name: [str(config.version), config.release_notes, config.description]
+              for name, config in configs.CONFIGS.items() if config.source == "synthetic"}
+  return hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("name, data_dir_fixture", [
+    ("synthetic_tiny", "tiny_data_dir"), ("synthetic_v2_tiny", "v2_tiny_data_dir")])
+def test_tiny_builds_are_unchanged(name, data_dir_fixture, request):
+  data_dir = request.getfixturevalue(data_dir_fixture)
+  expected = dict(_DIGESTS[name])
+  assert features_digest(name, data_dir) == expected.pop("features.json")
+  assert record_digests(name, data_dir) == expected
+
+
+def test_synthetic_configs_are_unchanged():
+  assert configs_digest() == _CONFIGS_SHA256
+
+
+def test_every_generator_has_the_whole_interface():
+  assert set(generators.GENERATORS) >= {"v1", "v2"}
+  parts = {field.name for field in dataclasses.fields(generators.Generator)}
+  assert parts == {"name", "contents", "sample_location", "sample_view", "render",
+                   "stored_aovs", "version", "release_notes", "description"}
+  for name, generator in generators.GENERATORS.items():
+    assert isinstance(generator, generators.Generator) and generator.name == name
+    for part in ("sample_location", "sample_view", "render"):
+      assert callable(getattr(generator, part)), (name, part)
+    assert generator.contents and all(isinstance(c, str) for c in generator.contents), name
+    for aov in generator.stored_aovs:
+      assert aov in vidit_dataset_builder.AOV_FEATURES, (name, aov)
+    if generator.version is not None:
+      tfds.core.Version(generator.version)  # raises unless "x.y.z"
+      assert generator.version in generator.release_notes, name
+    description = generator.description.format(size=32, scenes=2, splits="train: 1 locations")
+    assert "{" not in description and "32 px" in description, name
+    # Draws of every content set are deterministic and give a View.
+    for content in generator.contents:
+      location = generator.sample_location(0, 3, content)
+      view = generator.sample_view(0, 3, 1, location)
+      again = generator.sample_view(0, 3, 1, generator.sample_location(0, 3, content))
+      assert isinstance(view, locations.View), (name, content)
+      assert (view.origin, view.fov_deg) == (again.origin, again.fov_deg), (name, content)
+  # Every spec names a registered generator, and its configs carry that generator's version.
+  for spec in synthetic.SPECS.values():
+    generator = synthetic.generator_of(spec)
+    config = configs.CONFIGS[spec.name]
+    assert config.release_notes == generator.release_notes, spec.name
+    for split, _ in spec.split_locations:
+      assert spec.content_of(split) in generator.contents, (spec.name, split)
+
+
+def test_a_generator_lacking_a_part_is_refused():
+  whole = dataclasses.asdict(generators.V1)
+  for part in ("sample_location", "sample_view", "render"):
+    with pytest.raises(ValueError, match=part):
+      generators.Generator(**{**whole, part: None})
+  with pytest.raises(TypeError, match="render"):
+    generators.Generator(**{key: value for key, value in whole.items() if key != "render"})
+  with pytest.raises(ValueError, match="stored AOV 'transport'"):
+    generators.Generator(**{**whole, "stored_aovs": ("transport",)})
+  with pytest.raises(ValueError, match="release notes"):
+    generators.Generator(**{**whole, "version": "9.0.0"})
+  with pytest.raises(ValueError, match=r"generator 'v9' is not one of \['v1', 'v2'"):
+    synthetic.render_scene(dataclasses.replace(synthetic.SPECS["synthetic_tiny"],
+                                               generator="v9"), synthetic.SceneRef(0, 0, 0))
+  with pytest.raises(ValueError, match="content 'heldout'.*expected one of"):
+    dataclasses.replace(synthetic.SPECS["synthetic_tiny"],
+                        split_content=(("test", "heldout"),)).content_of("test")
+
+
+if __name__ == "__main__":
+  import tempfile
+
+  from relight_jax.datasets import vidit  # noqa: F401  registers the builder
+
+  with tempfile.TemporaryDirectory() as tmp:
+    for config_name in _DIGESTS:
+      tfds.builder(f"vidit/{config_name}", data_dir=tmp).download_and_prepare()
+      print(config_name, features_digest(config_name, tmp),
+            json.dumps(record_digests(config_name, tmp), indent=1))
+  print("configs", configs_digest())
