@@ -278,8 +278,12 @@ def _train(config, workdir):
 
   writer = summaries.create_writer(workdir, active=jax.process_index() == 0)
   if start_step == 0:
+    # The table (a row per array, over a hundred) goes to TensorBoard's Text tab and the
+    # debug log; the console, quiet by default, gets its total.
     overview = parameter_overview.get_parameter_overview(train_state.params)
-    logging.info("Parameters of the relighter:\n%s", overview)
+    logging.info("Parameters: %s relighter (table: TensorBoard's Text tab, `parameters`)",
+                 f"{parameter_overview.count_parameters(train_state.params):,}")
+    logging.debug("Parameters of the relighter:\n%s", overview)
     writer.write_texts(0, {"parameters": f"```\n{overview}\n```"})
     writer.write_hparams(_flatten(config.to_dict()))
 
