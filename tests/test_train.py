@@ -221,6 +221,9 @@ def test_tensorboard_events_hold_scalars_and_images(tiny_data_dir, tmp_path):
               "eval/light/envmap_error", "relighting", "envmap/input"):
     assert tag in tags, (tag, sorted(tags))
   from tensorboard.util import tensor_util
+  # clu's parameter overview of the new model, as Markdown text.
+  (overview,) = accumulator.Tensors("parameters")
+  assert "Total: " in tensor_util.make_ndarray(overview.tensor_proto).item().decode()
   image_event = accumulator.Tensors("relighting")[-1]
   width, height = (int(v) for v in tensor_util.make_ndarray(image_event.tensor_proto)[:2])
   assert width == 4 * config.data.image_size and height > 0

@@ -20,6 +20,17 @@ one evaluation each), the table adds each model's Score over the first column's 
 paired interval (`results.score_ratio`): the test of "does B beat A", which two
 overlapping intervals cannot answer (`combine_workdirs`; the command is
 relight_jax/evaluation/evaluate.py).
+
+Where clu's metrics fit: the periodic evaluation during training wants plain means, which
+`evaluate_means` accumulates on device as `clu.metrics.Average`s (masked, so the padding
+rows of the last batch do not count), merged batch by batch; no per-example array leaves
+the devices. Where they do not: the full evaluation (`evaluate_pairs`, `run`) keeps every
+example's value, because its 95% intervals are a bootstrap over scenes (resampling
+examples by the scenes of their pairs, `results.summarize`), its sheets rank the examples
+(best / median / worst), `per_example.npz` stores them and the paired Score ratios resample
+two models' values pair by pair. An `Average` holds a sum and a count, which none of those
+can be computed from, and clu's `CollectingMetric` would only gather the same arrays on
+the host, which `evaluate_pairs` does directly.
 """
 
 import functools
@@ -94,6 +105,46 @@ def evaluate_pairs(train_state, images, pairs, *, config, step_fn, put_batch,
   mask = np.concatenate([np.asarray(_fetch(put_batch({"m": m})["m"])) for m in masks]) > 0
   per_example = {key: value[mask] for key, value in per_example.items()}
   return per_example, pairs[:int(mask.sum())]
+
+
+def evaluate_means(train_state, images, pairs, *, config, step_fn, put_batch, replicated):
+  """Relights `pairs` in fixed-size batches; returns the mean of every metric and the Score.
+
+  The means are `clu.metrics.Average`s of the eval step's per-example metrics, merged on
+  device (the periodic evaluation during training: no intervals, no per-example values).
+
+  Args:
+    train_state: the trained `state.TrainState` (replicated).
+    images: `input_pipeline.SceneImages` of the evaluation split.
+    pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
+    config: experiment config.
+    step_fn: jitted `eval_step` (see `make_eval_step`).
+    put_batch: host batch -> global device batch.
+    replicated: the sharding of the state (and of the averages).
+
+  Returns:
+    {metric: mean, "score": identity/mse over mse}, Python floats.
+  """
+  host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
+  accumulate_fn, means_fn = _averages_fns(replicated)
+  accumulated = None
+  for batch in input_pipeline.eval_batches(images, pairs, config.eval.batch_size, host):
+    mask = put_batch({"mask": batch.pop("mask")})["mask"]
+    accumulated = accumulate_fn(accumulated, step_fn(train_state, put_batch(batch)), mask)
+  means = jax.device_get(means_fn(accumulated))
+  return results_lib.with_score({key: float(value) for key, value in means.items()})
+
+
+def _accumulate(accumulated, outputs, mask):
+  averages = step_lib.average_metrics(outputs, mask)
+  return averages if accumulated is None else step_lib.merge_averages(accumulated, averages)
+
+
+@functools.cache
+def _averages_fns(replicated):
+  """(accumulate, means), jitted once per placement."""
+  return (jax.jit(_accumulate, out_shardings=replicated),
+          jax.jit(step_lib.computed_averages, out_shardings=replicated))
 
 
 def make_eval_step(config, with_lpips, replicated, batch_sharding):

@@ -159,10 +159,13 @@ def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
 
 
 def means(per_example):
-  """Plain means of every metric and the Score (periodic evaluation, no intervals)."""
-  result = {key: float(np.mean(value)) for key, value in per_example.items()}
-  result["score"] = result["identity/mse"] / max(result["mse"], 1e-12)
-  return result
+  """Plain means of every metric and the Score (no intervals)."""
+  return with_score({key: float(np.mean(value)) for key, value in per_example.items()})
+
+
+def with_score(means):
+  """`means` ({metric: mean}) with the Score of those means added."""
+  return dict(means, score=means["identity/mse"] / max(means["mse"], 1e-12))
 
 
 def check_compatible(records, labels):

@@ -4,5 +4,5 @@
 train / eval steps), `state` (the train state and optimiser), `objectives` and `losses`
 (each model's loss terms, report §3.4), `checkpointing` (orbax checkpoints, manifests,
 config.json), `parallel` (the device mesh), `workdir` (its lock), `summaries`
-(TensorBoard events).
+(TensorBoard events: clu's writers where TensorFlow is installed, else TensorFlow-free).
 """

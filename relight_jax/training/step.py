@@ -10,13 +10,21 @@ All three call the model through the state's `apply_fn` (never rebuilding it fro
 config), so a state whose model was built differently (another conv implementation,
 bench/train_step.py's variants) is evaluated as it is trained. GAN configs alternate a
 PatchGAN discriminator update (LSGAN, its own Adam) with the relighter's update in the
-same train step. This module imports JAX, optax and the model, loss and metric modules
-only, not the data, logging and evaluation stack (TFDS, grain, TensorBoard).
+same train step. This module imports JAX, optax, clu's metrics and the model, loss and
+metric modules only, not the data, logging and evaluation stack (TFDS, grain, TensorBoard).
+
+`average_metrics` puts named scalar or per-example metrics in a clu `metrics.Collection` of
+averages, on device: `train_step_averaged` (the step the training loop jits) returns the
+step's metrics as one, which the loop merges until a log step, and the periodic
+evaluation merges the eval step's per-example metrics, masked, over its batches.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import optax
+from clu import metrics as clu_metrics
 
 from relight_jax.data import lights
 from relight_jax.evaluation import metrics
@@ -115,6 +123,57 @@ def train_step(train_state, batch, *, config, lpips_fn=None):
   new_state = train_state.apply_gradients(
       grads=grads, batch_stats=batch_stats, discriminator=new_discriminator)
   return new_state, metrics
+
+
+def average_metrics(outputs, mask=None):
+  """The clu `Collection` averaging each of `outputs` ({name: scalar or [batch] values}).
+
+  Args:
+    outputs: the metrics; values are averaged in float32.
+    mask: [batch], nonzero where an example counts (the padding rows of an evaluation
+      batch do not); it applies to the per-example values.
+
+  Returns:
+    A `Collection` of one `clu.metrics.Average` per name: merge it with the next ones
+    (`merge`), then read the means with `computed_averages`.
+  """
+  names = tuple(sorted(outputs))
+  values = {name: jnp.asarray(outputs[name], jnp.float32) for name in names}
+  if mask is not None:
+    values["mask"] = mask
+  return _averages_collection(names).single_from_model_output(**values)
+
+
+def computed_averages(collection):
+  """{name: mean} (device scalars) of an `average_metrics` `Collection`."""
+  computed = collection.compute()
+  return {name: computed[field] for field, name in type(collection).metric_names.items()}
+
+
+@functools.cache
+def _averages_collection(names):
+  # One class per set of names: jit keys its cache on the output's pytree type. A name
+  # may hold `/` (`identity/mse`), which a field cannot: fields are numbered.
+  fields = {f"metric_{index}": name for index, name in enumerate(names)}
+  collection = clu_metrics.Collection.create(**{
+      field: clu_metrics.Average.from_output(name) for field, name in fields.items()})
+  collection.metric_names = fields
+  return collection
+
+
+def merge_averages(accumulated, collection):
+  """`accumulated.merge(collection)`: a function to jit (one dispatch, not one per field)."""
+  return accumulated.merge(collection)
+
+
+def train_step_averaged(train_state, batch, *, config, lpips_fn=None):
+  """`train_step` whose metrics come as a clu `Collection` of averages (one step's).
+
+  Returns:
+    (new train state, `Collection`); `computed_averages` reads it.
+  """
+  new_state, step_metrics = train_step(train_state, batch, config=config, lpips_fn=lpips_fn)
+  return new_state, average_metrics(step_metrics)
 
 
 def _light_metrics(model_name, encoded, batch, palette):

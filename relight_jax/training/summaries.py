@@ -1,20 +1,35 @@
-"""TensorBoard event files without TensorFlow.
+"""TensorBoard event files: through clu's writers where TensorFlow is installed, else without.
+
+`create_writer(logdir, active)` is the one constructor. It picks the writer by the
+environment variable `RELIGHT_JAX_SUMMARY_WRITER`:
+
+  auto (default)  clu's `metric_writers.create_default_writer` (TensorFlow's `tf.summary`,
+                  asynchronous) where TensorFlow is installed, else `SummaryWriter`;
+  clu             clu's writer, or a ValueError where TensorFlow is not installed;
+  tensorboard     `SummaryWriter`, even where TensorFlow is installed.
+
+Whether TensorFlow is installed is `importlib.util.find_spec("tensorflow")`: nothing is
+imported to ask, and clu's writers (which import TensorFlow) only on the clu path.
+TensorFlow, a 350 MB wheel missing for some platforms and clashing with Colab's, is not
+needed to train, evaluate or look at a run: `pip install 'relight_jax[tensorflow]'` adds it
+and clu's writers.
 
 `SummaryWriter` has the methods of clu's `MetricWriter` that this project calls
 (`write_scalars`, `write_images`, `write_texts`, `write_hparams`, `flush`, `close`) and
-writes the summaries TensorFlow's `tf.summary` v2 writes (tensor summaries tagged with the
-scalars / images / text / hparams plugins), so TensorBoard shows the same dashboards. It
-builds on TensorBoard's own event-file writer and protos, which are pure Python: TensorFlow
-(a 350 MB wheel, missing for some platforms and clashing with Colab's) is not needed to
-train, evaluate or look at a run. The event-file writer queues and writes on a thread of
-its own, so calls return without waiting for the disk.
+writes the summaries `tf.summary` v2 writes (tensor summaries tagged with the scalars /
+images / text / hparams plugins, images converted to PNG as `tf.summary.image` converts
+them), so TensorBoard shows the same dashboards and reads back the same values. It builds
+on TensorBoard's own event-file writer and protos, which are pure Python. The event-file
+writer queues and writes on a thread of its own, so calls return without waiting for the
+disk.
 
-`create_writer(logdir, active)` is the one constructor: on processes other than 0 of a
-multi-process run it returns a writer that drops everything, so one events file is written
-per workdir.
+On processes other than 0 of a multi-process run `create_writer` returns a writer that
+drops everything, so one events file is written per workdir.
 """
 
+import importlib.util
 import io
+import logging
 import os
 import time
 
@@ -28,12 +43,19 @@ from tensorboard.plugins.text import summary_v2 as text_summary
 from tensorboard.summary.writer import event_file_writer
 from tensorboard.util import tensor_util
 
+from relight_jax.common import logs
+
+WRITER_VARIABLE = "RELIGHT_JAX_SUMMARY_WRITER"
+_CHOICES = ("auto", "clu", "tensorboard")
+
 
 def _png(image):
-  """PNG bytes of an [H, W, C] image: uint8 as is, floats in [0, 1] (as tf.summary.image)."""
+  """PNG bytes of an [H, W, C] image: uint8 as is, floats in [0, 1] as `tf.summary.image`
+  converts them (`tf.image.convert_image_dtype(saturate=True)`: x * 255.5, clipped to
+  [0, 255], truncated), so both writers store the same pixels."""
   image = np.asarray(image)
   if image.dtype != np.uint8:
-    image = (np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    image = np.clip(image.astype(np.float32) * np.float32(255.5), 0.0, 255.0).astype(np.uint8)
   if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
     raise ValueError(f"an image summary needs [H, W, 1|3|4] pixels, got shape {image.shape}")
   buffer = io.BytesIO()
@@ -117,7 +139,57 @@ class NullWriter:
     pass
 
 
-def create_writer(logdir, active=True):
-  """A `SummaryWriter` of `logdir`, or a `NullWriter` when `active` is false."""
-  return SummaryWriter(logdir) if active else NullWriter()
+def tensorflow_installed():
+  """Whether TensorFlow can be imported (asked without importing it)."""
+  return importlib.util.find_spec("tensorflow") is not None
 
+
+def writer_kind():
+  """"clu" or "tensorboard": the writer `create_writer` makes (see the module docstring).
+
+  Raises:
+    ValueError: `RELIGHT_JAX_SUMMARY_WRITER` is not one of auto, clu, tensorboard, or is
+      clu where TensorFlow is not installed.
+  """
+  choice = os.environ.get(WRITER_VARIABLE, "").strip().lower() or "auto"
+  if choice not in _CHOICES:
+    raise ValueError(f"{WRITER_VARIABLE}={os.environ[WRITER_VARIABLE]!r}: use one of "
+                     f"{', '.join(_CHOICES)}")
+  if choice == "auto":
+    return "clu" if tensorflow_installed() else "tensorboard"
+  if choice == "clu" and not tensorflow_installed():
+    raise ValueError(f"{WRITER_VARIABLE}=clu needs TensorFlow, which is not installed: "
+                     "pip install 'relight_jax[tensorflow]', or unset the variable to write "
+                     "TensorBoard events without it")
+  return choice
+
+
+def clu_writer(logdir):
+  """clu's default writer of `logdir`: `tf.summary` files (and absl logs), asynchronous."""
+  # TensorFlow only writes files here: no GPU of its own (JAX holds them), no C++ logs.
+  logs.silence_tensorflow()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # TensorFlow was initialised before: its devices are set
+    pass
+  return metric_writers.create_default_writer(os.fspath(logdir), asynchronous=True)
+
+
+def create_writer(logdir, active=True):
+  """The writer of `logdir`: clu's or a `SummaryWriter` (`writer_kind`), or a `NullWriter`
+  when `active` is false."""
+  if not active:
+    return NullWriter()
+  if writer_kind() == "tensorboard":
+    return SummaryWriter(logdir)
+  try:
+    return clu_writer(logdir)
+  except ImportError as error:
+    if os.environ.get(WRITER_VARIABLE, "").strip().lower() == "clu":
+      raise ImportError(f"{WRITER_VARIABLE}=clu: clu's writer does not import ({error}); "
+                        "pip install 'relight_jax[tensorflow]'") from error
+    logging.warning("TensorFlow is installed but clu's writer does not import (%s): writing "
+                    "TensorBoard events without TensorFlow", error)
+    return SummaryWriter(logdir)

@@ -2,9 +2,11 @@
 
 The step is jitted once over a one-axis `data` mesh (state replicated, batch sharded,
 state buffers donated). The loop resumes from the latest orbax checkpoint (state +
-data-stream position), writes TensorBoard scalars/images (`relight_jax.training.summaries`), prints
-a progress line with steps/s and ETA, evaluates periodically, and stops on a non-finite loss
-without saving it, so the last good checkpoint stays the latest.
+data-stream position), averages the step's metrics on device between log steps (clu's
+`metrics.Average`), writes TensorBoard scalars/images (`relight_jax.training.summaries`),
+logs a new model's parameter table (clu's `parameter_overview`), prints a progress line
+with steps/s and ETA, evaluates periodically, and stops on a non-finite loss without
+saving it, so the last good checkpoint stays the latest.
 
 The workdir is locked (`relight_jax.training.workdir`) for the whole run, and SIGTERM / SIGINT
 (preemption, Ctrl-C) stop the loop after its current step with a checkpoint of that
@@ -24,12 +26,12 @@ import time
 
 import jax
 import numpy as np
+from clu import parameter_overview
 from jax.experimental import multihost_utils
 
 from relight_jax.data import input_pipeline
 from relight_jax.datasets import scene_images
 from relight_jax.evaluation import evaluate
-from relight_jax.evaluation import results as results_lib
 from relight_jax.evaluation import visualize
 from relight_jax.training import checkpointing
 from relight_jax.training import parallel
@@ -277,19 +279,29 @@ def _train(config, workdir):
 
   writer = summaries.create_writer(workdir, active=jax.process_index() == 0)
   if start_step == 0:
-    logging.info("Parameters: %d relighter", state_lib.parameter_count(train_state.params))
-    writer.write_hparams({key: value for key, value in _flatten(config.to_dict()).items()})
+    # The table (a row per array, over a hundred) goes to TensorBoard's Text tab and the
+    # debug log; the console, quiet by default, gets its total.
+    overview = parameter_overview.get_parameter_overview(train_state.params)
+    logging.info("Parameters: %s relighter (table: TensorBoard's Text tab, `parameters`)",
+                 f"{parameter_overview.count_parameters(train_state.params):,}")
+    logging.debug("Parameters of the relighter:\n%s", overview)
+    writer.write_texts(0, {"parameters": f"```\n{overview}\n```"})
+    writer.write_hparams(_flatten(config.to_dict()))
 
+  # The step's metrics are clu averages, merged on device until a log step reads them.
   step_fn = jax.jit(
-      functools.partial(step_lib.train_step, config=config),
+      functools.partial(step_lib.train_step_averaged, config=config),
       in_shardings=(placement.replicated, placement.batch),
       out_shardings=(placement.replicated, placement.replicated), donate_argnums=0)
+  merge_fn = jax.jit(step_lib.merge_averages, out_shardings=placement.replicated,
+                     donate_argnums=0)
+  means_fn = jax.jit(step_lib.computed_averages, out_shardings=placement.replicated)
   predict_fn = jax.jit(step_lib.predict, in_shardings=(placement.replicated, placement.batch),
                        out_shardings=placement.batch)
   eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
   periodic_sets = periodic_eval_sets(config, train_images, eval_images)
   prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
-  pending, last_log = [], (start_step, time.time())
+  pending, last_log = None, (start_step, time.time())
   last_saved = manager.latest_step()
   last_step = start_step
   config_written = False
@@ -317,14 +329,14 @@ def _train(config, workdir):
       for step in range(start_step + 1, num_steps + 1):
         host_batch, device_batch, data_state = prefetcher.next()
         train_state, metrics = step_fn(train_state, device_batch)
-        pending.append(metrics)
+        pending = metrics if pending is None else merge_fn(pending, metrics)
         is_last = step == num_steps
         save_now = step % config.train.checkpoint_every == 0 or is_last
         if step % config.train.log_every == 0 or save_now:
           # Metrics are fetched every log_every steps only: no host sync inside the loop.
-          fetched = jax.device_get(pending)
-          pending = []
-          averaged = {key: float(np.mean([item[key] for item in fetched])) for key in fetched[0]}
+          averaged = {key: float(value) for key, value in
+                      jax.device_get(means_fn(pending)).items()}
+          pending = None
           if not all(np.isfinite(value) for value in averaged.values()):
             raise FloatingPointError(
                 f"non-finite training loss at step {step} ({averaged}); "
@@ -344,10 +356,9 @@ def _train(config, workdir):
         if step % config.train.eval_every == 0 or is_last:
           scores = {}
           for name, (images, pairs) in periodic_sets.items():
-            per_example, _ = evaluate.evaluate_pairs(
-                train_state, images, pairs, config=config,
-                step_fn=eval_step_fn, put_batch=placement.put_batch)
-            summary = results_lib.means(per_example)
+            summary = evaluate.evaluate_means(
+                train_state, images, pairs, config=config, step_fn=eval_step_fn,
+                put_batch=placement.put_batch, replicated=placement.replicated)
             writer.write_scalars(step, {f"{name}/{key}": value for key, value in summary.items()})
             scores[name] = summary["score"]
           logging.info("step %d Score: Train %.3f, validation Eval %.3f, Eval[d_I = d_T] %.3f",
@@ -365,7 +376,7 @@ def _train(config, workdir):
       prefetcher.close()
       manager.wait_until_finished()
       manager.close()
-      writer.flush()
+      writer.close()
   if stop.received is not None:
     raise Preempted(last_step, stop.received, workdir / checkpointing.CHECKPOINT_DIR)
   return train_state
@@ -422,5 +433,6 @@ def _flatten(tree, prefix=""):
     if isinstance(value, dict):
       flat.update(_flatten(value, name + "."))
     else:
-      flat[name] = str(value) if isinstance(value, (tuple, list)) else value
+      # TensorBoard's HParams take booleans, numbers and strings only.
+      flat[name] = value if isinstance(value, bool | int | float | str) else str(value)
   return flat
