@@ -19,7 +19,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   try:
-    table = evaluate.combine_workdirs(FLAGS.workdir, FLAGS.split)
+    table = evaluate.combine_workdirs(FLAGS.workdir, FLAGS.split, FLAGS.data)
   except (FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
   if FLAGS.output:
@@ -33,5 +33,7 @@ if __name__ == "__main__":
   flags.DEFINE_multi_string("workdir", None, "Workdirs whose eval/metrics.json to combine.")
   flags.DEFINE_string("output", "", "Where to write the combined Markdown table.")
   flags.DEFINE_string("split", "test", "Which evaluation to combine (eval/ holds test's).")
+  flags.DEFINE_string("data", "", "The evaluated dataset, where it is not the training "
+                      "data's (the runs' eval.data, e.g. vidit/synthetic_v2_eval).")
   flags.mark_flag_as_required("workdir")
   app.run(main)

@@ -180,3 +180,12 @@ def test_training_modes_require_config(tmp_path):
   assert completed.stderr.strip().splitlines()[-1].startswith(
       "error: --config is required for --mode=train")
   assert not (tmp_path / "run").exists()
+
+
+def test_evaluations_of_other_datasets_get_their_own_folder(tmp_path):
+  assert evaluate.results_dir(tmp_path) == tmp_path / "eval"
+  assert evaluate.results_dir(tmp_path, "validation") == tmp_path / "eval_validation"
+  assert (evaluate.results_dir(tmp_path, "test", "vidit/synthetic_v2_eval")
+          == tmp_path / "eval_synthetic_v2_eval_test")
+  with pytest.raises(FileNotFoundError, match="--config.eval.data=vidit/synthetic_v2_eval"):
+    evaluate.load_record(tmp_path, "test", "vidit/synthetic_v2_eval")

@@ -272,3 +272,15 @@ def test_noise_tool_measures_scenes_of_every_split():
   other = images.copy()
   other[1, 0, 0, 0] = 255  # one pixel of 16 off by the full range: MSE 1/48
   np.testing.assert_allclose(mitsuba_scene.psnr_db(images, other)[1], 10 * np.log10(48.0))
+
+
+def test_the_headline_test_sets_have_many_locations_of_their_own():
+  # Intervals resample locations: 24 per set, two views each, drawn from another seed than
+  # the training datasets' so that no room repeats.
+  spec = synthetic.SPECS["synthetic_v2_eval"]
+  for split in ("test", "test_heldout"):
+    scenes = synthetic.split_scenes(spec, split)
+    assert len({ref.location for ref in scenes}) == 24 and len(scenes) == 48
+  assert spec.image_size == 64 and spec.content_of("test_heldout") == "heldout"
+  assert all(other.seed != spec.seed for name, other in synthetic.SPECS.items()
+             if "train" in dict(other.split_locations))

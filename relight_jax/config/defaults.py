@@ -114,6 +114,9 @@ def base_config():
   config.eval = ml_collections.ConfigDict()
   # Split of the final evaluation tables: 'test' (locations never used for a choice).
   config.eval.split = "test"
+  # Dataset of the final evaluation when it is not data.name (e.g. vidit/synthetic_v2_eval,
+  # test sets of 24 locations); empty = data.name. Results go to eval_<config>_<split>/.
+  config.eval.data = ""
   # Rule of Eval; Eval[c_I = c_T] and Eval[d_I = d_T] derive from it (input_pipeline).
   # The same for every model, so that their tables combine.
   config.eval.pairing = "different_scene,different_direction"

@@ -215,8 +215,12 @@ def write_envmap_sheet(path, train_state, images, pairs, *, count=4):
   return sheet
 
 
-def results_dir(workdir, split="test"):
-  """Where the evaluation of `split` is written: `eval/` for test, else `eval_<split>/`."""
+def results_dir(workdir, split="test", data=""):
+  """Where an evaluation is written: `eval/` for the training data's test split,
+  `eval_<split>/` for its other splits, `eval_<config>_<split>/` for another dataset's
+  (`eval.data`, e.g. eval_synthetic_v2_eval_test/), so no evaluation replaces another."""
+  if data:
+    return pathlib.Path(workdir) / f"eval_{data.rpartition('/')[2]}_{split}"
   return pathlib.Path(workdir) / ("eval" if split == "test" else f"eval_{split}")
 
 
@@ -228,7 +232,7 @@ def evaluation_meta(config, steps, label):
       "train_pairing": config.data.pairing,
       "train_extra": (f"{config.data.extra_fraction:g} of {config.data.extra_pairing}"
                       if config.data.extra_fraction else ""),
-      "data": config.data.name,
+      "data": config.eval.data or config.data.name,
       "split": config.eval.split, "image_size": config.data.image_size,
       "eval_pairing": config.eval.pairing, "eval_num_pairs": config.eval.num_pairs,
       "eval_seed": config.eval.seed, "bootstrap_samples": config.eval.bootstrap_samples,
@@ -255,13 +259,13 @@ def write_per_example(eval_dir, evaluated):
     np.savez_compressed(stream, **arrays)
 
 
-def load_per_example(workdir, split="test"):
+def load_per_example(workdir, split="test", data=""):
   """{subset: (pairs, {metric: values})} of a workdir's evaluation, or None without a file.
 
   Raises:
     ValueError: the file is not a per-example record (the message names it).
   """
-  path = results_dir(workdir, split) / PER_EXAMPLE_FILE
+  path = results_dir(workdir, split, data) / PER_EXAMPLE_FILE
   if not path.exists():
     return None
   try:
@@ -332,11 +336,11 @@ def run(config, workdir, train_state, placement, *, label=None):
   Returns:
     (record {"meta", "subsets"}, Markdown table).
   """
-  eval_dir = results_dir(workdir, config.eval.split)
+  eval_dir = results_dir(workdir, config.eval.split, config.eval.data)
   label = label or pathlib.Path(workdir).name
   images = scene_images.SceneImages(
-      config.data.name, config.eval.split, config.data.data_dir, config.data.image_size,
-      config.data.cache_mib)
+      config.eval.data or config.data.name, config.eval.split, config.data.data_dir,
+      config.data.image_size, config.data.cache_mib)
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
   steps = int(jax.device_get(train_state.step))
   record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
@@ -460,12 +464,13 @@ def run_workdir(config, workdir, step=None):
     return run(config, workdir, train_state, placement)
 
 
-def load_record(workdir, split="test"):
+def load_record(workdir, split="test", data=""):
   """The evaluation record of a workdir's `split` (its metrics.json), with a clear error."""
-  path = results_dir(workdir, split) / "metrics.json"
+  path = results_dir(workdir, split, data) / "metrics.json"
   if not path.exists():
     # Without --config the workdir's config.json is used, whose eval.split is `test`.
     flags_needed = "" if split == "test" else f" --config=... --config.eval.split={split}"
+    flags_needed += f" --config.eval.data={data}" if data else ""
     raise FileNotFoundError(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
                             f"--workdir={workdir}{flags_needed} first")
   record = json.loads(path.read_text())
@@ -475,12 +480,13 @@ def load_record(workdir, split="test"):
   return record
 
 
-def combine_workdirs(workdirs, split="test"):
+def combine_workdirs(workdirs, split="test", data=""):
   """One table of several workdirs' evaluations (a column per model), with paired ratios.
 
   Args:
     workdirs: evaluated workdirs; the first is the reference of the paired Score ratios.
     split: which evaluation of each (eval/ holds test's, eval_<split>/ the others').
+    data: the evaluated dataset where it is not the training data's (`eval.data`).
 
   Returns:
     The Markdown table.
@@ -491,8 +497,9 @@ def combine_workdirs(workdirs, split="test"):
   """
   columns, per_examples = {}, []
   for workdir in workdirs:
-    columns.setdefault(pathlib.Path(workdir).name, []).append(load_record(workdir, split))
-    per_examples.append(load_per_example(workdir, split))
+    columns.setdefault(pathlib.Path(workdir).name, []).append(
+        load_record(workdir, split, data))
+    per_examples.append(load_per_example(workdir, split, data))
   paired = None
   labels = list(columns)
   if len(labels) > 1 and len(labels) == len(workdirs):

@@ -97,6 +97,7 @@ ADDED_KEYS = {
     "model.relit_shading": False,
     "loss.shading_weight": 0.0,
     "loss.relit_shading_weight": 0.0,
+    "eval.data": "",
 }
 
 
