@@ -320,8 +320,9 @@ NOTES = ("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS:
          "Change-mask Score: the Score on the pixels whose light changes, "
          "|log(Y_G + 0.01) - log(Y_I + 0.01)| > log 1.5 (Y: linear luminance), pooled over "
          "the set. Relighting correlation: per pair, the correlation over pixels of the "
-         "predicted and true change of log(Y + 0.01) from I (0 for a change constant over "
-         "the image). Baselines: colour transfer imposes T's per-channel mean and sd on I in "
+         "predicted and true change of log(Y + 0.01) from I, both less their linear fit on "
+         "I's log(Y + 0.01) (what a tone curve of I explains; 0 for the identity). "
+         "Baselines: colour transfer imposes T's per-channel mean and sd on I in "
          "linear RGB (never sees G); the oracles see G: the best per-channel gain from I to "
          "G, and I * blur(G) / blur(I) with a Gaussian sigma of 8 px at 64 px (scaled with "
          "the size): tone alone, no sharp shadow moved. "
@@ -406,10 +407,9 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
 def _counted(summary):
   """"N pairs, S scenes, L locations; P% of pixels change light" of a subset's summary."""
   parts = [f"{summary['num_pairs']} pairs"]
-  if summary.get("num_scenes") is not None:
-    parts.append(f"{summary['num_scenes']} scenes")
-  if summary.get("num_locations") is not None:
-    parts.append(f"{summary['num_locations']} locations")
+  for key, noun in (("num_scenes", "scene"), ("num_locations", "location")):
+    if summary.get(key) is not None:
+      parts.append(f"{summary[key]} {noun}" + ("" if summary[key] == 1 else "s"))
   text = ", ".join(parts)
   changed = summary["metrics"].get("change_fraction")
   if changed is not None:
