@@ -130,6 +130,22 @@ def test_the_evaluation_keeps_its_per_example_metrics(evaluated_workdir):
     assert pairs.shape == (summary["num_pairs"], 4)
     assert values["mse"].mean() == pytest.approx(summary["metrics"]["mse"]["mean"], rel=1e-5)
     assert set(values) >= {"mse", "identity/mse", "psnr", "ssim"}
+    for prefix in ("", "identity/", "colour_transfer/", "oracle_gain/", "oracle_smooth/"):
+      assert {prefix + key for key in ("mse", "change_mse", "relighting_correlation")} <= set(
+          values)
+      assert prefix + "score" in summary["metrics"]
+    assert np.all(values["identity/relighting_correlation"] == 0.0)
+
+
+def test_the_evaluation_knows_the_splits_locations(evaluated_workdir):
+  # synthetic_tiny's test split: one location of two views.
+  record = evaluate.load_record(evaluated_workdir)
+  assert record["meta"]["bootstrap_unit"] == "locations"
+  assert len(set(record["meta"]["scene_locations"])) == 1
+  assert "eval_same_location" in record["subsets"]
+  assert record["subsets"]["eval"]["num_locations"] == 1
+  table = (evaluated_workdir / "eval" / "table.md").read_text()
+  assert "### Eval[same location]" in table and "(oracle: sees G)" in table
 
 
 def test_the_evaluation_goes_to_tensorboard(evaluated_workdir):
@@ -143,8 +159,12 @@ def test_the_evaluation_goes_to_tensorboard(evaluated_workdir):
   record = evaluate.load_record(evaluated_workdir)
   assert "final_test/table" in tags["tensors"]
   for subset in record["subsets"]:
-    assert f"final_test/{subset}/score" in tags["tensors"] + tags["scalars"]
+    for key in ("score", "relighting_correlation", "oracle_smooth/score"):
+      assert f"final_test/{subset}/{key}" in tags["tensors"] + tags["scalars"]
     assert f"final_test/sheet_{subset}" in tags["tensors"] + tags["images"]
+  # (Eval[d_I = d_T] changes the light's colour only: no pixel's light changes by x1.5,
+  # so it has no change-mask Score.)
+  assert "final_test/eval/change_score" in tags["tensors"] + tags["scalars"]
   (text,) = accumulator.Tensors("final_test/table")
   assert text.step == record["meta"]["steps"]  # the evaluated train state's
   table = text.tensor_proto.string_val[0].decode()

@@ -68,6 +68,24 @@ def test_eval_pairs_fixed_distinct_and_satisfy_their_subset(subset):
   assert not np.array_equal(pairs, input_pipeline.eval_pairs(6, rules, 500, seed=4))
 
 
+def test_same_location_subset_where_locations_are_known():
+  subsets = input_pipeline.eval_subsets("different_scene,different_direction",
+                                        with_locations=True)
+  assert list(subsets) == ["eval", "eval_same_temperature", "eval_same_direction",
+                           "eval_same_location"]
+  assert subsets["eval_same_location"] == (
+      "different_scene", "different_direction", "same_location")
+  assert "eval_same_location" not in input_pipeline.eval_subsets("different_scene")
+  locations = np.array([5, 5, 5, 6, 6, 7])
+  pairs = input_pipeline.eval_pairs(6, subsets["eval_same_location"], 300, seed=0,
+                                    locations=locations)
+  assert len(pairs) == 300
+  assert np.all(locations[pairs[:, 0]] == locations[pairs[:, 2]])
+  assert np.all(pairs[:, 0] != pairs[:, 2]) and np.all(pairs[:, 1] % 8 != pairs[:, 3] % 8)
+  with pytest.raises(ValueError, match="needs the scenes' locations"):
+    input_pipeline.eval_pairs(6, subsets["eval_same_location"], 10, seed=0)
+
+
 def test_eval_pairs_takes_all_when_few():
   # 2 scenes, same scene forbidden, same direction: 2 * 40 * 5 valid pairs.
   pairs = input_pipeline.eval_pairs(2, ("different_scene", "same_direction"), 10**6, seed=0)

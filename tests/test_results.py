@@ -1,4 +1,5 @@
-"""Bootstrap intervals over scenes, the protocol check and the Table 1 layout (results.py)."""
+"""Bootstrap intervals over locations or scenes, the protocol check and the Table 1 layout
+(results.py)."""
 
 import copy
 
@@ -131,5 +132,102 @@ def test_the_paired_row_follows_the_table():
   table = results.format_table({"Envmap": [_record("Envmap", 0.03)], "IP": [_record("IP", 0.02)]},
                                paired={"eval": {"IP": ratio}})
   assert "| Score / Envmap (paired) | – | 1 | 1.500 [1.200, 1.800] |" in table
-  assert "resample the scenes jointly" in table
+  assert "resample the bootstrap's units jointly" in table
   assert "(paired)" not in results.format_table({"Envmap": [_record("Envmap", 0.03)]})
+
+
+def test_location_weights_draw_the_views_of_a_location_together():
+  pairs = _pairs(6)
+  locations = np.array([10, 10, 11, 11, 12, 12])  # 3 locations of 2 views
+  weights = results.scene_weights(pairs, 6, samples=50, seed=3, locations=locations)
+  counts = np.random.default_rng(3).multinomial(3, np.full(3, 1 / 3), size=50)
+  unit = locations - 10
+  np.testing.assert_array_equal(weights,
+                                counts[:, unit[pairs[:, 0]]] * counts[:, unit[pairs[:, 2]]])
+  with pytest.raises(ValueError, match="5 scene locations for 6 scenes"):
+    results.scene_weights(pairs, 6, samples=5, seed=0, locations=locations[:5])
+
+
+def test_resampling_locations_sees_what_resampling_scenes_misses():
+  # 4 locations of 6 views each; the values depend on the input's location: scenes of one
+  # location are not independent, so the interval over locations is the wider one.
+  rng = np.random.default_rng(1)
+  pairs = _pairs(24, per_pair_of_scenes=1)
+  locations = np.repeat(np.arange(4), 6)
+  effect = rng.normal(0.0, 1.0, 4)[locations]
+  values = 5.0 + effect[pairs[:, 0]] + rng.normal(0.0, 0.1, len(pairs))
+  per_example = {"mse": values, "identity/mse": np.full(len(pairs), 5.0)}
+  by_scene = results.summarize(per_example, pairs, 24, samples=500, seed=0)
+  by_location = results.summarize(per_example, pairs, 24, samples=500, seed=0,
+                                  locations=locations)
+  assert by_scene["resampled"] == "scenes" and by_scene["num_locations"] is None
+  assert by_location["resampled"] == "locations" and by_location["num_locations"] == 4
+  width = lambda summary: np.diff(summary["metrics"]["mse"]["ci95"])[0]
+  assert width(by_location) > 1.5 * width(by_scene)
+
+
+def test_every_candidate_has_its_scores_as_ratios_of_sums():
+  pairs = _pairs(3)
+  count = len(pairs)
+  rng = np.random.default_rng(0)
+  change = rng.uniform(0.0, 0.02, count)
+  change[0] = 0.0  # a pair with no changed pixel adds nothing to either sum
+  per_example = {"mse": np.full(count, 0.02), "identity/mse": np.full(count, 0.06),
+                 "oracle_smooth/mse": np.full(count, 0.015),
+                 "change_mse": change, "identity/change_mse": 2 * change,
+                 "oracle_smooth/change_mse": 1.5 * change,
+                 "change_fraction": np.full(count, 0.25)}
+  summary = results.summarize(per_example, pairs, 3, samples=50, seed=0)["metrics"]
+  assert summary["score"]["mean"] == pytest.approx(3.0)
+  assert summary["oracle_smooth/score"]["mean"] == pytest.approx(4.0)
+  expected = per_example["identity/change_mse"].sum() / per_example["change_mse"].sum()
+  assert summary["change_score"]["mean"] == pytest.approx(expected)
+  assert summary["oracle_smooth/change_score"]["mean"] == pytest.approx(expected / 1.5)
+  assert summary["identity/change_score"]["mean"] == 1.0
+  assert "change_fraction_score" not in summary and "identity/score" in summary
+  low, high = summary["change_score"]["ci95"]
+  assert low <= summary["change_score"]["mean"] <= high
+
+
+def _record_with_baselines(label, mse):
+  record = _record(label, mse, bootstrap_unit="locations", locations_known=True)
+  pairs = _pairs(4)
+  count = len(pairs)
+  per_example = {"mse": np.full(count, mse), "identity/mse": np.full(count, 0.06),
+                 "change_mse": np.full(count, mse / 2),
+                 "identity/change_mse": np.full(count, 0.04),
+                 "relighting_correlation": np.full(count, 0.5),
+                 "identity/relighting_correlation": np.zeros(count),
+                 "change_fraction": np.full(count, 0.3)}
+  for prefix, value in (("colour_transfer/", 0.05), ("oracle_gain/", 0.04),
+                        ("oracle_smooth/", 0.03)):
+    per_example.update({prefix + "mse": np.full(count, value),
+                        prefix + "change_mse": np.full(count, 0.035),
+                        prefix + "relighting_correlation": np.full(count, 0.2)})
+  record["subsets"]["eval"] = results.summarize(per_example, pairs, 4, samples=20, seed=0,
+                                                locations=np.array([0, 0, 1, 1]))
+  return record
+
+
+def test_the_table_shows_baselines_and_oracles_and_the_resampled_unit():
+  table = results.format_table({"Envmap": [_record_with_baselines("Envmap", 0.02)]})
+  assert ("| Metric | Identity (G_hat = I) | Colour transfer from T | Best RGB gain (oracle: "
+          "sees G) | Smooth gain field (oracle: sees G) | Envmap |") in table
+  assert "### Eval (36 pairs, 4 scenes, 2 locations; 30% of pixels change light)" in table
+  assert ("| Score | 1.000 [1.000, 1.000] | 1.200 [1.200, 1.200] | 1.500 [1.500, 1.500] | "
+          "2.000 [2.000, 2.000] | 3.000 [3.000, 3.000] |") in table
+  assert "| Change-mask Score | 1.000 [1.000, 1.000] | 1.143 [1.143, 1.143] |" in table
+  assert "| Relighting correlation | 0.000 [0.000, 0.000] | 0.200 [0.200, 0.200] |" in table
+  assert "bootstrap replicates over locations (all views of a drawn location together)" in table
+  assert table.rstrip().endswith(
+      "Resampled unit of the 95% CIs: locations (all views of a drawn location together).")
+  assert "Eval[same location] keeps Eval's rule" in table
+
+
+def test_old_records_still_combine_with_old_ones_but_not_with_new_ones():
+  old = _record("Old", 0.03)  # no baselines, no bootstrap_unit: resampled scenes
+  table = results.format_table({"Old": [old], "Older": [_record("Older", 0.04)]})
+  assert "| Metric | Identity (G_hat = I) | Old | Older |" in table
+  assert "Resampled unit of the 95% CIs: scenes" in table
+  with pytest.raises(ValueError, match=r"different bootstrap_unit \('locations' vs 'scenes'\)"):
+    results.format_table({"New": [_record_with_baselines("New", 0.02)], "Old": [old]})

@@ -10,7 +10,8 @@ triplet is a pair of records (I, T) plus G = image(scene(I), light(T)) (report �
   of the index. grain's iterator state (the next index) is therefore an exact resume
   point, saved in the checkpoint. Each host reads its own slice of every global batch.
 * Evaluation uses fixed seeded lists of pairs: Eval and the subsets Eval[c_I = c_T] and
-  Eval[d_I = d_T] (report §3.5).
+  Eval[d_I = d_T] (report §3.5), and Eval[same location] where the split's locations are
+  known (`eval_subsets`).
 
 Batches are dicts of numpy arrays, float32 [0, 1] NHWC images, with the lights' labels
 and ground-truth envmaps of I, T and G (the batch contract of `objectives.py`). A
@@ -46,45 +47,85 @@ RULES = {
         lambda si, li, st, lt: lights.split_light_index(li)[0] == lights.split_light_index(lt)[0]),
     "different_light": lambda si, li, st, lt: li != lt,
 }
+# Predicates on the locations of I's and T's scenes (li, lt): they need the split's
+# locations (`SceneImages.locations`), which only the synthetic datasets know.
+LOCATION_RULES = {
+    "same_location": lambda location_i, location_t: location_i == location_t,
+    "different_location": lambda location_i, location_t: location_i != location_t,
+}
 
 
 def parse_rule(spec):
   """Returns the rule names of a comma-separated spec, checking each exists."""
   names = tuple(name.strip() for name in spec.split(",") if name.strip())
   for name in names:
-    if name not in RULES:
-      raise ValueError(f"unknown pairing rule {name!r} in {spec!r}; valid: {sorted(RULES)}")
+    if name not in RULES and name not in LOCATION_RULES:
+      raise ValueError(f"unknown pairing rule {name!r} in {spec!r}; valid: "
+                       f"{sorted(RULES) + sorted(LOCATION_RULES)}")
   return names
 
 
-def rule_mask(names, si, li, st, lt):
-  """Boolean mask of the pairs satisfying every rule in `names` (all arrays)."""
+def rule_mask(names, si, li, st, lt, locations=None):
+  """Boolean mask of the pairs satisfying every rule in `names` (all arrays).
+
+  Args:
+    names: rule names (RULES, LOCATION_RULES).
+    si, li, st, lt: scene positions and light indices of I and T.
+    locations: [num_scenes] location of every scene position, needed by LOCATION_RULES.
+
+  Raises:
+    ValueError: a location rule without `locations`.
+  """
   mask = np.ones(np.broadcast(si, li, st, lt).shape, dtype=bool)
   for name in names:
-    mask &= RULES[name](si, li, st, lt)
+    if name in LOCATION_RULES:
+      if locations is None:
+        raise ValueError(f"pairing rule {name!r} needs the scenes' locations, which this "
+                         "split does not have (real VIDIT has no location labels)")
+      locations = np.asarray(locations)
+      mask &= LOCATION_RULES[name](locations[si], locations[st])
+    else:
+      mask &= RULES[name](si, li, st, lt)
   return mask
 
 
-def eval_subsets(pairing):
+def eval_subsets(pairing, with_locations=False):
   """The report's evaluation sets as rule lists, derived from the training rule.
 
   Eval follows the training pairing rule. Eval[c_I = c_T] adds equal temperatures.
   Eval[d_I = d_T] needs equal directions, so it drops the rule's direction constraints.
 
+  Eval[same location] (with `with_locations`) keeps Eval's rule and takes T from I's own
+  location: another view of the same room, materials and most objects, under G's light.
+  With v views per location and S scenes, (v - 1) / (S - 1) of Eval's "different scene"
+  pairs are such (27% of a 12-scene split of 4 views per location). They are reported as
+  their own subset rather than excluded from Eval: Eval stays the report's rule,
+  comparable with earlier tables and with the report's (whose VIDIT splits also hold
+  several scenes per location), and the subset shows how much easier a guide of known
+  content makes relighting (a model can copy where T's shadows fall on shared objects).
+  Where the split's locations are unknown (real VIDIT has no location labels) there is
+  no such subset; the evaluation's table says so.
+
   Args:
     pairing: the config's pairing spec, e.g. "different_scene,different_direction".
+    with_locations: the split's locations are known: add Eval[same location].
 
   Returns:
-    Dict from subset name to a tuple of rule names.
+    Dict from subset name to a tuple of rule names, in a fixed order (the subsets' pair
+    lists are seeded by their position).
   """
   base = parse_rule(pairing)
   without_direction = tuple(name for name in base if not name.endswith("_direction"))
-  return {
+  subsets = {
       "eval": base,
       "eval_same_temperature": tuple(
           name for name in base if not name.endswith("_temperature")) + ("same_temperature",),
       "eval_same_direction": without_direction + ("same_direction",),
   }
+  if with_locations:
+    subsets["eval_same_location"] = tuple(
+        name for name in base if not name.endswith("_location")) + ("same_location",)
+  return subsets
 
 
 def _labels(prefix, light):
@@ -210,11 +251,12 @@ def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
       grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch))
 
 
-def eval_pairs(num_scenes, rule_names, num_pairs, seed):
+def eval_pairs(num_scenes, rule_names, num_pairs, seed, locations=None):
   """Fixed, seeded list of evaluation pairs satisfying `rule_names`.
 
   All valid pairs when there are at most `num_pairs`, else `num_pairs` distinct ones
-  drawn without replacement, in a seeded random order.
+  drawn without replacement, in a seeded random order. `locations` ([num_scenes]) is
+  needed by the location rules only.
 
   Returns:
     int64 array [num, 4] of (scene_I, light_I, scene_T, light_T).
@@ -225,7 +267,7 @@ def eval_pairs(num_scenes, rule_names, num_pairs, seed):
   if total <= 20_000_000:
     flat = np.arange(total, dtype=np.int64)
     valid = flat[rule_mask(rule_names, *lights.split_record_index(flat // num_records),
-                           *lights.split_record_index(flat % num_records))]
+                           *lights.split_record_index(flat % num_records), locations)]
     if valid.size > num_pairs:
       valid = rng.choice(valid, size=num_pairs, replace=False)
     else:
@@ -236,7 +278,7 @@ def eval_pairs(num_scenes, rule_names, num_pairs, seed):
     while len(chosen) < num_pairs:
       flat = rng.integers(0, total, size=4 * num_pairs)
       keep = rule_mask(rule_names, *lights.split_record_index(flat // num_records),
-                       *lights.split_record_index(flat % num_records))
+                       *lights.split_record_index(flat % num_records), locations)
       for value in flat[keep]:
         if value not in seen:
           seen.add(value)

@@ -7,6 +7,7 @@ from it (data/input_pipeline.py); inference reads reference images from it (a mo
 relights a light label by its training images' mean light latent).
 """
 
+import functools
 import logging
 import threading
 
@@ -97,6 +98,21 @@ class SceneImages:
       value = value.reshape(self.image_size, factor, self.image_size, factor,
                             *value.shape[2:]).mean(axis=(1, 3))
     return value
+
+  @functools.cached_property
+  def locations(self):
+    """int [num_scenes] location of every scene position, or None where unknown.
+
+    The synthetic releases store each scene's global location id (views of one location
+    share it); real VIDIT stores -1 (its public release has no location labels).
+    """
+    found = []
+    for scene in range(self.num_scenes):
+      record = self._source[int(lights.record_index(scene, 0))]
+      found.append(int(record.get("location", -1)))
+    if min(found) < 0:
+      return None
+    return np.asarray(found, np.int64)
 
   def aov(self, name, scene, light=0):
     """float32 map `name` of scene position `scene` (see AOVS and the module docstring).

@@ -66,12 +66,14 @@ SPLITS = ("validation", "test")
 # The challenges' ranking score first, then our usual image rows (DSSIM is only there
 # to read the report's "SSIM" column, which concerns no challenge).
 MPS_ROW = ("mps", "MPS = (SSIM + 1 - LPIPS) / 2", "{:.4f}")
-ROWS = (MPS_ROW,) + tuple(row for row in results_lib.IMAGE_ROWS if row[0] != "dssim")
+ROWS = (MPS_ROW,) + tuple(row for row in results_lib.IMAGE_ROWS
+                          if row[0] not in ("dssim", "mps"))
 NOTES = ("Scored on the 8-bit predictions at the release's resolution, RGB in [0, 1]: PSNR "
          "with peak 1 (a perfect prediction's 120 dB is the bound of metrics.psnr), SSIM "
          "with an 11x11 Gaussian window (sigma 1.5) averaged over the channels, LPIPS "
          "AlexNet on [-1, 1]; MPS, the challenges' ranking score, per pair then averaged; "
-         "Score = l2(G, I) / l2(G, G_hat) (ours; > 1 beats the identity). "
+         "Score = l2(G, I) / l2(G, G_hat) (ours; > 1 beats the identity); change-mask Score "
+         "and relighting correlation as in our evaluations (metrics.py). "
          "docs/challenges.md: what the challenges did and where this may differ.")
 README_NAME = "readme.txt"
 
@@ -82,7 +84,7 @@ class ChallengeError(ValueError):
 
 def mean_perceptual_score(ssim, lpips):
   """MPS = (SSIM + (1 - LPIPS)) / 2, the challenges' ranking score (docs/challenges.md)."""
-  return 0.5 * (ssim + (1.0 - lpips))
+  return metrics.mean_perceptual_score(ssim, lpips)
 
 
 def release_root(manual_dir, benchmark):
@@ -189,14 +191,15 @@ def pair_metrics(input_image, ground_truth, prediction):
     prediction: G_hat (the 8-bit submission, as floats).
 
   Returns:
-    {"mse", "psnr", "ssim", "lpips", "mps"} and the same under "identity/".
+    {"mse", "psnr", "ssim", "lpips", "mps", "change_mse", "relighting_correlation"} and
+    the same under "identity/" (`metrics.candidate_metrics`).
   """
   values = {}
+  mask = metrics.change_mask(input_image, ground_truth)
   for prefix, relit in (("", prediction), ("identity/", input_image)):
-    found = metrics.image_metrics(input_image, ground_truth, relit)
-    for key in ("mse", "psnr", "ssim", "lpips"):
+    found = metrics.candidate_metrics(input_image, ground_truth, relit, mask, with_lpips=True)
+    for key in ("mse", "psnr", "ssim", "lpips", "mps", "change_mse", "relighting_correlation"):
       values[prefix + key] = found[key]
-    values[prefix + "mps"] = mean_perceptual_score(found["ssim"], found["lpips"])
   return values
 
 
@@ -273,7 +276,7 @@ def challenge_meta(benchmark, split, num_pairs, side, *, samples, seed, model_me
       "benchmark": benchmark.name, "data": f"{benchmark.name} release", "split": split,
       "image_size": int(side), "eval_pairing": "the release's fixed pairs",
       "eval_num_pairs": int(num_pairs), "eval_seed": None, "bootstrap_samples": samples,
-      "bootstrap_seed": seed,
+      "bootstrap_seed": seed, "bootstrap_unit": "pairs",
   })
   return meta
 

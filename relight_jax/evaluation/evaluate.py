@@ -1,11 +1,15 @@
 """Evaluation over the report's Eval sets: metrics with CIs, Table 1, pictures.
 
-For every subset (Eval, Eval[c_I = c_T], Eval[d_I = d_T], report §3.5) a fixed seeded
-list of pairs of the `eval.split` split (`test` by default: locations never used for a
-choice) is relit; per-example MSE, PSNR, SSIM, DSSIM, LPIPS, latent distances and the
-light estimates of I, T and G (report §4.1) are computed, then averaged with 95%
-bootstrap intervals over scenes (`results.py`). The image metrics are also computed for
-the identity mapping G_hat = I, the baseline column. Results go to
+For every subset (Eval, Eval[c_I = c_T], Eval[d_I = d_T], report §3.5, and
+Eval[same location] where the split's locations are known) a fixed seeded list of pairs
+of the `eval.split` split (`test` by default: locations never used for a choice) is
+relit; per-example MSE, PSNR, SSIM, DSSIM, LPIPS, MPS, the change-mask Score's terms, the
+relighting correlation (`metrics.py`), latent distances and the light estimates of I, T
+and G (report §4.1) are computed, then averaged with 95% bootstrap intervals over
+locations (scenes where the locations are unknown; `results.py`). The image metrics are
+also computed for the identity mapping G_hat = I and for the baselines and oracles of
+`baselines.py` (a colour transfer from T; a global gain and a smooth gain field that see
+G), the columns before the model's. Results go to
 `<workdir>/eval/metrics.json`, `table.md`, `sheet_<subset>.png` (best / median / worst
 examples) and, for the envmap models, `envmaps_<subset>.png` (predicted over generated
 envmaps, the report's Figs. 15-16); an evaluation of another split goes to
@@ -25,8 +29,8 @@ Where clu's metrics fit: the periodic evaluation during training wants plain mea
 `evaluate_means` accumulates on device as `clu.metrics.Average`s (masked, so the padding
 rows of the last batch do not count), merged batch by batch; no per-example array leaves
 the devices. Where they do not: the full evaluation (`evaluate_pairs`, `run`) keeps every
-example's value, because its 95% intervals are a bootstrap over scenes (resampling
-examples by the scenes of their pairs, `results.summarize`), its sheets rank the examples
+example's value, because its 95% intervals are a bootstrap over locations (resampling
+examples by the locations of their pairs' scenes, `results.summarize`), its sheets rank the examples
 (best / median / worst), `per_example.npz` stores them and the paired Score ratios resample
 two models' values pair by pair. An `Average` holds a sum and a count, which none of those
 can be computed from, and clu's `CollectingMetric` would only gather the same arrays on
@@ -147,11 +151,12 @@ def _averages_fns(replicated):
           jax.jit(step_lib.computed_averages, out_shardings=replicated))
 
 
-def make_eval_step(config, with_lpips, replicated, batch_sharding):
+def make_eval_step(config, with_lpips, replicated, batch_sharding, with_baselines=True):
   """`step.eval_step` jitted over the mesh: state replicated, batch sharded on 'data'."""
   return jax.jit(
       functools.partial(step_lib.eval_step, model_name=config.model.name,
-                        with_lpips=with_lpips, palette=PALETTE),
+                        with_lpips=with_lpips, palette=PALETTE,
+                        with_baselines=with_baselines),
       in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
 
 
@@ -240,6 +245,17 @@ def evaluation_meta(config, steps, label):
   }
 
 
+def location_meta(locations):
+  """What the record's meta says of the split's locations (the bootstrap's unit).
+
+  Args:
+    locations: [num_scenes] location of every scene, or None where unknown.
+  """
+  return {"bootstrap_unit": results_lib.bootstrap_unit(locations),
+          "locations_known": locations is not None,
+          "scene_locations": None if locations is None else [int(x) for x in locations]}
+
+
 PER_EXAMPLE_FILE = "per_example.npz"
 
 
@@ -310,7 +326,7 @@ def paired_ratios(records, per_examples, labels):
       paired.setdefault(subset, {})[label] = results_lib.score_ratio(
           reference_values["mse"], values["mse"], pairs,
           record["subsets"][subset]["num_scenes"], samples=meta["bootstrap_samples"],
-          seed=meta["bootstrap_seed"])
+          seed=meta["bootstrap_seed"], locations=meta.get("scene_locations"))
   return paired
 
 
@@ -343,12 +359,17 @@ def run(config, workdir, train_state, placement, *, label=None):
       config.data.image_size, config.data.cache_mib)
   step_fn = make_eval_step(config, config.eval.lpips, placement.replicated, placement.batch)
   steps = int(jax.device_get(train_state.step))
-  record = {"meta": evaluation_meta(config, steps, label), "subsets": {}}
+  locations = getattr(images, "locations", None)
+  record = {"meta": dict(evaluation_meta(config, steps, label),
+                         **location_meta(locations)), "subsets": {}}
+  if locations is None:
+    logging.info("%s/%s has no location labels: no Eval[same location], and the intervals "
+                 "resample scenes", config.data.name, config.eval.split)
   evaluated = {}
-  for offset, (subset, rules) in enumerate(
-      input_pipeline.eval_subsets(config.eval.pairing).items()):
+  for offset, (subset, rules) in enumerate(input_pipeline.eval_subsets(
+      config.eval.pairing, with_locations=locations is not None).items()):
     pairs = input_pipeline.eval_pairs(images.num_scenes, rules, config.eval.num_pairs,
-                                      config.eval.seed + offset)
+                                      config.eval.seed + offset, locations)
     logging.info("Evaluating %s on %s: %d pairs", SUBSET_TITLES[subset], config.eval.split,
                  len(pairs))
     per_example, pairs = evaluate_pairs(
@@ -356,7 +377,7 @@ def run(config, workdir, train_state, placement, *, label=None):
         put_batch=placement.put_batch, progress=True)
     record["subsets"][subset] = results_lib.summarize(
         per_example, pairs, images.num_scenes, samples=config.eval.bootstrap_samples,
-        seed=config.eval.bootstrap_seed)
+        seed=config.eval.bootstrap_seed, locations=locations)
     evaluated[subset] = pairs, per_example
   pictures = {}
   if jax.process_index() == 0:

@@ -10,8 +10,31 @@ over a dataset and pick the best and worst examples. Images are float [batch, H,
     use_sample_covariance=False, data_range=1, channel_axis=-1). The report's "SSIM"
     came from kornia's ssim of the time, which returned DSSIM = (1 - SSIM) / 2.
   * LPIPS with AlexNet on images mapped to [-1, 1] (the report fed [0, 1]).
-  * Score = ℓ2(G, I) / ℓ2(G, Ĝ): > 1 beats the identity mapping Ĝ = I. The report's
-    text defines it so; its printed formula is the inverse.
+  * Score = ℓ2(G, I) / ℓ2(G, Ĝ): > 1 beats the identity mapping Ĝ = I. This is the
+    original code's (`train.py`: MSE(I, G) / MSE(Ĝ, G)) and §4.1's reading ("better than
+    the identity mapping" above 1); the report's printed formula (§3.5) is its inverse,
+    ℓ2(G, Ĝ) / ℓ2(G, I). Over a set it is the ratio of the sums (equivalently of the
+    means) of the two ℓ2 terms over the pairs; the original averaged per-batch ratios.
+  * MPS = ½ (SSIM + 1 − LPIPS), NTIRE 2021's ranking score (challenge report, arXiv
+    2104.13365), per pair; computed where LPIPS is.
+  * Luminance Y: the Rec. 709 weights (0.2126, 0.7152, 0.0722) of the *linear* RGB, the
+    images' sRGB encoding undone, so that a ratio of Ys is a ratio of light.
+  * Change-mask Score: Score restricted to the pixels whose light changes between I and G,
+    the mask M = |log(Y_G + ε) − log(Y_I + ε)| > log(1.5) with ε = 0.01 (CHANGE_EPSILON,
+    CHANGE_THRESHOLD). Over a set: Σ_pairs Σ_{M, channels} (I − G)² / Σ_pairs Σ_{M, channels}
+    (Ĝ − G)², the ratio of the sums over every changed pixel of every pair, so a pair with
+    no changed pixel adds nothing to either sum. Per pair, `change_mse` is the masked sum
+    divided by the image's H·W·3 values (its mean over pairs is the pooled sum / (N H W 3)).
+  * Relighting correlation: per pair, the Pearson correlation over pixels of the predicted
+    change log(Y_Ĝ + ε) − log(Y_I + ε) with the true change log(Y_G + ε) − log(Y_I + ε),
+    each first stripped of its least-squares fit a + b · log(Y_I + ε): the part a tone
+    curve of I (a gain, a gamma, a contrast change) could produce. Without that step a
+    global gain scores about ±0.8 on hard shadows, because the true change anticorrelates
+    with I's brightness (I's shadows light up, its lit parts fall in shadow) and ε makes
+    a gain's log change depend on the brightness. 1 when the change lands where it
+    should. When either residual is constant over the image (variance below
+    CORRELATION_MIN_VARIANCE: the identity, a global gain without ε's bend) it is 0: such
+    a change says nothing about where the light moves.
   * Latent distances (report §3.5): mean squared difference between two latents.
   * Light estimates (report §4.1): direction error and accuracy (within ±22.5°, half a
     direction class), temperature error; Lc, Ld and Le per example; for envmaps the
@@ -79,6 +102,126 @@ def score(input_image, ground_truth, relit):
 def score_terms(input_image, ground_truth, relit):
   """(ℓ2(G, I), ℓ2(G, Ĝ)) per example: the numerator and denominator of Score."""
   return mse(input_image, ground_truth), mse(relit, ground_truth)
+
+
+# Images are stored sRGB-encoded (rendered PNGs, VIDIT's photographs): light adds up in
+# linear RGB, where a luminance ratio is a ratio of light.
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # Y of linear sRGB (ITU-R BT.709)
+# ε of the log luminance: about sRGB 25/255. A one-step 8-bit change near black is a large
+# ratio of tiny values; ε keeps such quantisation and render noise out of the change mask
+# (0 -> 10/255 moves log(Y + ε) by 0.27 < log 1.5), while a shadow edge (Y 0.3 -> 0.03)
+# moves it by 2.1.
+CHANGE_EPSILON = 0.01
+# A pixel's light changes when its luminance rises or falls by more than half (×1.5 or
+# ×1/1.5): above the renders' noise and what a temperature swap alone does (the
+# renderer's lights have equal luminance, render/illumination.py, so only coloured
+# surfaces' Y moves), below a cast shadow's contrast (×3 and more).
+CHANGE_THRESHOLD = 0.4054651  # log(1.5)
+# Changes whose variance over the image is below this count as constant (correlation 0).
+CORRELATION_MIN_VARIANCE = 1e-6
+
+
+def srgb_to_linear(image):
+  """The sRGB transfer function undone (IEC 61966-2-1), elementwise on [0, 1] values."""
+  image = jnp.clip(image.astype(jnp.float32), 0.0, 1.0)
+  return jnp.where(image <= 0.04045, image / 12.92,
+                   jnp.power((image + 0.055) / 1.055, 2.4))
+
+
+def linear_to_srgb(image):
+  """The sRGB transfer function (IEC 61966-2-1), elementwise on [0, 1] linear values."""
+  image = jnp.clip(image.astype(jnp.float32), 0.0, 1.0)
+  return jnp.where(image <= 0.0031308, image * 12.92,
+                   1.055 * jnp.power(jnp.maximum(image, 0.0031308), 1.0 / 2.4) - 0.055)
+
+
+def luminance(image):
+  """Relative luminance Y of sRGB-encoded images [batch, H, W, 3], [batch, H, W]."""
+  return srgb_to_linear(image) @ jnp.asarray(LUMINANCE_WEIGHTS, jnp.float32)
+
+
+def log_luminance(image):
+  """log(Y + CHANGE_EPSILON), [batch, H, W]."""
+  return jnp.log(luminance(image) + CHANGE_EPSILON)
+
+
+def change_mask(input_image, ground_truth):
+  """1 where the light changes between I and G (|Δ log Y| > CHANGE_THRESHOLD), [b, H, W]."""
+  change = log_luminance(ground_truth) - log_luminance(input_image)
+  return (jnp.abs(change) > CHANGE_THRESHOLD).astype(jnp.float32)
+
+
+def change_mse(ground_truth, candidate, mask):
+  """Squared error on the changed pixels, summed, over the image's H·W·3 values, [batch].
+
+  Args:
+    ground_truth: G, [batch, H, W, 3].
+    candidate: Ĝ (or I for the change-mask Score's numerator).
+    mask: `change_mask`, [batch, H, W].
+  """
+  error = jnp.square(candidate.astype(jnp.float32) - ground_truth.astype(jnp.float32))
+  return _per_example_mean(error * mask[..., None])
+
+
+def _tone_residual(change, base):
+  """`change` [b, n] less its least-squares fit a + b · base (base centred, [b, n])."""
+  change = change - jnp.mean(change, axis=-1, keepdims=True)
+  base_variance = jnp.mean(jnp.square(base), axis=-1, keepdims=True)
+  slope = jnp.where(base_variance > 0,
+                    jnp.mean(change * base, axis=-1, keepdims=True)
+                    / jnp.where(base_variance > 0, base_variance, 1.0), 0.0)
+  return change - slope * base
+
+
+def relighting_correlation(input_image, ground_truth, relit):
+  """Correlation of the predicted and true log-luminance changes beyond a tone curve of I.
+
+  See the module docstring; 0 where either residual change is constant, [batch].
+  """
+  base = log_luminance(input_image)
+  predicted = (log_luminance(relit) - base).reshape(base.shape[0], -1)
+  true = (log_luminance(ground_truth) - base).reshape(base.shape[0], -1)
+  base = base.reshape(base.shape[0], -1)
+  base = base - jnp.mean(base, axis=-1, keepdims=True)
+  predicted = _tone_residual(predicted, base)
+  true = _tone_residual(true, base)
+  variance_predicted = jnp.mean(jnp.square(predicted), axis=-1)
+  variance_true = jnp.mean(jnp.square(true), axis=-1)
+  covariance = jnp.mean(predicted * true, axis=-1)
+  varies = ((variance_predicted > CORRELATION_MIN_VARIANCE)
+            & (variance_true > CORRELATION_MIN_VARIANCE))
+  denominator = jnp.sqrt(jnp.where(varies, variance_predicted * variance_true, 1.0))
+  return jnp.where(varies, covariance / denominator, 0.0)
+
+
+def mean_perceptual_score(ssim_value, lpips_value):
+  """MPS = ½ (SSIM + 1 − LPIPS), NTIRE 2021's ranking score (arXiv 2104.13365)."""
+  return 0.5 * (ssim_value + (1.0 - lpips_value))
+
+
+def candidate_metrics(input_image, ground_truth, candidate, mask, *, with_lpips):
+  """Every per-example image metric of one candidate Ĝ (a model's, a baseline's), [batch].
+
+  Args:
+    input_image: I, [batch, H, W, 3] in [0, 1].
+    ground_truth: G.
+    candidate: Ĝ.
+    mask: `change_mask(input_image, ground_truth)`, shared by all candidates.
+    with_lpips: also LPIPS and MPS (needs H, W >= 32).
+
+  Returns:
+    dict mse, psnr, ssim, dssim, change_mse, relighting_correlation, (lpips, mps).
+  """
+  result = {"mse": mse(ground_truth, candidate), "psnr": psnr(ground_truth, candidate),
+            "ssim": ssim(ground_truth, candidate)}
+  result["dssim"] = (1.0 - result["ssim"]) / 2.0
+  result["change_mse"] = change_mse(ground_truth, candidate, mask)
+  result["relighting_correlation"] = relighting_correlation(input_image, ground_truth,
+                                                            candidate)
+  if with_lpips:
+    result["lpips"] = lpips(ground_truth, candidate)
+    result["mps"] = mean_perceptual_score(result["ssim"], result["lpips"])
+  return result
 
 
 def latent_distance(latent_a, latent_b):

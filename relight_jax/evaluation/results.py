@@ -5,22 +5,35 @@ An evaluation of one model is a record `{"meta": {...}, "subsets": {subset: summ
 split, image size, pairing rule, pair-list seed, steps, ...); a summary holds, for every
 metric, its mean over the subset's fixed pair list and a 95% confidence interval.
 
-Confidence intervals are bootstrap percentiles that resample *scenes*, not pairs: the
-pairs of one scene share its content, so they are not independent draws. A replicate
-draws the split's scenes with replacement and weights every pair (I, T) by
-count(scene_I) * count(scene_T) (a pigeonhole bootstrap for pairs of scenes). Score is
-the ratio of the weighted mean l2 of the identity to that of the model in every
-replicate, as it is the ratio of the means on the full list. Fixed pair lists whose
-scenes are not known (the challenge releases) resample the pairs instead (`pair_weights`).
+Confidence intervals are bootstrap percentiles that resample *locations*, not pairs nor
+scenes: the views of one location share its room, materials and most objects, and the
+pairs of one scene its content, so none of them are independent draws. A replicate draws
+the split's locations with replacement (all views of a drawn location together) and
+weights every pair (I, T) by count(location_I) * count(location_T) (a pigeonhole
+bootstrap for pairs of units). Where the split's locations are not known (real VIDIT has
+no location labels) the unit is the scene, with a logged note; the summary and the
+table's protocol line say which unit was resampled. Each Score (the model's, a
+baseline's, the change-mask Score) is the ratio of the weighted mean l2 of the identity
+to that of the candidate in every replicate, as it is the ratio of the means on the full
+list. Fixed pair lists whose scenes are not known (the challenge releases) resample the
+pairs instead (`pair_weights`).
+
+Besides the model, a record holds the identity mapping ("identity/...") and the
+baselines and oracles of `baselines.py` ("colour_transfer/", "oracle_gain/",
+"oracle_smooth/"): the tables show them as columns before the models', the oracles
+marked "(oracle: sees G)". Records written before those existed still combine: their
+missing cells show "–".
 
 Records combine into one table only when they evaluated the same sets
 (`check_compatible`); the columns of one model over several seeds show mean +- sd.
 Two models evaluated on the same pairs are compared *paired* (`score_ratio`): the ratio of
-their Scores with an interval from the same resampled scenes for both, which is much
-tighter than two separate intervals, since most of their spread is the scenes' and
-common to both.
+their Scores with an interval from the same resampled locations (or scenes) for both,
+which is much tighter than two separate intervals, since most of their spread is the
+locations' and common to both.
 """
 
+
+import logging
 
 import numpy as np
 
@@ -28,11 +41,22 @@ SUBSET_TITLES = {
     "eval": "Eval",
     "eval_same_temperature": "Eval[c_I = c_T]",
     "eval_same_direction": "Eval[d_I = d_T]",
+    "eval_same_location": "Eval[same location]",
 }
 # Table rows: (metric key, row title, format). Image metrics have an identity value.
 IMAGE_ROWS = (("mse", "MSE", "{:.4f}"), ("psnr", "PSNR (dB)", "{:.2f}"),
               ("ssim", "SSIM", "{:.4f}"), ("dssim", "DSSIM = (1 - SSIM) / 2", "{:.4f}"),
-              ("lpips", "LPIPS", "{:.4f}"), ("score", "Score", "{:.3f}"))
+              ("lpips", "LPIPS", "{:.4f}"), ("mps", "MPS = (SSIM + 1 - LPIPS) / 2", "{:.4f}"),
+              ("score", "Score", "{:.3f}"), ("change_score", "Change-mask Score", "{:.3f}"),
+              ("relighting_correlation", "Relighting correlation", "{:.3f}"))
+# The candidates scored next to every model (prefix, column title), in column order.
+BASELINE_COLUMNS = (("identity/", "Identity (G_hat = I)"),
+                    ("colour_transfer/", "Colour transfer from T"),
+                    ("oracle_gain/", "Best RGB gain (oracle: sees G)"),
+                    ("oracle_smooth/", "Smooth gain field (oracle: sees G)"))
+# Ratio metrics: (key, per-example term). Over a set each is mean(identity/<term>) /
+# mean(<prefix><term>), for the model and for every baseline.
+RATIOS = (("score", "mse"), ("change_score", "change_mse"))
 LIGHT_ROWS = (("light/direction_accuracy", "Light direction accuracy (+-22.5 deg)", "{:.3f}"),
               ("light/direction_error_deg", "Light direction error (deg)", "{:.1f}"),
               ("light/temperature_error_k", "Light temperature error (K)", "{:.0f}"),
@@ -40,21 +64,45 @@ LIGHT_ROWS = (("light/direction_accuracy", "Light direction accuracy (+-22.5 deg
               ("light/lc", "Lc", "{:.4f}"), ("light/ld", "Ld", "{:.4f}"))
 # What two evaluations must share to sit in one table.
 PROTOCOL_KEYS = ("data", "split", "image_size", "eval_pairing", "eval_num_pairs", "eval_seed",
-                 "bootstrap_samples", "bootstrap_seed")
+                 "bootstrap_samples", "bootstrap_seed", "bootstrap_unit")
+# Values of protocol keys that records written before the key existed had.
+_PROTOCOL_DEFAULTS = {"bootstrap_unit": "scenes"}
+# What the protocol line says of each bootstrap unit.
+UNIT_WORDS = {"locations": "locations (all views of a drawn location together)",
+              "scenes": "scenes (the split's locations are unknown)",
+              "pairs": "pairs"}
 
 
-def scene_weights(pairs, num_scenes, samples, seed):
-  """Bootstrap weights of the pairs: [samples, N] = count(scene_I) * count(scene_T).
+def scene_weights(pairs, num_scenes, samples, seed, locations=None):
+  """Bootstrap weights of the pairs: [samples, N] = count(unit_I) * count(unit_T).
 
   Args:
     pairs: int [N, 4] of (scene_I, light_I, scene_T, light_T).
-    num_scenes: scenes of the split (the population resampled).
+    num_scenes: scenes of the split.
     samples: number of replicates.
     seed: seed of the resampling.
+    locations: optional [num_scenes] location of every scene: the units resampled are
+      then the locations (a drawn location brings all its views); without, the scenes.
   """
   rng = np.random.default_rng(seed)
-  counts = rng.multinomial(num_scenes, np.full(num_scenes, 1.0 / num_scenes), size=samples)
-  return (counts[:, pairs[:, 0]] * counts[:, pairs[:, 2]]).astype(np.float64)
+  if locations is None:
+    unit = np.arange(num_scenes)
+  else:
+    locations = np.asarray(locations)
+    if locations.shape != (num_scenes,):
+      raise ValueError(f"{locations.shape[0]} scene locations for {num_scenes} scenes")
+    _, unit = np.unique(locations, return_inverse=True)
+  num_units = int(unit.max()) + 1
+  counts = rng.multinomial(num_units, np.full(num_units, 1.0 / num_units), size=samples)
+  return (counts[:, unit[pairs[:, 0]]] * counts[:, unit[pairs[:, 2]]]).astype(np.float64)
+
+
+def bootstrap_unit(locations):
+  """"locations" when the scenes' locations are known, else "scenes" (logged)."""
+  if locations is None:
+    logging.info("Bootstrap intervals resample scenes: the split's locations are unknown")
+    return "scenes"
+  return "locations"
 
 
 def pair_weights(num_pairs, samples, seed):
@@ -68,8 +116,8 @@ def pair_weights(num_pairs, samples, seed):
                          size=samples).astype(np.float64)
 
 
-def summarize(per_example, pairs, num_scenes, *, samples, seed):
-  """Means and 95% bootstrap CIs of every per-example metric, and of Score.
+def summarize(per_example, pairs, num_scenes, *, samples, seed, locations=None):
+  """Means and 95% bootstrap CIs of every per-example metric, and of the Scores.
 
   Args:
     per_example: {metric: [N] values}, with "mse" and "identity/mse".
@@ -77,12 +125,17 @@ def summarize(per_example, pairs, num_scenes, *, samples, seed):
     num_scenes: scenes of the evaluated split.
     samples: bootstrap replicates (0: no intervals, each ci95 is [mean, mean]).
     seed: bootstrap seed.
+    locations: optional [num_scenes] location of every scene (resample locations).
 
   Returns:
-    {"num_pairs", "num_scenes", "metrics": {key: {"mean": x, "ci95": [lo, hi]}}}.
+    {"num_pairs", "num_scenes", "num_locations" (None if unknown), "resampled" (the
+    bootstrap's unit, "locations" or "scenes"), "metrics": {key: {"mean": x,
+    "ci95": [lo, hi]}}}.
   """
-  weights = scene_weights(pairs, num_scenes, samples, seed) if samples else None
+  weights = scene_weights(pairs, num_scenes, samples, seed, locations) if samples else None
   return {"num_pairs": int(len(pairs)), "num_scenes": int(num_scenes),
+          "num_locations": None if locations is None else int(len(np.unique(locations))),
+          "resampled": "scenes" if locations is None else "locations",
           "metrics": summarize_weighted(per_example, weights)}
 
 
@@ -98,8 +151,7 @@ def summarize_weighted(per_example, weights):
   point = means(values)
   replicates = {}
   if weights is not None:
-    replicates = replicate_means(weights, values)
-    replicates["score"] = replicates["identity/mse"] / np.maximum(replicates["mse"], 1e-12)
+    replicates = with_score(replicate_means(weights, values))
   summary = {}
   for key, mean in point.items():
     if key in replicates:
@@ -107,7 +159,9 @@ def summarize_weighted(per_example, weights):
       summary[key] = {"mean": mean, "ci95": [float(low), float(high)]}
     else:
       summary[key] = {"mean": mean, "ci95": [mean, mean]}
-  summary["identity/score"] = {"mean": 1.0, "ci95": [1.0, 1.0]}
+  for ratio, _ in RATIOS:
+    if ratio in point:
+      summary[f"identity/{ratio}"] = {"mean": 1.0, "ci95": [1.0, 1.0]}
   return summary
 
 
@@ -124,13 +178,14 @@ def replicate_means(weights, values):
           for key, value in values.items()}
 
 
-def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
+def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed,
+                locations=None):
   """Score of a model over a reference model's, on the same pairs, with a paired 95% CI.
 
   Score_model / Score_reference = l2(G, G_hat_reference) / l2(G, G_hat_model): the
   identity's term cancels. Every replicate weights both models' pairs by the same
-  resampled scenes (`scene_weights`), so the interval reflects how consistently one
-  beats the other across scenes, not how hard the scenes are.
+  resampled locations (or scenes, `scene_weights`), so the interval reflects how
+  consistently one beats the other across them, not how hard they are.
 
   Args:
     reference_mse, model_mse: [N] per-example MSE of the two models on `pairs`.
@@ -138,6 +193,7 @@ def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
     num_scenes: scenes of the evaluated split.
     samples: bootstrap replicates (0: the ci95 is [mean, mean]).
     seed: bootstrap seed.
+    locations: optional [num_scenes] location of every scene (resample locations).
 
   Returns:
     {"mean": ratio, "ci95": [low, high], "share_above_one": fraction of replicates > 1}.
@@ -150,7 +206,7 @@ def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
   mean = float(reference.mean() / max(model.mean(), 1e-12))
   if not samples:
     return {"mean": mean, "ci95": [mean, mean], "share_above_one": float(mean > 1)}
-  replicates = replicate_means(scene_weights(pairs, num_scenes, samples, seed),
+  replicates = replicate_means(scene_weights(pairs, num_scenes, samples, seed, locations),
                                {"reference": reference, "model": model})
   ratios = replicates["reference"] / np.maximum(replicates["model"], 1e-12)
   low, high = np.percentile(ratios, [2.5, 97.5])
@@ -159,13 +215,30 @@ def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed):
 
 
 def means(per_example):
-  """Plain means of every metric and the Score (no intervals)."""
+  """Plain means of every metric and the Scores (no intervals)."""
   return with_score({key: float(np.mean(value)) for key, value in per_example.items()})
 
 
 def with_score(means):
-  """`means` ({metric: mean}) with the Score of those means added."""
-  return dict(means, score=means["identity/mse"] / max(means["mse"], 1e-12))
+  """`means` ({metric: mean}, floats or arrays of replicates) with the Scores added.
+
+  For every candidate prefix ("" for the model, "oracle_gain/", ...) with a "mse" (a
+  "change_mse"), "<prefix>score" ("<prefix>change_score") = mean identity/<term> / mean
+  <prefix><term>. A ratio whose identity term is 0 (no changed pixel in the whole set)
+  is left out.
+  """
+  result = dict(means)
+  for ratio, term in RATIOS:
+    identity = means.get(f"identity/{term}")
+    if identity is None or (np.ndim(identity) == 0 and identity <= 0):
+      continue
+    for key, value in means.items():
+      prefix = key[:-len(term)]
+      if key.endswith(term) and (prefix == "" or
+                                 (prefix.endswith("/") and prefix != "identity/")):
+        found = identity / np.maximum(value, 1e-12)
+        result[prefix + ratio] = float(found) if np.ndim(found) == 0 else found
+  return result
 
 
 def check_compatible(records, labels):
@@ -176,13 +249,16 @@ def check_compatible(records, labels):
     labels: a name for each record (its workdir), used in the message.
   """
   first, first_label = records[0], labels[0]
+  def setting(record, key):
+    return record["meta"].get(key, _PROTOCOL_DEFAULTS.get(key))
+
   for record, label in zip(records[1:], labels[1:], strict=True):
     for key in PROTOCOL_KEYS:
-      if record["meta"].get(key) != first["meta"].get(key):
+      if setting(record, key) != setting(first, key):
         raise ValueError(
             f"cannot combine {first_label} and {label}: they were evaluated with different "
-            f"{key} ({first['meta'].get(key)!r} vs {record['meta'].get(key)!r}); evaluate "
-            f"both with the same settings (--mode=evaluate)")
+            f"{key} ({setting(first, key)!r} vs {setting(record, key)!r}); evaluate "
+            f"both with the same settings and version (--mode=evaluate)")
     for subset in set(first["subsets"]) & set(record["subsets"]):
       counts = [r["subsets"][subset]["num_pairs"] for r in (first, record)]
       if counts[0] != counts[1]:
@@ -211,11 +287,19 @@ def _interval(summary, fmt):
 def protocol_lines(meta):
   """The sentence every table starts with: data, split, size, pairs, seeds."""
   pairing = meta.get("eval_pairing") or "all pairs"
+  unit = meta.get("bootstrap_unit", _PROTOCOL_DEFAULTS["bootstrap_unit"])
+  if meta.get("locations_known") is False:
+    same_location = ("; Eval[same location] is absent: the split's locations are unknown")
+  elif meta.get("locations_known"):
+    same_location = ("; Eval[same location] keeps Eval's rule with T from I's location, "
+                     "pairs that Eval also holds")
+  else:
+    same_location = ""
   return [f"Data: `{meta['data']}`, split `{meta['split']}`, {meta['image_size']} px. "
           f"Pairs: fixed list of up to {meta['eval_num_pairs']} per set, seed "
           f"{meta['eval_seed']}, rule `{pairing}` (Eval[c_I = c_T] adds equal temperatures, "
-          f"Eval[d_I = d_T] requires equal directions). 95% CIs: "
-          f"{meta['bootstrap_samples']} bootstrap replicates over scenes (seed "
+          f"Eval[d_I = d_T] requires equal directions{same_location}). 95% CIs: "
+          f"{meta['bootstrap_samples']} bootstrap replicates over {UNIT_WORDS[unit]} (seed "
           f"{meta['bootstrap_seed']})."]
 
 
@@ -231,13 +315,24 @@ def model_line(label, records):
 
 
 NOTES = ("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS: AlexNet "
-         "on [-1, 1]; Score = l2(G, I) / l2(G, G_hat) (> 1 beats the identity mapping). "
+         "on [-1, 1]; MPS = (SSIM + 1 - LPIPS) / 2 (NTIRE 2021's ranking score); Score = "
+         "l2(G, I) / l2(G, G_hat) over the set (> 1 beats the identity mapping). "
+         "Change-mask Score: the Score on the pixels whose light changes, "
+         "|log(Y_G + 0.01) - log(Y_I + 0.01)| > log 1.5 (Y: linear luminance), pooled over "
+         "the set. Relighting correlation: per pair, the correlation over pixels of the "
+         "predicted and true change of log(Y + 0.01) from I, both less their linear fit on "
+         "I's log(Y + 0.01) (what a tone curve of I explains; 0 for the identity). "
+         "Baselines: colour transfer imposes T's per-channel mean and sd on I in "
+         "linear RGB (never sees G); the oracles see G: the best per-channel gain from I to "
+         "G, and I * blur(G) / blur(I) with a Gaussian sigma of 8 px at 64 px (scaled with "
+         "the size): tone alone, no sharp shadow moved. "
          "Light rows: averaged over the estimates of I, T and G (envmap models: the "
          "brightest column and the nearest light colour of the predicted envmap).")
 
 
 PAIRED_NOTE = ("Paired rows: each model's Score over the first column's on the same pairs "
-               "(`score_ratio`); their 95% CIs resample the scenes jointly for both models.")
+               "(`score_ratio`); their 95% CIs resample the bootstrap's units jointly for "
+               "both models.")
 
 
 def format_table(columns, *, reference=None, titles=None, rows=None, protocol=None,
@@ -271,19 +366,20 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
       continue
     summary = first["subsets"][subset]
     printed = (reference or {}).get(subset, {})
-    header = ["Metric", "Identity (G_hat = I)"]
+    # The baselines do not depend on the model: the first record's are every model's.
+    baseline_keys = set(summary["metrics"])
+    shown = [(prefix, title_) for prefix, title_ in BASELINE_COLUMNS
+             if prefix == "identity/" or any(k.startswith(prefix) for k in baseline_keys)]
+    header = ["Metric"] + [title_ for _, title_ in shown]
     for label in labels:
       header += [label] + ([f"{label} (report)"] if label in printed else [])
-    counted = f"{summary['num_pairs']} pairs" + (
-        "" if summary["num_scenes"] is None else f", {summary['num_scenes']} scenes")
-    lines += [f"### {title} ({counted})", "",
+    lines += [f"### {title} ({_counted(summary)})", "",
               "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     present = set().union(*(r["subsets"].get(subset, {}).get("metrics", {}) for r in flat))
     for key, name, fmt in (IMAGE_ROWS + LIGHT_ROWS) if rows is None else rows:
       if key not in present:
         continue
-      identity_key = f"identity/{key}"
-      cells = [_cell([first], identity_key, subset, fmt) if identity_key in present else "–"]
+      cells = [_cell([first], prefix + key, subset, fmt) for prefix, _ in shown]
       for label in labels:
         cells.append(_cell(columns[label], key, subset, fmt))
         if label in printed:
@@ -291,7 +387,7 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
           cells.append("–" if value is None else fmt.format(value))
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if (paired or {}).get(subset):
-      cells = ["–"]
+      cells = ["–"] * len(shown)
       for index, label in enumerate(labels):
         ratio = paired[subset].get(label)
         cells.append("1" if index == 0 else "–" if ratio is None else _interval(ratio, "{:.3f}"))
@@ -300,7 +396,22 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
       lines.append(f"| Score / {labels[0]} (paired) | " + " | ".join(cells) + " |")
     lines.append("")
   lines.append(notes)
+  unit = first["meta"].get("bootstrap_unit", _PROTOCOL_DEFAULTS["bootstrap_unit"])
+  lines += ["", f"Resampled unit of the 95% CIs: {UNIT_WORDS[unit]}."]
   if paired:
     lines.append("")
     lines.append(PAIRED_NOTE)
   return "\n".join(lines) + "\n"
+
+
+def _counted(summary):
+  """"N pairs, S scenes, L locations; P% of pixels change light" of a subset's summary."""
+  parts = [f"{summary['num_pairs']} pairs"]
+  for key, noun in (("num_scenes", "scene"), ("num_locations", "location")):
+    if summary.get(key) is not None:
+      parts.append(f"{summary[key]} {noun}" + ("" if summary[key] == 1 else "s"))
+  text = ", ".join(parts)
+  changed = summary["metrics"].get("change_fraction")
+  if changed is not None:
+    text += f"; {100 * changed['mean']:.0f}% of pixels change light"
+  return text

@@ -2,8 +2,9 @@
 
   train_step  one optimisation step on a global batch (what `train.train` jits over the
               `data` mesh and `bench/train_step.py` times);
-  eval_step   per-example metrics of the model and of the identity mapping on a batch
-              (the evaluation tables, report §3.5 and §4.1);
+  eval_step   per-example metrics of the model, of the identity mapping and of the
+              baselines and oracles on a batch (the evaluation tables, report §3.5 and
+              §4.1);
   predict     the model's outputs in inference mode (pictures).
 
 All three call the model through the state's `apply_fn` (never rebuilding it from the
@@ -27,6 +28,7 @@ import optax
 from clu import metrics as clu_metrics
 
 from relight_jax.data import lights
+from relight_jax.evaluation import baselines
 from relight_jax.evaluation import metrics
 from relight_jax.models import registry
 from relight_jax.training import objectives
@@ -200,8 +202,13 @@ def _light_metrics(model_name, encoded, batch, palette):
   return result
 
 
-def eval_step(train_state, batch, *, model_name, with_lpips, palette):
-  """Per-example metrics of the model and of the identity mapping on one batch.
+def eval_step(train_state, batch, *, model_name, with_lpips, palette, with_baselines=True):
+  """Per-example metrics of the model, the identity mapping and the baselines on one batch.
+
+  The image metrics (`metrics.candidate_metrics`) of the model's Ĝ have no prefix; those
+  of the identity Ĝ = I are under "identity/", those of the baselines and oracles
+  (`baselines.candidates`) under their prefixes ("colour_transfer/", "oracle_gain/",
+  "oracle_smooth/"). "change_fraction" is the share of pixels whose light changes.
 
   Args:
     train_state: `state.TrainState`; the model is its `apply_fn` (inference BatchNorm).
@@ -210,6 +217,7 @@ def eval_step(train_state, batch, *, model_name, with_lpips, palette):
     with_lpips: also compute LPIPS (slow on a CPU).
     palette: (RGB [n, 3], kelvin [n]) of the dataset's light colours, against which an
       envmap's colour is read as a temperature (evaluate.PALETTE).
+    with_baselines: also score the baselines and oracles.
 
   Returns:
     Dict of float32 [batch] arrays.
@@ -219,14 +227,15 @@ def eval_step(train_state, batch, *, model_name, with_lpips, palette):
   relit = train_state.apply_fn(model_variables, batch["input_image"], batch["target_image"],
                                train=False)["relit"]
   ground_truth, input_image = batch["ground_truth"], batch["input_image"]
-  results = {}
-  for prefix, candidate in (("", relit), ("identity/", input_image)):
-    results[prefix + "mse"] = metrics.mse(ground_truth, candidate)
-    results[prefix + "psnr"] = metrics.psnr(ground_truth, candidate)
-    results[prefix + "ssim"] = metrics.ssim(ground_truth, candidate)
-    results[prefix + "dssim"] = (1.0 - results[prefix + "ssim"]) / 2.0
-    if with_lpips:
-      results[prefix + "lpips"] = metrics.lpips(ground_truth, candidate)
+  candidates = {"": relit, "identity/": input_image}
+  if with_baselines:
+    candidates.update(baselines.candidates(input_image, batch["target_image"], ground_truth))
+  mask = metrics.change_mask(input_image, ground_truth)
+  results = {"change_fraction": jnp.mean(mask.reshape(mask.shape[0], -1), axis=-1)}
+  for prefix, candidate in candidates.items():
+    for key, value in metrics.candidate_metrics(input_image, ground_truth, candidate, mask,
+                                                with_lpips=with_lpips).items():
+      results[prefix + key] = value
   # Report §3.5: distances between the scene (light) latents of I, T, G and G_hat. One
   # encoder call over the four stacked images (inference BatchNorm: no cross-talk).
   stacked = jnp.concatenate([input_image, batch["target_image"], ground_truth, relit], axis=0)
