@@ -283,7 +283,7 @@ def _train(config, workdir):
     # debug log; the console, quiet by default, gets its total.
     overview = parameter_overview.get_parameter_overview(train_state.params)
     logging.info("Parameters: %s relighter (table: TensorBoard's Text tab, `parameters`)",
-                 f"{parameter_overview.count_parameters(train_state.params):,}")
+                 f"{int(parameter_overview.count_parameters(train_state.params)):,}")
     logging.debug("Parameters of the relighter:\n%s", overview)
     writer.write_texts(0, {"parameters": f"```\n{overview}\n```"})
     writer.write_hparams(_flatten(config.to_dict()))
