@@ -298,7 +298,9 @@ def _train(config, workdir):
   means_fn = jax.jit(step_lib.computed_averages, out_shardings=placement.replicated)
   predict_fn = jax.jit(step_lib.predict, in_shardings=(placement.replicated, placement.batch),
                        out_shardings=placement.batch)
-  eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch)
+  # The baselines do not change with training: the final evaluation scores them once.
+  eval_step_fn = evaluate.make_eval_step(config, False, placement.replicated, placement.batch,
+                                         with_baselines=False)
   periodic_sets = periodic_eval_sets(config, train_images, eval_images)
   prefetcher = _Prefetcher(iterator, placement.put_batch, config.data.prefetch)
   pending, last_log = None, (start_step, time.time())
