@@ -10,17 +10,28 @@ their code: the workdir lock, signals, a full disk and a workdir that is a file
 command's path mistakes (tests/test_relight.py).
 """
 
+import errno
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 from conftest import checkpointed_workdir
+from conftest import load_config
 from PIL import Image
 
 from relight_jax import export
+from relight_jax import main
 from relight_jax import relight
+from relight_jax.common import atomic
 from relight_jax.training import checkpointing
+from relight_jax.training import train
 
 EARLIER, LATEST = 3, 5
 
@@ -93,3 +104,195 @@ def test_a_damaged_export_is_refused_in_one_line(scene, capsys):
   error = capsys.readouterr().err.strip().splitlines()
   assert len(error) == 1 and str(exported) in error[0] and "sha256" in error[0]
   assert not (scene / "relit.png").exists()
+
+
+def _one_line_exit(exit_info):
+  message = str(exit_info.value.code)
+  assert "\n" not in message and "Traceback" not in message
+  return message
+
+
+def test_a_checkpoint_that_fails_to_restore_once_is_kept_and_named(scene, monkeypatch):
+  workdir = scene / "run"
+  config = load_config("envmap", "smoke")
+  original = checkpointing.restore
+
+  def too_many_open_files(manager, config, sharding, step=None):
+    if step == LATEST:
+      raise OSError(errno.EMFILE, "Too many open files")
+    return original(manager, config, sharding, step)
+
+  manager = checkpointing.create_manager(workdir, async_save=False)
+  try:
+    with monkeypatch.context() as patch:
+      patch.setattr(checkpointing, "restore", too_many_open_files)
+      with pytest.raises(checkpointing.UnrestorableCheckpointError) as error:
+        checkpointing.restore_latest_good(manager, config, checkpointing.replicated_sharding(),
+                                          delete_skipped=True)
+    message = str(error.value)
+    assert f"{checkpointing.CHECKPOINT_DIR}/{LATEST} (step {LATEST})" in message
+    assert "Too many open files" in message and "nothing was deleted" in message
+    assert sorted(manager.all_steps()) == [EARLIER, LATEST]
+    # The failure passed: the same step restores on the next try.
+    _, _, step = checkpointing.restore_latest_good(
+        manager, config, checkpointing.replicated_sharding(), delete_skipped=True)
+    assert step == LATEST
+  finally:
+    manager.close()
+  latest = workdir / checkpointing.CHECKPOINT_DIR / str(LATEST)
+  assert checkpointing.manifest_problem(latest) is None
+
+
+def test_the_command_line_names_a_kept_unrestorable_checkpoint_in_one_line(tmp_path, monkeypatch):
+  def unrestorable(config, path, **kwargs):
+    del config, kwargs
+    raise checkpointing.UnrestorableCheckpointError(5, path / "checkpoints" / "5", "EIO")
+
+  monkeypatch.setattr(train, "train", unrestorable)
+  with pytest.raises(SystemExit) as exit_info:
+    main.run("train", None, tmp_path)
+  message = _one_line_exit(exit_info)
+  assert message.startswith(f"error: checkpoint {tmp_path / 'checkpoints' / '5'} (step 5)")
+
+
+def test_disk_full_is_recognised_in_tensorstore_text():
+  error = ValueError('RESOURCE_EXHAUSTED: Error writing "x" in OCDBT database at local file '
+                     '"/w/checkpoints/3.orbax-checkpoint-tmp/": Failed writing: "/w/checkpoints/'
+                     '3.orbax-checkpoint-tmp/d/ab": Failed to write 6090752 bytes to file 7: No '
+                     "space left on device [os_error_code='28']")
+  assert checkpointing.disk_full(error) == "/w/checkpoints/3.orbax-checkpoint-tmp/d/ab"
+  assert checkpointing.disk_full(RuntimeError("wrapped")) is None
+  try:
+    raise RuntimeError("orbax: save failed") from OSError(errno.ENOSPC, "full", "/w/f")
+  except RuntimeError as wrapped:
+    assert checkpointing.disk_full(wrapped) == "/w/f"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 3 MB tmpfs folder (a full disk for a smoke model's 6 MB checkpoint), root only."""
+  if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    pytest.skip("mounting a small tmpfs for a real full disk needs root")
+  folder = tmp_path / "small_disk"
+  folder.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)],
+                           capture_output=True, text=True, check=False)
+  if mounted.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+  try:
+    yield folder
+  finally:
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_real_full_disk_ends_in_one_line_and_leaves_no_staging_folder(small_disk, tiny_data_dir):
+  workdir = small_disk / "run"
+  config = load_config("envmap", "smoke", **{
+      "data.data_dir": tiny_data_dir, "train.num_steps": 1, "train.eval_every": 100,
+      "train.image_every": 100, "checkpoint.async_save": True})
+  with pytest.raises(SystemExit) as exit_info:
+    main.run("train", config, workdir)
+  message = _one_line_exit(exit_info)
+  assert message.startswith(f"error: no space left on device writing {workdir}/checkpoints/")
+  assert "rerun the same command" in message
+  left = [path.name for path in (workdir / checkpointing.CHECKPOINT_DIR).iterdir()]
+  assert not [name for name in left if "orbax-checkpoint-tmp" in name], left
+
+
+def _resume(scene, **overrides):
+  config = load_config("envmap", "smoke", **overrides)
+  with pytest.raises(SystemExit) as exit_info:
+    main.run("train", config, scene / "run")
+  return _one_line_exit(exit_info)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("data.image_size", 64), ("train.batch_size", 16), ("train.learning_rate", 5e-4),
+    ("data.pairing", "different_scene")])
+def test_a_resume_with_other_settings_lists_them_and_refuses(scene, key, value):
+  config_json = (scene / "run" / checkpointing.CONFIG_FILE).read_text()
+  message = _resume(scene, **{key: value})
+  assert message.startswith(f"error: {scene / 'run'} was trained with other settings")
+  assert f"{key} " in message and f"-> {value!r}" in message
+  assert "--allow_config_change" in message
+  assert (scene / "run" / checkpointing.CONFIG_FILE).read_text() == config_json
+
+
+def test_a_resume_may_change_the_length_and_cadences(scene):
+  previous = checkpointing.load_config(scene / "run" / checkpointing.CONFIG_FILE)
+  config = load_config("envmap", "smoke", **{
+      "train.num_steps": 99, "train.log_every": 7, "data.data_dir": "elsewhere",
+      "eval.num_pairs": 8})
+  assert train.config_changes(previous, config) == []
+  decaying = load_config("envmap", "smoke", **{"train.num_steps": 99, "train.lr_decay": "cosine"})
+  assert [change.split()[0] for change in train.config_changes(previous, decaying)] == [
+      "train.lr_decay", "train.num_steps"]
+
+
+def test_allow_config_change_keeps_the_old_config_beside(scene):
+  workdir = scene / "run"
+  config_json = (workdir / checkpointing.CONFIG_FILE).read_text()
+  config = load_config("envmap", "smoke", **{"train.learning_rate": 5e-4})
+  kept = train._check_workdir(config, workdir, True)  # pylint: disable=protected-access
+  assert kept.parent == workdir and kept.name.startswith("config.before-")
+  assert kept.read_text() == config_json
+
+
+def test_waiting_for_data_ends_on_the_first_signal():
+  if threading.current_thread() is not threading.main_thread():
+    pytest.skip("signal handlers need the main thread")
+  release = threading.Event()
+
+  class Stalled:
+    def __next__(self):
+      release.wait()
+      raise StopIteration
+
+    def get_state(self):
+      return {}
+
+  prefetcher = train._Prefetcher(Stalled(), lambda batch: batch, 1)  # pylint: disable=protected-access
+  try:
+    with train._StopSignals() as stop:  # pylint: disable=protected-access
+      threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+      started = time.monotonic()
+      assert prefetcher.next(stop) is None
+      assert time.monotonic() - started < 5 and stop.received == signal.SIGTERM
+  finally:
+    release.set()
+    prefetcher.close()
+
+
+def test_a_second_signal_stops_at_once():
+  script = ("import os, signal, time\n"
+            "from relight_jax.training import train\n"
+            "with train._StopSignals():\n"
+            "  os.kill(os.getpid(), signal.SIGINT)\n"
+            "  time.sleep(0.2)\n"
+            "  os.kill(os.getpid(), signal.SIGINT)\n"
+            "  time.sleep(60)\n"
+            "print('still running')\n")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  started = time.monotonic()
+  done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                        env=env, timeout=120, check=False)
+  assert done.returncode == -signal.SIGINT, done.stderr
+  assert time.monotonic() - started < 60 and "still running" not in done.stdout
+  lines = [line for line in done.stderr.splitlines() if line.startswith("SIGINT")]
+  assert len(lines) == 2 and "again: stopping now" in lines[1]
+
+
+@pytest.mark.parametrize("umask, file_mode, folder_mode", [(0o077, 0o600, 0o700),
+                                                            (0o022, 0o644, 0o755)])
+def test_written_files_follow_the_umask(tmp_path, umask, file_mode, folder_mode):
+  previous = os.umask(umask)
+  try:
+    atomic.write_text(tmp_path / "result.json", "{}")
+    with atomic.replacing_folder(tmp_path / "submission") as staging:
+      (staging / "a.txt").write_text("a")
+    Image.new("RGB", (8, 8)).save(tmp_path / "unused.png")  # PIL's open() as a reference
+  finally:
+    os.umask(previous)
+  assert (tmp_path / "result.json").stat().st_mode & 0o777 == file_mode
+  assert (tmp_path / "submission").stat().st_mode & 0o777 == folder_mode
+  assert (tmp_path / "unused.png").stat().st_mode & 0o777 == file_mode
