@@ -11,6 +11,7 @@ command's path mistakes (tests/test_relight.py).
 """
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ from relight_jax import export
 from relight_jax import main
 from relight_jax import relight
 from relight_jax.common import atomic
+from relight_jax.inference import trained_model
 from relight_jax.training import checkpointing
 from relight_jax.training import train
 
@@ -296,3 +298,42 @@ def test_written_files_follow_the_umask(tmp_path, umask, file_mode, folder_mode)
   assert (tmp_path / "result.json").stat().st_mode & 0o777 == file_mode
   assert (tmp_path / "submission").stat().st_mode & 0o777 == folder_mode
   assert (tmp_path / "unused.png").stat().st_mode & 0o777 == file_mode
+
+
+def test_the_shipped_model_is_not_replaced_without_overwrite(scene, monkeypatch):
+  shipped = scene / "shipped"
+  shutil.copytree(trained_model.bundle_folder(), shipped)
+  before = {path.name: path.read_bytes() for path in shipped.iterdir() if path.is_file()}
+  monkeypatch.setattr(trained_model, "bundle_folder", lambda folder=None: shipped)
+  with pytest.raises(trained_model.BundleError,
+                     match=rf"^{shipped} holds the shipped reference model .*--overwrite"):
+    trained_model.write_bundle(scene / "run")
+  assert {path.name: path.read_bytes() for path in shipped.iterdir()
+          if path.is_file()} == before
+  # Where asked, it is written; over an existing bundle only with --overwrite.
+  folder, manifest = trained_model.write_bundle(scene / "run", scene / "mine")
+  assert folder == scene / "mine" and manifest["step"] == LATEST
+  with pytest.raises(trained_model.BundleError, match="holds a model bundle"):
+    trained_model.write_bundle(scene / "run", scene / "mine")
+  trained_model.write_bundle(scene / "run", scene / "mine", step=EARLIER, overwrite=True)
+  assert json.loads((scene / "mine" / "bundle.json").read_text())["step"] == EARLIER
+
+
+def test_a_read_only_bundle_folder_is_one_line(scene, monkeypatch):
+  def read_only(*args, **kwargs):
+    raise OSError(errno.EROFS, "Read-only file system")
+
+  monkeypatch.setattr(atomic, "replacing", read_only)
+  with pytest.raises(trained_model.BundleError,
+                     match=rf"^cannot write the bundle in {scene / 'out'} \(Read-only file "
+                     r"system\); pass --output=DIR"):
+    trained_model.write_bundle(scene / "run", scene / "out")
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{\"step\": 5}", "not json"])
+def test_a_bundle_manifest_of_the_wrong_shape_is_one_error(scene, content):
+  folder = scene / "bundle"
+  shutil.copytree(trained_model.bundle_folder(), folder)
+  (folder / "bundle.json").write_text(content)
+  with pytest.raises(ValueError, match=rf"^{folder / 'bundle.json'}: .*write the bundle again"):
+    trained_model.load_pretrained(folder)
