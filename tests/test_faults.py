@@ -337,3 +337,105 @@ def test_a_bundle_manifest_of_the_wrong_shape_is_one_error(scene, content):
   (folder / "bundle.json").write_text(content)
   with pytest.raises(ValueError, match=rf"^{folder / 'bundle.json'}: .*write the bundle again"):
     trained_model.load_pretrained(folder)
+
+
+def _text_bomb(path):
+  """A small PNG whose zTXt chunk decompresses to 5 MB (beyond PIL's text limit)."""
+  from PIL import PngImagePlugin  # pylint: disable=g-import-not-at-top
+  info = PngImagePlugin.PngInfo()
+  info.add_text("comment", "x" * (5 << 20), zip=True)
+  Image.new("RGB", (16, 16)).save(path, pnginfo=info)
+  assert path.stat().st_size < 100_000
+
+
+def test_a_png_with_an_oversized_text_chunk_is_named_and_skipped_in_a_batch(scene, capsys):
+  folder = scene / "inputs"
+  folder.mkdir()
+  shutil.copy(scene / "photo.png", folder / "good.png")
+  _text_bomb(folder / "bomb.png")
+  capsys.readouterr()
+  status = relight.main([f"--workdir={scene / 'run'}", f"--input={folder / 'bomb.png'}",
+                         f"--target={scene / 'target.png'}", f"--output={scene / 'b.png'}"])
+  error = capsys.readouterr().err.strip().splitlines()
+  assert status == 1 and len(error) == 1 and str(folder / "bomb.png") in error[0]
+  status = relight.main([f"--workdir={scene / 'run'}", f"--input={folder}",
+                         f"--target={scene / 'target.png'}", f"--output={scene / 'out'}"])
+  error = capsys.readouterr().err
+  assert status == 1 and "Traceback" not in error
+  assert f"{folder / 'bomb.png'}: refused or damaged" in error
+  assert sorted(path.name for path in (scene / "out").iterdir()) == ["good__target.png"]
+
+
+@pytest.mark.parametrize("size, name, message", [
+    ((16_400, 8), "wide.webp", "larger than WEBP allows (16,383 pixels per side)"),
+    ((65_600, 8), "wide.jpg", "larger than JPEG allows (65,500 pixels per side)"),
+    ((40, 56), "result.xbm", "PIL's XBM cannot store an 8-bit RGB result"),
+    ((40, 56), "result.h5", "PIL's HDF5 cannot store an 8-bit RGB result")])
+def test_output_format_limits_are_checked_before_the_model(scene, capsys, monkeypatch, size,
+                                                          name, message):
+  def no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded")
+
+  monkeypatch.setattr(relight.trained_model, "load_workdir", no_model)
+  photo = scene / "wide.png"
+  Image.new("RGB", size, (90, 120, 150)).save(photo)
+  status = relight.main([f"--workdir={scene / 'run'}", f"--input={photo}",
+                         f"--target={scene / 'target.png'}", f"--output={scene / name}"])
+  error = capsys.readouterr().err.strip().splitlines()
+  assert status == 1 and len(error) == 1, error
+  assert str(scene / name) in error[0] and message in error[0]
+  assert not (scene / name).exists()
+
+
+@pytest.mark.parametrize("role", ["input", "exported"])
+def test_a_fifo_or_device_is_refused_instead_of_hanging(scene, capsys, role):
+  fifo = scene / "pipe.png"
+  os.mkfifo(fifo)
+  for special in (fifo, "/dev/zero"):
+    if role == "input":
+      argv = [f"--workdir={scene / 'run'}", f"--input={special}"]
+    else:
+      argv = [f"--exported={special}", f"--input={scene / 'photo.png'}"]
+    started = time.monotonic()
+    status = relight.main(argv + [f"--target={scene / 'target.png'}",
+                                  f"--output={scene / 'o.png'}"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(error) == 1 and time.monotonic() - started < 30
+    assert f"{special} is not a regular file" in error[0]
+
+
+def test_an_exported_file_that_is_a_device_is_refused_by_the_api():
+  with pytest.raises(ValueError, match="/dev/zero: not a regular file"):
+    trained_model.load_exported("/dev/zero")
+
+
+def test_sizes_that_exhaust_memory_are_refused(scene, capsys):
+  status = relight.main([f"--workdir={scene / 'run'}", f"--input={scene / 'photo.png'}",
+                         f"--target={scene / 'target.png'}", f"--output={scene / 'o.png'}",
+                         "--size=100000"])
+  error = capsys.readouterr().err.strip().splitlines()
+  assert status == 1 and len(error) == 1 and "size=100000: expected" in error[0]
+  from relight_jax.config import config_utils  # pylint: disable=g-import-not-at-top
+  for key, value in (("model.width", 1000.0), ("train.batch_size", 10**7),
+                     ("eval.batch_size", 10**7), ("data.image_size", 2**20)):
+    config = load_config("envmap", "smoke", **{key: value})
+    with pytest.raises(ValueError, match=rf"^config {key}={value!r}: expected .*at most"):
+      config_utils.validate(config)
+
+
+def test_an_output_another_run_wrote_meanwhile_is_kept_and_reported(scene, capsys,
+                                                                    monkeypatch):
+  output = scene / "shared.png"
+  original = relight.relight
+
+  def racing(*args, **kwargs):
+    result = original(*args, **kwargs)
+    output.write_bytes(b"the other run's result")  # it finished first
+    return result
+
+  monkeypatch.setattr(relight, "relight", racing)
+  assert _relight(scene, output, f"--workdir={scene / 'run'}") == 1
+  error = capsys.readouterr().err
+  assert f"{output} appeared while it was being written" in error
+  assert output.read_bytes() == b"the other run's result"
+  assert not [path for path in scene.iterdir() if path.name.startswith(".shared.png")]

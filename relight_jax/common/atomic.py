@@ -39,12 +39,15 @@ def current_umask():
 
 
 @contextlib.contextmanager
-def replacing(path, *, binary=True):
+def replacing(path, *, binary=True, exclusive=False):
   """A stream that replaces `path` with what was written to it, if the block succeeds.
 
   Args:
     path: the destination; its folder must exist.
     binary: a bytes stream (else UTF-8 text).
+    exclusive: only create `path`: if a file appeared there meanwhile (another run writing
+      the same output), raise FileExistsError and leave it as it is, instead of silently
+      replacing it.
 
   Yields:
     The open stream of the temporary file.
@@ -58,10 +61,33 @@ def replacing(path, *, binary=True):
       yield stream
     # mkstemp creates 0600: give what open() would have under the user's umask.
     os.chmod(temporary, 0o666 & ~current_umask())
-    os.replace(temporary, path)
+    if exclusive:
+      _publish_new(temporary, path)
+    else:
+      os.replace(temporary, path)
   except BaseException:
-    os.unlink(temporary)
+    if os.path.lexists(temporary):
+      os.unlink(temporary)
     raise
+
+
+def _publish_new(temporary, path):
+  """Gives `temporary` the name `path` only if nothing has it (a hard link refuses)."""
+  try:
+    os.link(temporary, path)
+  except FileExistsError:
+    raise FileExistsError(f"{path} appeared while it was being written (another run writing "
+                          "the same output?); it was left as it is: choose another output or "
+                          "rerun") from None
+  except OSError:
+    # A filesystem without hard links: the check and the rename are two steps.
+    if os.path.lexists(path):
+      raise FileExistsError(f"{path} appeared while it was being written (another run "
+                            "writing the same output?); it was left as it is: choose another "
+                            "output or rerun") from None
+    os.replace(temporary, path)
+    return
+  os.unlink(temporary)
 
 
 def write_text(path, text):

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import pathlib
+import stat
 from collections.abc import Callable
 
 import jax
@@ -434,6 +435,10 @@ def exported_header(serialized):
   return EXPORTED_MAGIC + hashlib.sha256(serialized).hexdigest().encode("ascii") + b"\n"
 
 
+# Larger than any exported relighter (the full-width model's constants are ~300 MB).
+MAX_EXPORTED_BYTES = 4 << 30
+
+
 def _read_exported(path):
   """Deserialises a file written by export.save_exported.
 
@@ -453,10 +458,19 @@ def _read_exported(path):
   """
   path = pathlib.Path(path)
   try:
-    data = path.read_bytes()
+    status = path.stat()
   except FileNotFoundError:
     raise FileNotFoundError(f"{path}: no such file; expected a file written by "
                             "python -m relight_jax.export") from None
+  # A FIFO would block and a device (/dev/zero) never end: only regular files are read.
+  if not stat.S_ISREG(status.st_mode):
+    raise ValueError(f"{path}: not a regular file (a folder, FIFO, socket or device); expected "
+                     "a file written by python -m relight_jax.export")
+  if status.st_size > MAX_EXPORTED_BYTES:
+    raise ValueError(f"{path}: {status.st_size:,} bytes, more than any exported relighter "
+                     f"({MAX_EXPORTED_BYTES:,}); expected a file written by "
+                     "python -m relight_jax.export")
+  data = path.read_bytes()
   checked = data.startswith(EXPORTED_MAGIC)
   serialized = data
   if checked:
