@@ -71,7 +71,16 @@ def parse_flags(argv):
   except (AttributeError, KeyError) as error:
     sys.exit(f"error: bad --config override: {error}")
   except flags.Error as error:
-    sys.exit(f"error: {error}")
+    sys.exit(f"error: {one_line_flag_error(error)}")
+
+
+def one_line_flag_error(error):
+  """absl's message for a bad flag, with the traceback it embeds (a config file's own
+  error, e.g. a config string typo) reduced to that error's last line."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  if not any(line.startswith("Traceback (most recent call last)") for line in lines):
+    return " ".join(lines)
+  return f"{lines[0].rstrip(':')}: {lines[-1]}"
 
 
 def main(argv):

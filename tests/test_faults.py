@@ -439,3 +439,53 @@ def test_an_output_another_run_wrote_meanwhile_is_kept_and_reported(scene, capsy
   assert f"{output} appeared while it was being written" in error
   assert output.read_bytes() == b"the other run's result"
   assert not [path for path in scene.iterdir() if path.name.startswith(".shared.png")]
+
+
+def test_a_config_string_typo_is_one_line_without_traceback():
+  done = subprocess.run(
+      [sys.executable, "-m", "relight_jax.main", "--config=configs/envmap.py:smok",
+       "--workdir=unused", "--mode=train"],
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True, timeout=300,
+      check=False)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 1 and len(lines) == 1, done.stderr
+  assert lines[0].startswith("error: flag --config=") and "Traceback" not in done.stderr
+  assert "config argument 'smok' is neither key=value, a preset" in lines[0]
+
+
+def test_a_truncated_array_record_names_the_file_and_the_rebuild(tiny_data_dir, tmp_path):
+  from relight_jax.datasets import scene_images  # pylint: disable=g-import-not-at-top
+  data_dir = tmp_path / "tfds"
+  shutil.copytree(tiny_data_dir, data_dir)
+  (damaged,) = data_dir.glob("vidit/synthetic_tiny/*/*-train.array_record*")
+  os.truncate(damaged, damaged.stat().st_size // 2)
+  images = scene_images.SceneImages("vidit/synthetic_tiny", "train", str(data_dir), 32)
+  with pytest.raises(scene_images.DamagedDatasetError) as raised:
+    for scene in range(images.num_scenes):
+      images.image(scene, 39)
+  message = str(raised.value)
+  assert message.startswith(f"{damaged}: record ") and "\n" not in message
+  assert "damaged or truncated" in message and "relight_jax.datasets.build" in message
+  with pytest.raises(SystemExit) as exit_info:
+    with train.command_line_exits():
+      images.image(images.num_scenes - 1, 39)
+  assert _one_line_exit(exit_info).startswith(f"error: {damaged}: record ")
+
+
+def test_a_second_build_into_one_data_dir_is_refused_in_one_line(tmp_path):
+  import fcntl  # pylint: disable=g-import-not-at-top
+
+  from relight_jax.datasets import build  # pylint: disable=g-import-not-at-top
+  lock = tmp_path / "vidit" / ".synthetic_tiny.build.lock"
+  lock.parent.mkdir(parents=True)
+  with open(lock, "w", encoding="utf-8") as held:  # the first build, still rendering
+    held.write("pid 12345")
+    held.flush()
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with pytest.raises(build.BuildBusyError) as raised:
+      build.build("synthetic_tiny", str(tmp_path))
+  message = str(raised.value)
+  assert message.startswith(f"vidit/synthetic_tiny is being built into {tmp_path} by pid 12345")
+  assert "wait for that build to finish, then rerun" in message and "\n" not in message
+  assert not list((tmp_path / "vidit").glob("synthetic_tiny*"))

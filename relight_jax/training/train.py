@@ -503,7 +503,7 @@ def command_line_exits():
   try:
     yield
   except (workdir_lib.WorkdirBusyError, workdir_lib.BadWorkdirError, ConfigChangedError,
-          checkpointing.UnrestorableCheckpointError) as error:
+          checkpointing.UnrestorableCheckpointError, scene_images.DamagedDatasetError) as error:
     sys.exit(f"error: {error}")
   except Preempted as stop:
     print(stop, file=sys.stderr, flush=True)
