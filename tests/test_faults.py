@@ -1,7 +1,12 @@
 """Faults a user meets, injected end to end through the command lines.
 
 Each case ends in a result or in one line naming the path and the fix, never in a
-traceback, a black image or lost work. The lower-level cases have their tests beside
+traceback, a black image or lost work. Here: a checkpoint that fails to restore once is
+kept; a real full disk (a 3 MB tmpfs, as root); a resume with changed settings; waiting
+for data and a second signal; the umask; the pretrained bundle's destination; relight's
+inputs and outputs (oversized PNG text, format limits, FIFOs and devices, sizes, a racing
+writer); a config-string typo; a damaged array_record file; two builds into one data_dir.
+Bounded real-VIDIT reads and zip members are in tests/test_vidit_errors.py. The lower-level cases have their tests beside
 their code: the workdir lock, signals, a full disk and a workdir that is a file
 (tests/test_workdir.py); checkpoint manifests, bit flips, missing files, NaN states
 (tests/test_checkpointing.py); a planted or tampered native library
