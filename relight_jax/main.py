@@ -13,7 +13,9 @@ its evaluation settings are used, and its model section must be the workdir's (t
 checkpoint's). Everything else lives in importable modules (`train`, `evaluate`). A
 workdir in use by another run, or a file given as --workdir, stops with a one-line error
 (status 1); SIGTERM or Ctrl-C while training saves a checkpoint and exits with 143 or 130,
-as the signal would have.
+as the signal would have (a second one stops at once, without that checkpoint). Resuming
+with settings other than the workdir's config.json is refused, listing them, unless
+--allow_config_change.
 
 Several processes (hosts) join JAX's distributed runtime before anything else runs: with
 --distributed alone JAX finds the coordinator, process count and id itself on SLURM,
@@ -51,6 +53,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 
                                    "num_processes - 1.", lower_bound=0)
 _INIT_TIMEOUT = flags.DEFINE_integer(
     "distributed_timeout", 300, "Seconds to wait for every process to join.", lower_bound=1)
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir although this run's settings differ from "
+    "its config.json in what they train (image size, batch, rate, pairing, ...); the old "
+    "config.json is kept as config.before-<time>.json.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -65,7 +71,16 @@ def parse_flags(argv):
   except (AttributeError, KeyError) as error:
     sys.exit(f"error: bad --config override: {error}")
   except flags.Error as error:
-    sys.exit(f"error: {error}")
+    sys.exit(f"error: {one_line_flag_error(error)}")
+
+
+def one_line_flag_error(error):
+  """absl's message for a bad flag, with the traceback it embeds (a config file's own
+  error, e.g. a config string typo) reduced to that error's last line."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  if not any(line.startswith("Traceback (most recent call last)") for line in lines):
+    return " ".join(lines)
+  return f"{lines[0].rstrip(':')}: {lines[-1]}"
 
 
 def main(argv):
@@ -86,7 +101,7 @@ def main(argv):
   initialize_distributed()
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
-  run(_MODE.value, _CONFIG.value, _WORKDIR.value)
+  run(_MODE.value, _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
 
 
 def initialize_distributed():
@@ -113,13 +128,15 @@ def initialize_distributed():
              "--num_processes and --process_id where JAX cannot detect the cluster")
 
 
-def run(mode, config, workdir):
+def run(mode, config, workdir, *, allow_config_change=False):
   """Runs `mode` ('train', 'evaluate' or 'train_and_evaluate'); prints the table.
 
   Args:
     mode: what to run.
     config: experiment config; for 'evaluate', None reads the workdir's config.json.
     workdir: checkpoints, TensorBoard events and results.
+    allow_config_change: resume although the settings differ from the workdir's
+      (train.train).
 
   Raises:
     SystemExit: a one-line message instead of a traceback when the workdir is busy or
@@ -131,7 +148,7 @@ def run(mode, config, workdir):
   from relight_jax.training import train  # pylint: disable=g-import-not-at-top
   with train.command_line_exits():
     if mode == "train":
-      train.train(config, workdir)
+      train.train(config, workdir, allow_config_change=allow_config_change)
     elif mode == "evaluate":
       try:
         config = evaluate.config_for_workdir(config, workdir)
@@ -139,7 +156,8 @@ def run(mode, config, workdir):
         sys.exit(f"error: {error}")
       _, table = evaluate.run_workdir(config, workdir)
     else:
-      _, _, table = train.train_and_evaluate(config, workdir)
+      _, _, table = train.train_and_evaluate(config, workdir,
+                                             allow_config_change=allow_config_change)
     if mode != "train" and jax.process_index() == 0:
       print(table)
 

@@ -33,10 +33,15 @@ by a plain bicubic upscale (`upsample='bicubic'`, the baseline). Only the target
 illumination matters, so the target is used at S x S only.
 
 Images go through `image_io` (EXIF orientation, ICC profiles, modes, size limits, clear
-errors); outputs are written atomically and never over an input. The command checks every path
-before it loads the model or writes anything (a --workdir that is a file, an --exported
-folder, an --output folder where one image is written, an output --overwrite could not
-replace, ...) and exits with status 1 and a one-line message naming the path and the fix.
+errors); outputs are written atomically and never over an input, and without --overwrite
+never over a file another run wrote meanwhile (that output fails instead). A 100 MP
+input, the limit, needs about 10-15 GB of memory (image_io); --size is at most
+`MAX_WORKING_SIZE`. In a batch, an input that cannot be read is reported in one line and
+skipped; the others run, and the status is 1. The command checks every path before it
+loads the model or writes anything (a --workdir that is a file, an --exported folder or
+FIFO, an --output folder where one image is written, an output --overwrite could not
+replace, an output format that cannot hold the result's size or RGB, ...) and exits with
+status 1 and a one-line message naming the path and the fix.
 """
 
 import argparse
@@ -72,7 +77,20 @@ class Relit:
   relit_low: np.ndarray     # [S, S, 3], the network's output
 
 
+# The largest working resolution: the network's activations grow with its square, and
+# past this a run exhausts memory (or aborts) before writing anything.
+MAX_WORKING_SIZE = 2048
+
+
+def _check_size_bound(size):
+  if size is not None and not 0 < size <= MAX_WORKING_SIZE:
+    raise RelightError(f"size={size}: expected a working resolution from 1 to "
+                       f"{MAX_WORKING_SIZE} (the network's memory grows with its square; the "
+                       "result is at the input's full resolution anyway)")
+
+
 def _working_size(relighter, size):
+  _check_size_bound(size)
   if size is None or size == relighter.image_size:
     return relighter.image_size
   if relighter.size_multiple == 0:
@@ -241,8 +259,11 @@ def _expand(paths, role):
       if not found:
         raise RelightError(f"{role} folder {path} holds no image files")
       files.extend(found)
-    elif path.exists():
+    elif path.is_file():
       files.append(path)
+    elif path.exists():
+      raise RelightError(f"{role} {path} is not a regular file (a FIFO, socket or device); "
+                         "expected an image file or a folder of them")
     else:
       raise RelightError(f"{role} {path}: no such file or folder")
   return files
@@ -344,6 +365,9 @@ def _check_model_source(workdir, exported):
                          f"a training workdir, pass --workdir={path}")
     if not path.exists():
       raise RelightError(f"--exported {path}: no such file; expected {_MAKES_EXPORTED}")
+    if not path.is_file():
+      raise RelightError(f"--exported {path} is not a regular file (a FIFO, socket or "
+                         f"device); expected {_MAKES_EXPORTED}")
 
 
 def _nearest_existing(path):
@@ -401,6 +425,22 @@ def _check_output_file(path, protected, overwrite, folder_pending):
     raise RelightError(f"output {path} exists; pass --overwrite to replace it")
 
 
+def _output_size(input_size, target, side_by_side):
+  """(width, height) of what a run writes for an input of `input_size` ((width, height)).
+
+  The side-by-side image adds the target at the input's height (side_by_side) and the
+  result; a light's picture is a 2:1 envmap.
+  """
+  width, height = input_size
+  if not side_by_side:
+    return width, height
+  if isinstance(target, LightLabel):
+    target_width, target_height = 32, 16
+  else:
+    target_width, target_height = image_io.image_size(target)
+  return width + max(1, round(target_width * height / target_height)) + width, height
+
+
 def main(argv=None):
   """Command-line entry point; returns the exit status.
 
@@ -410,6 +450,7 @@ def main(argv=None):
   args = _parse_args(argv)
   try:
     jpeg_quality = _jpeg_quality(args.jpeg_quality)
+    _check_size_bound(args.size)
     _check_model_source(args.workdir, args.exported)
     input_paths = _expand([args.input], "input")
     if args.light:
@@ -432,6 +473,10 @@ def main(argv=None):
     current_input, input_image = None, None
     if not batch:
       current_input, input_image = input_paths[0], image_io.load_image(input_paths[0])
+      # The format's limits, before the model runs (batch outputs are PNG: no limit).
+      height, width = input_image.shape[:2]
+      image_io.check_output_size(
+          output, *_output_size((width, height), target_paths[0], args.side_by_side))
     if args.workdir is not None:
       relighter = trained_model.load_workdir(args.workdir, step=args.step)
     elif args.exported is not None:
@@ -467,8 +512,10 @@ def main(argv=None):
                         upsample=args.upsample)
       if args.side_by_side:
         relit = side_by_side(input_image, full_targets[target_path], relit)
-      image_io.save_image(output_path, relit, protected=protected, jpeg_quality=jpeg_quality)
-    except (image_io.ImageError, RelightError, OSError) as error:
+      # Without --overwrite, a file another run wrote there meanwhile is not replaced.
+      image_io.save_image(output_path, relit, protected=protected, jpeg_quality=jpeg_quality,
+                          exclusive=not args.overwrite)
+    except (ValueError, OSError) as error:  # image_io.ImageError and RelightError among them
       failures += 1
       current_input = None
       tqdm.tqdm.write(f"relight: error: {error}", file=sys.stderr)

@@ -259,8 +259,13 @@ def test_resuming_with_another_schedule_names_it_and_keeps_config(tiny_data_dir,
   # A decaying rate adds a step count to the optimizer state: the checkpoint cannot fit.
   other = _config("envmap", tiny_data_dir, **{"train.num_steps": 4, "train.eval_every": 100,
                                               "train.lr_decay": "cosine"})
-  with pytest.raises(ValueError, match=r"checkpoints/2 holds a training state.*train.lr_decay"):
+  with pytest.raises(train.ConfigChangedError,
+                     match=r"other settings than this run's: train.lr_decay 'constant' -> "
+                     r"'cosine', train.num_steps 2 -> 4; .*--allow_config_change"):
     train.train(other, tmp_path)
+  # Allowed, the change still cannot restore the checkpoint: refused, naming why.
+  with pytest.raises(ValueError, match=r"checkpoints/2 holds a training state.*train.lr_decay"):
+    train.train(other, tmp_path, allow_config_change=True)
   # config.json still describes the checkpoints, so the trained model still loads.
   assert (tmp_path / checkpointing.CONFIG_FILE).read_text() == config_json
   _, variables, step = checkpointing.load_inference_variables(tmp_path)

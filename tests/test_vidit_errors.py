@@ -258,3 +258,87 @@ def test_ordinary_depth_pickles_still_load(protocol, dtype):
   # The NTIRE 2021 layout: a 0-d object array holding the dict (what np.save writes).
   np.testing.assert_array_equal(
       safe_pickle.read_vidit_depth(fakes.depth_npy_bytes(depth), "d.npy"), depth)
+
+
+def _patch_zip_field(data: bytes, local_offset: int, central_offset: int, value: int) -> bytes:
+  """Sets a 2-byte field of every local header and central-directory entry of a zip."""
+  data = bytearray(data)
+  for signature, offset in ((b"PK\x03\x04", local_offset), (b"PK\x01\x02", central_offset)):
+    start = data.find(signature)
+    while start >= 0:
+      data[start + offset:start + offset + 2] = value.to_bytes(2, "little")
+      start = data.find(signature, start + 4)
+  return bytes(data)
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("encrypted", "encrypted zip member; extract the archive"),
+    ("deflate64", "compressed with Deflate64, which Python cannot read")])
+def test_an_unreadable_zip_member_is_a_value_error_naming_it(tmp_path, kind, expected):
+  fakes.write_zip(tmp_path / "manual" / "train.zip", fakes.scene_files([0]))
+  archive = tmp_path / "manual" / "train.zip"
+  data = archive.read_bytes()
+  # Flags at offsets 6 / 8 (bit 0: encrypted); method at 8 / 10 (9: Deflate64).
+  archive.write_bytes(_patch_zip_field(data, 6, 8, 1) if kind == "encrypted"
+                      else _patch_zip_field(data, 8, 10, 9))
+  message = _build_fails(tmp_path, tmp_path / "manual", match=expected)
+  assert f"{archive}!Image000_" in message
+
+
+def test_a_zip_member_larger_than_any_vidit_file_is_refused_before_reading(tmp_path,
+                                                                          monkeypatch):
+  from relight_jax.datasets.vidit import manual_tree  # noqa: PLC0415
+  files = fakes.scene_files([0])
+  name = fakes.light_name(0, 7)
+  files[name] = b"\0" * (2 << 20)  # a few KB compressed, 2 MiB stated
+  fakes.write_zip(tmp_path / "manual" / "train.zip", files)
+  monkeypatch.setattr(manual_tree, "MAX_FILE_BYTES", 1 << 20)
+  reads = []
+  original = manual_tree.zipfile.ZipFile.read
+  monkeypatch.setattr(manual_tree.zipfile.ZipFile, "read",
+                      lambda self, member, *args: reads.append(getattr(member, "filename", member))
+                      or original(self, member, *args))
+  message = _build_fails(tmp_path, tmp_path / "manual", match="more than any VIDIT file")
+  assert f"train.zip!{name}: 2,097,152 bytes" in message and name not in reads
+
+
+def test_a_png_header_larger_than_any_vidit_image_is_refused_before_decoding(tmp_path):
+  import PIL.Image  # noqa: PLC0415
+  files = fakes.scene_files([0])
+  buffer = io.BytesIO()
+  PIL.Image.new("L", (5000, 8)).save(buffer, format="PNG")
+  files[fakes.light_name(0, 3)] = buffer.getvalue()
+  fakes.write_tree(tmp_path / "manual", files)
+  message = _build_fails(tmp_path, tmp_path / "manual", match="larger than any VIDIT image")
+  assert fakes.light_name(0, 3) in message and "5000x8" in message
+
+
+def test_zip_members_named_with_a_leading_dot_slash_are_listed(tmp_path, caplog):
+  import zipfile  # noqa: PLC0415
+
+  from relight_jax.datasets.vidit import manual_tree  # noqa: PLC0415
+  (tmp_path / "manual").mkdir()
+  with zipfile.ZipFile(tmp_path / "manual" / "train.zip", "w") as archive:
+    for name, data in fakes.scene_files([0]).items():
+      archive.writestr(f"./{name}", data)
+  with zipfile.ZipFile(tmp_path / "manual" / "readme.zip", "w") as archive:
+    archive.writestr("README.txt", "hello")
+  listed = manual_tree.scan_manual_dir(tmp_path / "manual")
+  assert len(listed) == 40 and all(f.relpath.startswith("train/Image000_") for f in listed)
+  assert "readme.zip holds no .png or .npy file" in caplog.text
+
+
+def test_capitalised_role_folders_pair_and_a_stray_folder_is_named(tmp_path):
+  from relight_jax.datasets.vidit import manual_tree  # noqa: PLC0415
+  from relight_jax.datasets.vidit import real_layouts  # noqa: PLC0415
+  files = {path.replace("/input/", "/Input/").replace("/guide/", "/GUIDE/"): data
+           for path, data in fakes.pair_files("validation", [0, 1]).items()}
+  fakes.write_tree(tmp_path / "m1", files)
+  pairs = real_layouts.group_eval_pairs(manual_tree.scan_manual_dir(tmp_path / "m1"), "m1")
+  assert [pair.pair for pair in pairs["validation"]] == [0, 1]
+  files["validation/extra/Pair000.png"] = fakes.png_bytes((1, 2, 3))
+  fakes.write_tree(tmp_path / "m2", files)
+  with pytest.raises(ValueError, match="do not follow the VIDIT naming") as raised:
+    real_layouts.group_eval_pairs(manual_tree.scan_manual_dir(tmp_path / "m2"), "m2")
+  assert "validation/extra/Pair000.png" in str(raised.value)
+  assert "duplicate" not in str(raised.value)

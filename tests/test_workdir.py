@@ -91,8 +91,8 @@ def test_main_turns_workdir_errors_into_one_line_exits(tmp_path):
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_main_exits_with_the_status_of_the_signal(signum, status, tmp_path, monkeypatch,
                                                   capsys):
-  def stopped(config, path):
-    del config
+  def stopped(config, path, **kwargs):
+    del config, kwargs
     raise train.Preempted(7, signum, pathlib.Path(path) / checkpointing.CHECKPOINT_DIR)
 
   monkeypatch.setattr(train, "train", stopped)
@@ -155,8 +155,8 @@ def _train_until_signal(config, path, monkeypatch, signum, after_step):
   original_next = train._Prefetcher.next  # pylint: disable=protected-access
   calls = []
 
-  def next_then_signal(prefetcher):
-    batch = original_next(prefetcher)
+  def next_then_signal(prefetcher, stop=None):
+    batch = original_next(prefetcher, stop)
     calls.append(1)
     if len(calls) == after_step:
       # Without train's handler the signal would end this test process.
@@ -210,7 +210,8 @@ def test_sigint_on_a_checkpoint_step_saves_it_once(tiny_data_dir, tmp_path, monk
 
 
 def test_a_full_disk_ends_in_one_line(tmp_path, monkeypatch):
-  def full(config, path):
+  def full(config, path, **kwargs):
+    del config, kwargs
     try:
       raise OSError(28, "No space left on device", str(path / "checkpoints" / "3"))
     except OSError as error:

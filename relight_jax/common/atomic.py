@@ -8,6 +8,10 @@ destination as it was. The temporary's name is unique, so concurrent writers of 
 file never share it. A folder that is only meaningful whole (a challenge submission) is
 filled under a hidden temporary name and renamed into place once complete
 (`replacing_folder`), so a half-written one never carries the destination's name.
+
+Files and folders get the permissions `open` and `mkdir` would give them under the
+process's umask (0644 / 0755 under the usual 022, 0600 / 0700 under 077), not the
+private ones of `mkstemp` / `mkdtemp` nor a fixed mode.
 """
 
 import contextlib
@@ -17,13 +21,33 @@ import shutil
 import tempfile
 
 
+def current_umask():
+  """The process's umask, read without changing it where Linux allows (/proc).
+
+  Elsewhere it is set and put back at once (`os.umask` only reads by writing).
+  """
+  try:
+    with open("/proc/self/status", encoding="ascii") as status:
+      for line in status:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 @contextlib.contextmanager
-def replacing(path, *, binary=True):
+def replacing(path, *, binary=True, exclusive=False):
   """A stream that replaces `path` with what was written to it, if the block succeeds.
 
   Args:
     path: the destination; its folder must exist.
     binary: a bytes stream (else UTF-8 text).
+    exclusive: only create `path`: if a file appeared there meanwhile (another run writing
+      the same output), raise FileExistsError and leave it as it is, instead of silently
+      replacing it.
 
   Yields:
     The open stream of the temporary file.
@@ -35,11 +59,35 @@ def replacing(path, *, binary=True):
     with os.fdopen(descriptor, "wb" if binary else "w",
                    encoding=None if binary else "utf-8") as stream:
       yield stream
-    os.chmod(temporary, 0o644)  # mkstemp creates 0600: give the usual permissions
-    os.replace(temporary, path)
+    # mkstemp creates 0600: give what open() would have under the user's umask.
+    os.chmod(temporary, 0o666 & ~current_umask())
+    if exclusive:
+      _publish_new(temporary, path)
+    else:
+      os.replace(temporary, path)
   except BaseException:
-    os.unlink(temporary)
+    if os.path.lexists(temporary):
+      os.unlink(temporary)
     raise
+
+
+def _publish_new(temporary, path):
+  """Gives `temporary` the name `path` only if nothing has it (a hard link refuses)."""
+  try:
+    os.link(temporary, path)
+  except FileExistsError:
+    raise FileExistsError(f"{path} appeared while it was being written (another run writing "
+                          "the same output?); it was left as it is: choose another output or "
+                          "rerun") from None
+  except OSError:
+    # A filesystem without hard links: the check and the rename are two steps.
+    if os.path.lexists(path):
+      raise FileExistsError(f"{path} appeared while it was being written (another run "
+                            "writing the same output?); it was left as it is: choose another "
+                            "output or rerun") from None
+    os.replace(temporary, path)
+    return
+  os.unlink(temporary)
 
 
 def write_text(path, text):
@@ -75,7 +123,7 @@ def replacing_folder(path, *, overwrite=False):
                                           suffix=".partial"))
   try:
     yield staging
-    os.chmod(staging, 0o755)  # mkdtemp creates 0700: give the usual permissions
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp creates 0700: as mkdir would
     if path.exists():
       previous = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
                                                suffix=".old"))

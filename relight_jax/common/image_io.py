@@ -20,7 +20,14 @@ Conventions:
     1/65535, not truncated to 8 bits. PIL itself reads 16-bit *RGB* PNGs as 8-bit RGB.
   * Size limits: at most `MAX_PIXELS` (100 MP) and at least `MIN_SIDE` (8) pixels per
     side. The pixel count is checked from the header before decoding, so a
-    decompression bomb is refused without being decompressed.
+    decompression bomb is refused without being decompressed. Relighting a photo at the
+    limit holds several float copies of it: about 10-15 GB of memory at 100 MP (roughly
+    120 bytes per pixel), 1.2-1.8 GB at 12 MP.
+  * Only regular files are opened: a FIFO or a device (/dev/zero) would block or never
+    end. A PNG whose text chunks decompress beyond PIL's limit is refused naming the file.
+  * Outputs: the extensions of `OUTPUT_FORMATS` (formats that store 8-bit RGB); WebP and
+    JPEG have a largest side (`MAX_OUTPUT_SIDE`), checked before anything is computed
+    where the caller knows the size (`check_output_size`).
   * Colour: an embedded ICC profile that is not sRGB (Adobe RGB and Display P3 from
     cameras and phones) is converted to sRGB with `PIL.ImageCms`, relative colorimetric;
     a profile that cannot be read or applied gives an `ImageWarning` naming the file, and
@@ -31,11 +38,14 @@ Conventions:
     a line saying what to install. Neither is a dependency.
 """
 
+import contextlib
 import functools
 import importlib
 import io
 import os
 import pathlib
+import stat
+import struct
 import warnings
 
 import numpy as np
@@ -54,6 +64,12 @@ JPEG_QUALITY = 95         # PIL's default 75 shows blocking on smooth relit shad
 # colour: from this quality up, keep full-resolution chroma (4:4:4), where the few extra
 # bytes are worth it; below it the user asked for small files.
 _FULL_CHROMA_QUALITY = 90
+
+# Output extensions and the PIL format each writes: formats that store 8-bit RGB as is.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM"}
+# The largest side each format can store (libwebp: 16383; PIL's JPEG writer: 65500).
+MAX_OUTPUT_SIDE = {"WEBP": 16383, "JPEG": 65500}
 
 _EXPECTED = "an RGB, grayscale, palette or RGBA image (PNG, JPEG, TIFF, WebP, ...)"
 
@@ -256,35 +272,8 @@ def load_image(source, *, name=None, max_pixels=MAX_PIXELS, min_side=MIN_SIDE):
   """
   label = _describe(source, name)
   if isinstance(source, (str, os.PathLike)):
-    _register_plugins()
-    path = pathlib.Path(source)
-    if path.is_dir():
-      raise ImageError(f"{label}: is a folder; expected an image file")
-    try:
-      with warnings.catch_warnings():
-        # PIL warns above its own 89 MP default; we enforce MAX_PIXELS ourselves below.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
-          return _load_pil(image, label, max_pixels, min_side)
-    except Image.DecompressionBombError as error:
-      raise ImageError(f"{label}: refused as a decompression bomb ({error}); expected a "
-                       f"photo of at most {max_pixels:,} pixels") from None
-    except UnidentifiedImageError:
-      extension = path.suffix.lower()
-      if extension in _PLUGIN_PACKAGES and extension not in Image.registered_extensions():
-        package = _PLUGIN_PACKAGES[extension]
-        raise ImageError(f"{label}: reading {extension} images needs the optional plug-in "
-                         f"{package}, which is not installed: pip install {package}"
-                         ) from None
-      raise ImageError(f"{label}: not an image file PIL can read; expected {_EXPECTED}"
-                       ) from None
-    except FileNotFoundError:
-      raise ImageError(f"{label}: no such file; expected a path to an image") from None
-    except PermissionError:
-      raise ImageError(f"{label}: permission denied; expected a readable image file"
-                       ) from None
-    except OSError as error:
-      raise ImageError(f"{label}: cannot read ({error}); expected {_EXPECTED}") from None
+    with _opened(source, label, max_pixels) as image:
+      return _load_pil(image, label, max_pixels, min_side)
   if isinstance(source, Image.Image):
     return _load_pil(source, label, max_pixels, min_side)
   if isinstance(source, (bytes, bytearray, str)) or not hasattr(source, "__array__"):
@@ -292,6 +281,80 @@ def load_image(source, *, name=None, max_pixels=MAX_PIXELS, min_side=MIN_SIDE):
   array = _array_to_float(source, label)
   _check_size(array.shape[1], array.shape[0], label, max_pixels, min_side)
   return array
+
+
+def _check_regular_file(path, label):
+  """Refuses a folder, FIFO, socket or device before it is opened (it would block)."""
+  try:
+    mode = os.stat(path).st_mode
+  except FileNotFoundError:
+    raise ImageError(f"{label}: no such file; expected a path to an image") from None
+  except OSError as error:
+    raise ImageError(f"{label}: cannot read ({error.strerror}); expected {_EXPECTED}"
+                     ) from None
+  if stat.S_ISDIR(mode):
+    raise ImageError(f"{label}: is a folder; expected an image file")
+  if not stat.S_ISREG(mode):
+    raise ImageError(f"{label}: is not a regular file (a FIFO, socket or device); expected "
+                     "an image file")
+
+
+@contextlib.contextmanager
+def _opened(source, label, max_pixels):
+  """The PIL image of the file `source`, every failure an `ImageError` naming it."""
+  _register_plugins()
+  path = pathlib.Path(source)
+  _check_regular_file(path, label)
+  try:
+    with warnings.catch_warnings():
+      # PIL warns above its own 89 MP default; we enforce MAX_PIXELS ourselves below.
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      with Image.open(path) as image:
+        yield image
+  except ImageError:
+    raise
+  except Image.DecompressionBombError as error:
+    raise ImageError(f"{label}: refused as a decompression bomb ({error}); expected a "
+                     f"photo of at most {max_pixels:,} pixels") from None
+  except UnidentifiedImageError:
+    extension = path.suffix.lower()
+    if extension in _PLUGIN_PACKAGES and extension not in Image.registered_extensions():
+      package = _PLUGIN_PACKAGES[extension]
+      raise ImageError(f"{label}: reading {extension} images needs the optional plug-in "
+                       f"{package}, which is not installed: pip install {package}"
+                       ) from None
+    raise ImageError(f"{label}: not an image file PIL can read; expected {_EXPECTED}"
+                     ) from None
+  except FileNotFoundError:
+    raise ImageError(f"{label}: no such file; expected a path to an image") from None
+  except PermissionError:
+    raise ImageError(f"{label}: permission denied; expected a readable image file"
+                     ) from None
+  except OSError as error:
+    raise ImageError(f"{label}: cannot read ({error}); expected {_EXPECTED}") from None
+  except (ValueError, SyntaxError, struct.error) as error:
+    # PIL's own limits and parsers: e.g. "Decompressed Data Too Large" for a PNG text
+    # chunk, which says neither the file nor what to do.
+    raise ImageError(f"{label}: refused or damaged ({error}); expected {_EXPECTED} without "
+                     "oversized metadata") from None
+
+
+def image_size(source, *, name=None, max_pixels=MAX_PIXELS):
+  """(width, height) of an image file as displayed (EXIF orientation), from its header.
+
+  Nothing is decoded: use it to check what a run would write before running it.
+
+  Raises:
+    ImageError: as `load_image`, for a file that cannot be opened.
+  """
+  label = _describe(source, name)
+  with _opened(source, label, max_pixels) as image:
+    width, height = image.size
+    try:
+      orientation = image.getexif().get(0x0112)  # ExifTags.Base.Orientation
+    except Exception:  # pylint: disable=broad-except  # damaged EXIF: load_image says so
+      orientation = None
+  return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def to_uint8(image):
@@ -341,13 +404,33 @@ def check_output_path(path, *, protected=(), overwrite=True):
   if path.exists() and not overwrite:
     raise ImageError(f"{path}: already exists; pass overwrite to replace it")
   extension = path.suffix.lower()
-  image_format = Image.registered_extensions().get(extension)
-  if image_format is None or image_format not in Image.SAVE:
-    raise ImageError(f"{path}: unknown image extension {extension!r}; expected e.g. .png "
-                     "or .jpg")
+  image_format = OUTPUT_FORMATS.get(extension)
+  if image_format is None:
+    known = Image.registered_extensions().get(extension)
+    reason = (f"PIL's {known} cannot store an 8-bit RGB result" if known
+              else f"unknown image extension {extension!r}")
+    raise ImageError(f"{path}: {reason}; expected one of {', '.join(OUTPUT_FORMATS)}")
   if not path.parent.is_dir():
     raise ImageError(f"{path}: folder {path.parent} does not exist")
   return image_format
+
+
+def check_output_size(path, width, height):
+  """Refuses a `width` x `height` image its extension's format cannot store.
+
+  Call it before computing the image: WebP stores at most 16,383 pixels per side and
+  JPEG 65,500 (`MAX_OUTPUT_SIDE`), and would otherwise fail only once encoding starts.
+
+  Raises:
+    ImageError: naming the path, the size, the limit and the formats without one.
+  """
+  path = pathlib.Path(path)
+  image_format = OUTPUT_FORMATS.get(path.suffix.lower())
+  limit = MAX_OUTPUT_SIDE.get(image_format)
+  if limit is not None and max(width, height) > limit:
+    raise ImageError(f"{path}: a {width}x{height} result is larger than {image_format} "
+                     f"allows ({limit:,} pixels per side); use .png or .tif, or a smaller "
+                     "input")
 
 
 def check_jpeg_quality(quality):
@@ -358,7 +441,8 @@ def check_jpeg_quality(quality):
   return int(quality)
 
 
-def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_QUALITY):
+def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_QUALITY,
+               exclusive=False):
   """Writes an image atomically; the format comes from the file extension.
 
   The image is encoded into a temporary file in the destination folder, which then
@@ -372,10 +456,13 @@ def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_Q
     protected: paths that must never be written (the inputs of the run).
     overwrite: if False, refuse to replace an existing file.
     jpeg_quality: 1-100, for .jpg / .jpeg (4:4:4 chroma from 90 up).
+    exclusive: fail, leaving it alone, if a file appears at `path` while this one is
+      written (another run writing the same output) instead of replacing it.
 
   Raises:
-    ImageError: as `check_output_path`, an image of the wrong shape, or a bad
-      `jpeg_quality`.
+    ImageError: as `check_output_path` and `check_output_size`, an image of the wrong
+      shape, or a bad `jpeg_quality`.
+    FileExistsError: with `exclusive`, `path` appeared meanwhile.
   """
   path = pathlib.Path(path)
   try:
@@ -388,6 +475,7 @@ def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_Q
     array = to_uint8(array)
   if array.ndim != 3 or array.shape[-1] != 3:
     raise ImageError(f"{path}: image of shape {array.shape}; expected [height, width, 3]")
+  check_output_size(path, array.shape[1], array.shape[0])
   options = {}
   if image_format in _ICC_FORMATS:
     options["icc_profile"] = srgb_icc_bytes()
@@ -395,5 +483,5 @@ def save_image(path, image, *, protected=(), overwrite=True, jpeg_quality=JPEG_Q
     options["quality"] = jpeg_quality
     if jpeg_quality >= _FULL_CHROMA_QUALITY:
       options["subsampling"] = 0  # 4:4:4
-  with atomic.replacing(path) as stream:
+  with atomic.replacing(path, exclusive=exclusive) as stream:
     Image.fromarray(array, "RGB").save(stream, format=image_format, **options)

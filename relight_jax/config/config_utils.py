@@ -12,10 +12,10 @@ benchmarks, the tests and the notebooks use it). A workdir's `config.json` is re
 written with its checkpoints (relight_jax/training/checkpointing.py).
 
 `validate` refuses numeric settings no run can use (a NaN or negative learning rate, a
-zero batch, an image size the encoder cannot halve evenly, ...) with an error naming the
-key. `finalize` calls it after the presets; command-line overrides
-(`--config.train.learning_rate=...`) are applied after the config file returns, so the
-entry point calls it again on the final config.
+zero batch, an image size the encoder cannot halve evenly, a batch, width or image size
+far past what memory holds, ...) with an error naming the key. `finalize` calls it after
+the presets; command-line overrides (`--config.train.learning_rate=...`) are applied after
+the config file returns, so the entry point calls it again on the final config.
 """
 
 import dataclasses
@@ -162,6 +162,12 @@ def resolve_config_flag(argv):
 _POSITIVE_INTS = ("train.batch_size", "train.num_steps", "train.log_every", "train.image_every",
                   "train.checkpoint_every", "train.eval_every", "train.eval_batches",
                   "eval.batch_size", "eval.num_pairs")
+# Upper bounds past which a run exhausts memory (or XLA aborts) before its first step,
+# with nothing written: far above every preset (report: batch 16, 256 px, width 1).
+MAX_BATCH = 4096
+MAX_WIDTH = 16.0
+MAX_IMAGE_SIZE = 4096
+_BATCHES = ("train.batch_size", "eval.batch_size")
 _LEARNING_RATES = ("train.learning_rate", "train.discriminator_learning_rate")
 _ADAM_BETAS = ("train.b1", "train.b2")  # Adam divides by 1 - beta**step.
 
@@ -215,6 +221,10 @@ def validate(config):
     value = _get(config, dotted)
     if value is not None and not (_is_int(value) and value > 0):
       _refuse(dotted, value, "a positive integer")
+  for dotted in _BATCHES:
+    value = _get(config, dotted)
+    if value is not None and value > MAX_BATCH:
+      _refuse(dotted, value, f"at most {MAX_BATCH} pairs (memory grows with the batch)")
   warmup = _get(config, "train.warmup_steps")
   if warmup is not None and not (_is_int(warmup) and warmup >= 0):
     _refuse("train.warmup_steps", warmup, "an integer >= 0")
@@ -224,6 +234,9 @@ def validate(config):
   width = _get(config, "model.width")
   if width is not None and not (_is_real(width) and math.isfinite(width) and width > 0):
     _refuse("model.width", width, "a finite channel multiplier > 0")
+  if width is not None and width > MAX_WIDTH:
+    _refuse("model.width", width, f"a channel multiplier of at most {MAX_WIDTH:g} "
+            "(parameters grow with its square)")
   depth = _get(config, "model.depth")
   if depth is not None and not (_is_int(depth) and depth >= 1):
     _refuse("model.depth", depth, "an integer >= 1")
@@ -234,6 +247,8 @@ def validate(config):
     if not (_is_int(size) and size > 0 and size % multiple == 0):
       _refuse("data.image_size", size, f"a positive multiple of {multiple}, as the encoder "
               f"halves the image model.depth + 1 = {multiple.bit_length() - 1} times")
+    if size > MAX_IMAGE_SIZE:
+      _refuse("data.image_size", size, f"at most {MAX_IMAGE_SIZE} pixels per side")
   if "loss" in config:
     for key in sorted(config.loss):
       value = config.loss[key]

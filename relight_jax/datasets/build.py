@@ -13,11 +13,23 @@ With --beam_runner (or --beam_pipeline_options) synthetic scenes render as an Ap
 Beam pipeline, on any Beam runner (docs/beam.md); the records are the same.
 
 Builder configs are listed in `relight_jax/datasets/vidit/README.md`.
+
+One build of a config into one data_dir at a time: a second one, which TFDS would let
+render everything and then fail renaming its folder onto the first's, is refused at once
+(`BuildBusyError`, naming the holder); rerun it when the first is done, and it reuses that
+dataset.
 """
 
+import contextlib
 import os
+import pathlib
 import sys
 import time
+
+try:
+  import fcntl
+except ImportError:  # Windows: no lock, as before
+  fcntl = None
 
 import tensorflow_datasets as tfds
 from absl import app
@@ -29,6 +41,37 @@ from relight_jax.datasets.vidit import beam_render
 from relight_jax.datasets.vidit import configs
 
 FLAGS = flags.FLAGS
+
+
+class BuildBusyError(RuntimeError):
+  """Another process is building the same config into the same data_dir."""
+
+
+@contextlib.contextmanager
+def _build_lock(config, data_dir):
+  """Holds an exclusive lock on `<data_dir>/vidit/.<config>.build.lock` while building."""
+  folder = pathlib.Path(data_dir) / "vidit"
+  folder.mkdir(parents=True, exist_ok=True)
+  path = folder / f".{config}.build.lock"
+  with open(path, "a+", encoding="utf-8") as handle:
+    if fcntl is not None:
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        raise BuildBusyError(
+            f"vidit/{config} is being built into {data_dir} by {holder} (lock {path}); wait "
+            "for that build to finish, then rerun: it reuses the dataset") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+      yield
+    finally:
+      handle.seek(0)
+      handle.truncate()
 
 
 def define_flags():
@@ -71,16 +114,23 @@ def build(config: str, data_dir: str, manual_dir: str | None = None,
                      "render with Beam (drop --beam_runner / --beam_pipeline_options)")
   builder = vidit.Vidit(config=config, data_dir=data_dir, render_workers=render_workers,
                         beam=beam_options is not None)
-  reused = builder.is_prepared() and not overwrite
   download_config = tfds.download.DownloadConfig(
       manual_dir=manual_dir, beam_options=beam_options,
       download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
                      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
-  if overwrite and builder.is_prepared():
-    # REUSE_CACHE_IF_EXISTS rebuilds into an .incomplete folder and replaces this one.
-    logging.info("Rebuilding %s", builder.data_dir)
-  start = time.perf_counter()
-  builder.download_and_prepare(download_config=download_config)
+  with _build_lock(config, data_dir):
+    # Known only now: a build that held the lock may have finished meanwhile.
+    reused = builder.is_prepared() and not overwrite
+    if overwrite and builder.is_prepared():
+      # REUSE_CACHE_IF_EXISTS rebuilds into an .incomplete folder and replaces this one.
+      logging.info("Rebuilding %s", builder.data_dir)
+    start = time.perf_counter()
+    try:
+      builder.download_and_prepare(download_config=download_config)
+    except FileExistsError as error:  # a build outside this command finished first
+      raise BuildBusyError(
+          f"vidit/{config}: {error.filename or builder.data_dir} was written by another "
+          "build meanwhile; rerun to reuse it, or pass --overwrite to rebuild") from None
   seconds = time.perf_counter() - start
   records = sum(split.num_examples for split in builder.info.splits.values())
   # Pair records hold two input images each (input, guide) plus the ground truth.
@@ -111,6 +161,8 @@ def main(argv):
                    FLAGS.overwrite, beam_options)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
+  except BuildBusyError as err:
+    sys.exit(f"error: {err}")
   if result["reused"]:
     print(f"vidit/{config}: already built at {result['path']} ({result['images']} images); "
           "pass --overwrite to rebuild")

@@ -9,6 +9,7 @@ relights a light label by its training images' mean light latent).
 
 import functools
 import logging
+import pathlib
 import threading
 
 import numpy as np
@@ -21,6 +22,10 @@ from relight_jax.data import lights
 # record; shading depends on the light's direction only, so 8 are read per scene.
 AOVS = ("depth", "normals", "shading")
 PER_DIRECTION_AOVS = ("shading",)
+
+
+class DamagedDatasetError(ValueError):
+  """A built split whose files cannot be read (the message names them and the rebuild)."""
 
 
 class SceneImages:
@@ -37,6 +42,7 @@ class SceneImages:
     from relight_jax.datasets import vidit  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 
     self.name, self.split, self.image_size = name, split, image_size
+    self._data_dir = data_dir
     try:
       self._source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # TFDS raises several types for a missing dataset.
@@ -65,6 +71,21 @@ class SceneImages:
                                   for scene in range(self.num_scenes)])
                   for name in self.aovs}
 
+  def _record(self, index):
+    """Record `index` of the split; a damaged file is a ValueError naming it and the fix."""
+    try:
+      return self._source[index]
+    except Exception as error:  # pylint: disable=broad-except  # Riegeli: RuntimeError, ...
+      files = sorted(pathlib.Path(self._data_dir).glob(
+          f"{self.name}/*/*-{self.split}.array_record*"))
+      where = ", ".join(map(str, files)) or f"{self._data_dir}/{self.name}"
+      first = " ".join(str(error).split())[:200]
+      raise DamagedDatasetError(
+          f"{where}: record {index} of split {self.split!r} cannot be read "
+          f"({type(error).__name__}: {first}); the file is damaged or truncated: delete "
+          f"{pathlib.Path(self._data_dir) / self.name} and rebuild it with python -m "
+          f"relight_jax.datasets.build {self.name} --data_dir={self._data_dir}") from None
+
   def _decode_aov(self, name, scene):
     if name in PER_DIRECTION_AOVS:  # [8, S, S], light index = temperature * 8 + direction
       return np.stack([self._decode_aov_of(name, scene, direction)
@@ -72,7 +93,7 @@ class SceneImages:
     return self._decode_aov_of(name, scene, 0)
 
   def _decode_aov_of(self, name, scene, light):
-    record = self._source[int(lights.record_index(scene, light))]
+    record = self._record(int(lights.record_index(scene, light)))
     if name in PER_DIRECTION_AOVS:
       if name not in record:
         raise ValueError(f"{self.name} split {self.split!r} has no {name} maps: "
@@ -124,7 +145,7 @@ class SceneImages:
     return self._aovs[name][scene]
 
   def _decode(self, record):
-    image = np.asarray(self._source[int(record)]["image"])
+    image = np.asarray(self._record(int(record))["image"])
     if image.shape[:2] != (self.image_size, self.image_size):
       image = np.asarray(PIL.Image.fromarray(image).resize(
           (self.image_size, self.image_size), PIL.Image.Resampling.BOX if

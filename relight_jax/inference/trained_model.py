@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import pathlib
+import stat
 from collections.abc import Callable
 
 import jax
@@ -308,6 +309,49 @@ def save_bundle(workdir, folder, *, step=None):
   return manifest
 
 
+_BUNDLE_FILES = (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)
+
+
+class BundleError(ValueError):
+  """A bundle that cannot or must not be written (the message names the path and the fix)."""
+
+
+def write_bundle(workdir, output=None, *, step=None, overwrite=False):
+  """Writes the model of `workdir` as a bundle in `output` (default: the shipped one's).
+
+  Returns:
+    (folder, manifest dict).
+
+  Raises:
+    BundleError: `output` holds a bundle and not `overwrite`, the workdir has no model,
+      or the folder cannot be written.
+  """
+  shipped = bundle_folder()
+  folder = pathlib.Path(output) if output else shipped
+  which = "the shipped reference model" if _same(folder, shipped) else "a model bundle"
+  if folder.exists() and not folder.is_dir():
+    raise BundleError(f"--output {folder} is a file; name a folder for the bundle")
+  existing = [name for name in _BUNDLE_FILES if (folder / name).exists()]
+  if existing and not overwrite:
+    raise BundleError(f"{folder} holds {which} ({', '.join(existing)}); pass --output=DIR "
+                      "for a new bundle, or --overwrite to replace it")
+  try:
+    manifest = save_bundle(workdir, folder, step=step)
+  except (FileNotFoundError, ValueError) as error:
+    raise BundleError(f"--workdir {workdir}: {error}") from None
+  except OSError as error:
+    raise BundleError(f"cannot write the bundle in {folder} ({error.strerror or error}); "
+                      "pass --output=DIR, a folder you can write") from None
+  return folder, manifest
+
+
+def _same(path, other):
+  try:
+    return path.resolve() == other.resolve()
+  except OSError:
+    return False
+
+
 def bundle_folder(folder=None):
   """The folder of a bundle: `folder`, or the bundled reference model's inside the package."""
   if folder is not None:
@@ -341,7 +385,15 @@ def load_pretrained(folder=None):
     if not path.is_file():
       raise FileNotFoundError(f"{path}: no such file; a model bundle holds {BUNDLE_MANIFEST}, "
                               f"{BUNDLE_CONFIG} and {BUNDLE_VARIABLES} (inference.save_bundle)")
-  manifest = json.loads(paths[0].read_text())
+  try:
+    manifest = json.loads(paths[0].read_text())
+  except (ValueError, UnicodeDecodeError) as error:
+    raise ValueError(f"{paths[0]}: not JSON ({error}); write the bundle again with "
+                     "python -m relight_jax.pretrained") from None
+  if not isinstance(manifest, dict) or not isinstance(manifest.get("sha256"), str):
+    raise ValueError(f"{paths[0]}: expected a JSON object holding the variables' sha256, "
+                     f"found a {type(manifest).__name__} without it; write the bundle again "
+                     "with python -m relight_jax.pretrained")
   config = checkpointing.load_config(paths[1])
   data = paths[2].read_bytes()
   if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
@@ -359,7 +411,8 @@ def load_pretrained(folder=None):
   variables = jax.tree_util.tree_map(jax.numpy.asarray, restored)
   model = registry.create_model(config.model)
   return from_model(model, variables, config.model, config.data.image_size,
-                    f"{folder} ({config.model.name}, step {manifest['step']})", config=config)
+                    f"{folder} ({config.model.name}, step {manifest.get('step', '?')})",
+                    config=config)
 
 
 def load_exported(path):
@@ -382,6 +435,10 @@ def exported_header(serialized):
   return EXPORTED_MAGIC + hashlib.sha256(serialized).hexdigest().encode("ascii") + b"\n"
 
 
+# Larger than any exported relighter (the full-width model's constants are ~300 MB).
+MAX_EXPORTED_BYTES = 4 << 30
+
+
 def _read_exported(path):
   """Deserialises a file written by export.save_exported.
 
@@ -401,10 +458,19 @@ def _read_exported(path):
   """
   path = pathlib.Path(path)
   try:
-    data = path.read_bytes()
+    status = path.stat()
   except FileNotFoundError:
     raise FileNotFoundError(f"{path}: no such file; expected a file written by "
                             "python -m relight_jax.export") from None
+  # A FIFO would block and a device (/dev/zero) never end: only regular files are read.
+  if not stat.S_ISREG(status.st_mode):
+    raise ValueError(f"{path}: not a regular file (a folder, FIFO, socket or device); expected "
+                     "a file written by python -m relight_jax.export")
+  if status.st_size > MAX_EXPORTED_BYTES:
+    raise ValueError(f"{path}: {status.st_size:,} bytes, more than any exported relighter "
+                     f"({MAX_EXPORTED_BYTES:,}); expected a file written by "
+                     "python -m relight_jax.export")
+  data = path.read_bytes()
   checked = data.startswith(EXPORTED_MAGIC)
   serialized = data
   if checked:

@@ -2,6 +2,7 @@
 
 Load it with `relight_jax.load_pretrained()`; `python -m relight_jax.relight` uses it when
 no --workdir or --exported is given. `python -m relight_jax.pretrained --workdir=RUN`
-rewrites this folder from a training workdir (inference.save_bundle); MODEL_CARD.md says
+rewrites this folder from a training workdir (inference.save_bundle; only with --overwrite,
+else --output=DIR writes a new bundle elsewhere); MODEL_CARD.md says
 how the shipped one was trained and what it measures.
 """

@@ -18,13 +18,27 @@ rather than silently relit or resumed from. A step without a manifest (written b
 older relight_jax, or a run killed between orbax's commit and the manifest) is restored
 unverified, with a warning: older workdirs must still load, and a damaged one still falls
 back when orbax fails to read it or it holds non-finite values.
+
+Only proven damage deletes a step (when a resumed run must save over it): files that
+differ from their manifest, or a state holding NaN or inf. A step that fails to restore
+for any other reason may be intact (too many open files, out of memory, a network
+filesystem's hiccup), so a resume stops there with `UnrestorableCheckpointError` naming
+it, and deletes nothing.
+
+A full disk is recognised however the storage layer reports it (`disk_full`): an
+`OSError` with ENOSPC, or TensorStore's `ValueError` whose text says RESOURCE_EXHAUSTED /
+"No space left on device"; the half-written `*.orbax-checkpoint-tmp*` folders it leaves
+are removed by `remove_unfinished`.
 """
 
+import errno
 import functools
 import hashlib
 import json
 import logging
 import pathlib
+import re
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +69,70 @@ class ConfigMismatchError(ValueError):
 
 class CorruptCheckpointError(ValueError):
   """No checkpoint of a workdir is intact (the message names each step tried and why)."""
+
+
+class UnrestorableCheckpointError(RuntimeError):
+  """A checkpoint not proven damaged failed to restore while resuming; it was kept.
+
+  Attributes:
+    step: the checkpoint's step.
+    directory: its folder.
+  """
+
+  def __init__(self, step, directory, reason):
+    self.step, self.directory = step, directory
+    super().__init__(
+        f"checkpoint {directory} (step {step}) could not be restored ({reason}) but is not "
+        "proven damaged, so nothing was deleted: rerun the same command to retry (a passing "
+        "I/O error, too many open files, out of memory); if it fails again, move that folder "
+        f"out of {pathlib.Path(directory).parent} to resume from the step before it")
+
+
+# Where orbax stages a step until it commits it (step and item folders alike).
+_UNFINISHED_MARK = ".orbax-checkpoint-tmp"
+_NO_SPACE = re.compile(r"No space left on device|ENOSPC|os_error_code='28'")
+_QUOTED_PATH = re.compile(r'"(/[^"]+)"')
+
+
+def disk_full(error):
+  """The path a full disk stopped writing, when `error` (or what it wraps) says so.
+
+  Orbax and TensorStore report a full disk as an `OSError` (errno ENOSPC), possibly
+  wrapped, or only in the text of a `ValueError` ('RESOURCE_EXHAUSTED ... No space left on
+  device [os_error_code='28']').
+
+  Returns:
+    None when the error is not a full disk; else the file or folder named in it, or ''
+    when none is.
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return error.filename or ""
+    text = str(error)
+    if _NO_SPACE.search(text):
+      quoted = _QUOTED_PATH.findall(text)
+      return quoted[-1] if quoted else ""
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def remove_unfinished(directory):
+  """Deletes the uncommitted step folders orbax left in `directory` (a failed save's).
+
+  Returns:
+    The paths removed.
+  """
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    return []
+  removed = []
+  for path in directory.iterdir():
+    if _UNFINISHED_MARK in path.name:
+      shutil.rmtree(path, ignore_errors=True)
+      removed.append(path)
+  return removed
 
 
 def save_config(config, path):
@@ -187,11 +265,21 @@ class CheckpointManager(ocp.CheckpointManager):
         write_manifest(directory)
 
 
-def create_manager(workdir, *, max_to_keep=3, async_save=True):
-  """A `CheckpointManager` over `workdir/checkpoints` with items 'state' and 'data'."""
+def create_manager(workdir, *, max_to_keep=3, async_save=True, owner=False):
+  """A `CheckpointManager` over `workdir/checkpoints` with items 'state' and 'data'.
+
+  Args:
+    workdir: the training workdir.
+    max_to_keep: steps kept by `save`.
+    async_save: save in the background.
+    owner: the caller holds the workdir's lock (the training run): the staging folders of
+      saves a killed or out-of-space run left are removed now. A reader must not, or it
+      would remove those of the run saving now.
+  """
   directory = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True)
+      max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True,
+      cleanup_tmp_directories=owner)
   return CheckpointManager(directory, options=options, item_names=("state", "data"))
 
 
@@ -321,7 +409,10 @@ def restore_latest_good(manager, config, sharding, step=None, *, delete_skipped=
   A step is skipped, with one warning line naming it and why, when its manifest does not
   match its files, orbax fails to restore it (whatever it raises: tensorstore, JSON or
   pytree errors) or the restored state holds NaN or inf. A step without a manifest is
-  restored unverified, with a warning (see the module docstring).
+  restored unverified, with a warning (see the module docstring). With `delete_skipped`,
+  a step orbax fails to restore stops the search instead (`UnrestorableCheckpointError`):
+  the failure may be passing and the step intact, and the older step the run would
+  resume from would have to delete it.
 
   Args:
     manager: a `CheckpointManager` (`create_manager`).
@@ -329,9 +420,10 @@ def restore_latest_good(manager, config, sharding, step=None, *, delete_skipped=
     sharding: placement of every restored leaf.
     step: the step to try first; default the latest.
     delete_skipped: once an intact step is restored, delete the damaged ones skipped on
-      the way (all later than it). A resumed run needs it: orbax's `save` silently skips
-      any step not past the latest one on disk, so the run would not checkpoint again
-      until it passed the damaged steps.
+      the way (all later than it): those whose files differ from their manifest or that
+      hold non-finite values, the only proofs of damage. A resumed run needs it: orbax's
+      `save` silently skips any step not past the latest one on disk, so the run would
+      not checkpoint again until it passed the damaged steps.
 
   Returns:
     (TrainState, data_state dict, step) of the first intact checkpoint, or
@@ -342,6 +434,8 @@ def restore_latest_good(manager, config, sharding, step=None, *, delete_skipped=
     ConfigMismatchError: a checkpoint holds a state of another structure than `config`
       builds: the config is wrong, so no older step is tried.
     CorruptCheckpointError: no checkpoint at or before `step` is intact.
+    UnrestorableCheckpointError: with `delete_skipped`, a step failed to restore although
+      its files are not proven damaged (kept; the message says what to do).
   """
   steps = sorted(manager.all_steps(), reverse=True)
   if step is not None:
@@ -366,8 +460,11 @@ def restore_latest_good(manager, config, sharding, step=None, *, delete_skipped=
       except ConfigMismatchError:
         raise
       except Exception as error:  # pylint: disable=broad-exception-caught
-        # Damaged files surface as any of tensorstore, JSON, pytree or key errors.
+        # Damaged files surface as any of tensorstore, JSON, pytree or key errors, and so
+        # do passing ones (EMFILE, EIO, out of memory): only a reader may fall back.
         reason = f"orbax cannot restore it: {_one_line(error)}"
+        if delete_skipped:
+          raise UnrestorableCheckpointError(candidate, directory, reason) from error
       else:
         reason = non_finite(train_state)
         if reason is None:

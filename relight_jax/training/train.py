@@ -10,13 +10,24 @@ saving it, so the last good checkpoint stays the latest.
 
 The workdir is locked (`relight_jax.training.workdir`) for the whole run, and SIGTERM / SIGINT
 (preemption, Ctrl-C) stop the loop after its current step with a checkpoint of that
-step: `Preempted` says where, and rerunning resumes to the same result.
+step: `Preempted` says where, and rerunning resumes to the same result. A signal that
+arrives while the loop waits for its next batch stops the wait too, and the periodic
+evaluation's remaining sets are skipped; a second signal stops the process at once (the
+checkpoints already written are kept; a save in progress is discarded at the next run).
+
+A resume compares the run's settings with the workdir's `config.json`: any difference
+that changes what is trained (image size, batch, learning rate, pairing rule, seed, ...)
+is listed and refused (`ConfigChangedError`) unless `allow_config_change`, which keeps
+the old file beside the new one. The length of the run (with a constant rate), the
+logging, checkpoint and evaluation cadences, the data's location and the final
+evaluation's settings may change freely (`FREELY_CHANGED`).
 """
 
 import contextlib
-import errno
+import datetime
 import functools
 import logging
+import os
 import pathlib
 import queue
 import signal
@@ -52,9 +63,13 @@ class Preempted(Exception):
 
   def __init__(self, step, signum, checkpoint_dir):
     self.step, self.signum, self.checkpoint_dir = step, signum, checkpoint_dir
-    super().__init__(
-        f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved in "
-        f"{checkpoint_dir}; rerun the same command to resume")
+    if step == 0:  # stopped while waiting for the first batch: nothing trained to save
+      super().__init__(f"stopped by {signal.Signals(signum).name} before the first step; "
+                       "nothing was trained; rerun the same command to start")
+    else:
+      super().__init__(
+          f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved in "
+          f"{checkpoint_dir}; rerun the same command to resume")
 
   def __reduce__(self):
     return Preempted, (self.step, self.signum, self.checkpoint_dir)
@@ -65,6 +80,10 @@ class Preempted(Exception):
     return 128 + self.signum
 
 
+class ConfigChangedError(ValueError):
+  """A resume whose settings differ from the workdir's config.json (listed in the message)."""
+
+
 class _StopSignals:
   """Notes the first SIGTERM / SIGINT while training, for the loop to act on after a step.
 
@@ -73,6 +92,10 @@ class _StopSignals:
   installed in the main thread (Python refuses them elsewhere) and in single-process
   runs; multi-process runs must stop at the same step on every process, which
   `jax.distributed`'s own SIGTERM notifier agrees on (see `requested`).
+
+  A second signal (the user pressing Ctrl-C again, `timeout` or a scheduler insisting)
+  ends the process at once with that signal's status, after one line on stderr: whatever
+  the loop is waiting on (data, a long evaluation) does not hold it.
   """
 
   _SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -86,6 +109,15 @@ class _StopSignals:
     del frame
     if self.received is None:
       self.received = signum
+      print(f"{signal.Signals(signum).name}: stopping after the current step with a "
+            "checkpoint (send it again to stop now, without one)", file=sys.stderr, flush=True)
+      return
+    print(f"{signal.Signals(signum).name} again: stopping now; the checkpoints already "
+          "written are kept, rerun the same command to resume", file=sys.stderr, flush=True)
+    # The default action ends the process with the signal's status, as the shell and
+    # schedulers expect; the workdir lock (flock) goes with the process.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
   def __enter__(self):
     if self._across_processes or threading.current_thread() is not threading.main_thread():
@@ -146,22 +178,82 @@ class _Prefetcher:
     self._stop.set()
     self._thread.join(timeout=10)
 
-  def next(self):
-    host_batch, device_batch, data_state, error = self._queue.get()
+  def next(self, stop=None):
+    """The next (host batch, device batch, data state); None once `stop` has a signal.
+
+    The wait polls `stop` (a `_StopSignals`): a stalled data source must not keep a
+    stopped run alive.
+    """
+    while True:
+      try:
+        host_batch, device_batch, data_state, error = self._queue.get(timeout=0.2)
+        break
+      except queue.Empty:
+        if stop is not None and stop.received is not None:
+          return None
     if error is not None:
       raise error
     return host_batch, device_batch, data_state
 
 
-def _check_workdir(config, workdir):
-  """Refuses to resume a workdir trained with another model (its config.json)."""
+# Settings a resumed run may change: they decide when things are logged, saved or
+# evaluated, where the data is read from, and the final evaluation, not the batches
+# trained or the updates made. train.num_steps too, unless the rate decays over it.
+FREELY_CHANGED = (
+    "train.log_every", "train.image_every", "train.checkpoint_every", "train.eval_every",
+    "train.eval_batches", "data.data_dir", "data.cache_mib", "data.prefetch", "eval.",
+    "checkpoint.")
+
+
+def config_changes(previous, config):
+  """The settings of `config` that differ from `previous` and decide what is trained.
+
+  Returns:
+    ["key old -> new", ...] in key order; empty when a resume may go on.
+  """
+  old = dict(checkpointing._flat_items(previous.to_dict()))  # pylint: disable=protected-access
+  new = dict(checkpointing._flat_items(config.to_dict()))  # pylint: disable=protected-access
+  free = list(FREELY_CHANGED)
+  if old.get("train.lr_decay") == new.get("train.lr_decay") == "constant":
+    free.append("train.num_steps")
+  changes = []
+  for key in sorted(set(old) | set(new)):
+    if key.startswith(tuple(free)) or old.get(key) == new.get(key):
+      continue
+    changes.append(f"{key} {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
+  return changes
+
+
+def _check_workdir(config, workdir, allow_config_change):
+  """Refuses to resume a workdir trained with another model or other settings.
+
+  Returns:
+    Where the old config.json was copied when a change was allowed, else None.
+  """
   path = workdir / checkpointing.CONFIG_FILE
-  if path.exists():
-    previous = checkpointing.load_config(path)
-    if previous.model.to_dict() != config.model.to_dict():
-      raise ValueError(
-          f"{workdir} holds a run of another model ({previous.model.name}, width "
-          f"{previous.model.width}); use a new --workdir or the same model config")
+  if not path.exists():
+    return None
+  previous = checkpointing.load_config(path)
+  if previous.model.name != config.model.name:
+    raise ValueError(
+        f"{workdir} holds a run of another model ({previous.model.name}, width "
+        f"{previous.model.width}); use a new --workdir or the same model config")
+  changes = config_changes(previous, config)
+  if not changes:
+    return None
+  listed = ", ".join(changes)
+  if not allow_config_change:
+    raise ConfigChangedError(
+        f"{workdir} was trained with other settings than this run's: {listed}; resume with "
+        f"its settings ({path}), use a new --workdir, or pass --allow_config_change to "
+        "resume with these (the old config.json is then kept beside the new one)")
+  stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+  kept = path.with_name(f"config.before-{stamp}.json")
+  if jax.process_index() == 0:
+    checkpointing.save_config(previous, kept)
+  logging.warning("resuming %s with changed settings (%s); its previous config.json is "
+                  "kept as %s", workdir, listed, kept)
+  return kept
 
 
 def _write_pictures(writer, step, host_batch, outputs, placement, count=4):
@@ -184,17 +276,18 @@ def _write_pictures(writer, step, host_batch, outputs, placement, count=4):
   writer.write_images(step, images)
 
 
-def train_and_evaluate(config, workdir):
+def train_and_evaluate(config, workdir, *, allow_config_change=False):
   """Trains `config` in `workdir` (resuming if possible), then runs the full evaluation.
 
   Returns:
     (final `TrainState`, evaluation results, Markdown table).
 
   Raises:
-    Preempted, workdir.WorkdirBusyError, workdir.BadWorkdirError: see `train`.
+    Preempted, workdir.WorkdirBusyError, workdir.BadWorkdirError, ConfigChangedError:
+      see `train`.
   """
   with workdir_lib.lock(workdir, primary=jax.process_index() == 0) as path:
-    train_state = _train(config, path)
+    train_state = _train(config, path, allow_config_change)
     record, table = evaluate.run(config, path, train_state, parallel.create_placement())
   return train_state, record, table
 
@@ -218,12 +311,15 @@ def periodic_eval_sets(config, train_images, eval_images):
   return sets
 
 
-def train(config, workdir):
+def train(config, workdir, *, allow_config_change=False):
   """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one.
 
   Args:
     config: experiment config (see configs/).
     workdir: where checkpoints, TensorBoard events and evaluation results go.
+    allow_config_change: resume even where `config` differs from the workdir's
+      config.json in settings that change what is trained (the old file is kept as
+      config.before-<time>.json).
 
   Returns:
     The final `TrainState`.
@@ -232,16 +328,19 @@ def train(config, workdir):
     Preempted: SIGTERM or SIGINT arrived; the step it arrived in was finished and saved.
     workdir.WorkdirBusyError: another run holds `workdir`.
     workdir.BadWorkdirError: `workdir` is a file.
+    ConfigChangedError: the workdir was trained with other settings (listed).
+    checkpointing.UnrestorableCheckpointError: the latest checkpoint failed to restore
+      but is not proven damaged (kept).
   """
   # Only process 0 writes config.json and the TensorBoard events; the others would find
   # its lock taken.
   with workdir_lib.lock(workdir, primary=jax.process_index() == 0) as path:
-    return _train(config, path)
+    return _train(config, path, allow_config_change)
 
 
-def _train(config, workdir):
+def _train(config, workdir, allow_config_change=False):
   """`train` in a locked `workdir` (a `pathlib.Path`)."""
-  _check_workdir(config, workdir)
+  _check_workdir(config, workdir, allow_config_change)
   placement = parallel.create_placement()
   for name, batch_size in (("train.batch_size", config.train.batch_size),
                            ("eval.batch_size", config.eval.batch_size)):
@@ -263,9 +362,11 @@ def _train(config, workdir):
       extra_fraction=data.extra_fraction))
 
   manager = checkpointing.create_manager(
-      workdir, max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save)
+      workdir, max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save,
+      owner=jax.process_index() == 0)
   # A damaged or non-finite latest checkpoint falls back to the previous one; the damaged
-  # ones are deleted, or orbax would not save those steps again.
+  # ones are deleted, or orbax would not save those steps again. One that fails to restore
+  # for another reason stops the run instead (it may be intact).
   train_state, data_state, _ = checkpointing.restore_latest_good(
       manager, config, placement.replicated, delete_skipped=True)
   if train_state is None:
@@ -329,7 +430,10 @@ def _train(config, workdir):
   with _StopSignals() as stop:
     try:
       for step in range(start_step + 1, num_steps + 1):
-        host_batch, device_batch, data_state = prefetcher.next()
+        fetched = prefetcher.next(stop)
+        if fetched is None:  # a signal while waiting for data: the last step is saved below
+          break
+        host_batch, device_batch, data_state = fetched
         train_state, metrics = step_fn(train_state, device_batch)
         pending = metrics if pending is None else merge_fn(pending, metrics)
         is_last = step == num_steps
@@ -358,13 +462,17 @@ def _train(config, workdir):
         if step % config.train.eval_every == 0 or is_last:
           scores = {}
           for name, (images, pairs) in periodic_sets.items():
+            if stop.received is not None:
+              break  # the step is saved below; its evaluation is not worth the wait
             summary = evaluate.evaluate_means(
                 train_state, images, pairs, config=config, step_fn=eval_step_fn,
                 put_batch=placement.put_batch, replicated=placement.replicated)
             writer.write_scalars(step, {f"{name}/{key}": value for key, value in summary.items()})
             scores[name] = summary["score"]
-          logging.info("step %d Score: Train %.3f, validation Eval %.3f, Eval[d_I = d_T] %.3f",
-                       step, scores["train_set"], scores["eval"], scores["eval_same_direction"])
+          if len(scores) == len(periodic_sets):
+            logging.info("step %d Score: Train %.3f, validation Eval %.3f, Eval[d_I = d_T] "
+                         "%.3f", step, scores["train_set"], scores["eval"],
+                         scores["eval_same_direction"])
         if save_now:
           save_checkpoint(step)
         last_step = step
@@ -376,9 +484,14 @@ def _train(config, workdir):
         save_checkpoint(last_step, force=True)
     finally:
       prefetcher.close()
-      manager.wait_until_finished()
-      manager.close()
-      writer.close()
+      try:
+        manager.wait_until_finished()
+        manager.close()
+      finally:
+        writer.close()
+        # A save that failed (a full disk) leaves its staging folder: never a checkpoint.
+        if jax.process_index() == 0:
+          checkpointing.remove_unfinished(manager.directory)
   if stop.received is not None:
     raise Preempted(last_step, stop.received, workdir / checkpointing.CHECKPOINT_DIR)
   return train_state
@@ -391,29 +504,25 @@ def command_line_exits():
   traceback."""
   try:
     yield
-  except (workdir_lib.WorkdirBusyError, workdir_lib.BadWorkdirError) as error:
+  except (workdir_lib.WorkdirBusyError, workdir_lib.BadWorkdirError, ConfigChangedError,
+          checkpointing.UnrestorableCheckpointError, scene_images.DamagedDatasetError) as error:
     sys.exit(f"error: {error}")
   except Preempted as stop:
     print(stop, file=sys.stderr, flush=True)
     sys.exit(stop.exit_status)
+  except KeyboardInterrupt:
+    # Ctrl-C outside the training loop (loading, the final evaluation): nothing is being
+    # saved there, so nothing is lost.
+    print("interrupted by SIGINT; the checkpoints already written are kept; rerun the same "
+          "command to resume", file=sys.stderr, flush=True)
+    sys.exit(128 + signal.SIGINT)
   except Exception as error:  # pylint: disable=broad-except
-    full = _disk_full(error)
+    full = checkpointing.disk_full(error)
     if full is None:
       raise
-    sys.exit(f"error: no space left on device writing {full.filename or 'the workdir'}: "
+    sys.exit(f"error: no space left on device writing {full or 'the workdir'}: "
              "free some space (or use a --workdir on another disk) and rerun the same "
              "command; the checkpoints written before are kept")
-
-
-def _disk_full(error):
-  """The ENOSPC OSError behind `error` (orbax and TensorStore wrap it), if any."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-      return error
-    error = error.__cause__ or error.__context__
-  return None
 
 
 def _kept(workdir, last_saved):

@@ -3,7 +3,8 @@
 VIDIT ships 1024x1024 PNGs (512 for AIM 2020), some RGBA and some palette-coded; the
 report trained at 256x256 (report §3.1). `decode_rgb` turns any 8-bit PNG into RGB
 uint8 (alpha dropped: VIDIT's alpha carries no content) with an error naming the file
-for corrupt or truncated data, `SizeCheck` makes sure every image of a build has the
+for corrupt or truncated data or a size no VIDIT image has (`MAX_SIDE`, checked before
+decoding), `SizeCheck` makes sure every image of a build has the
 same square size, and `resize_rgb` / `resize_depth` bring images and depth maps to the
 config's resolution (LANCZOS for images, area averaging for depth so no ringing crosses
 depth edges).
@@ -16,6 +17,9 @@ import PIL.Image
 from absl import logging
 
 # 8-bit modes that convert to RGB without losing information that VIDIT uses.
+# Larger than any VIDIT image (1024 px): checked from the header, before decoding, so an
+# all-zero 150 MP PNG of a few hundred KB is refused instead of taking gigabytes.
+MAX_SIDE = 4096
 _CONVERTIBLE_MODES = ("RGB", "RGBA", "P", "PA", "L", "LA")
 
 
@@ -36,6 +40,11 @@ def decode_rgb(data: bytes, origin: str) -> np.ndarray:
     with PIL.Image.open(io.BytesIO(data)) as image:
       if image.format != "PNG":
         raise ValueError(f"{origin}: is a {image.format} file, expected a PNG")
+      width, height = image.size
+      if max(width, height) > MAX_SIDE:
+        raise ValueError(f"{origin}: a {width}x{height} PNG, larger than any VIDIT image "
+                         f"(at most {MAX_SIDE} pixels per side); remove it from the manual "
+                         "dir or replace it with the released file")
       image.load()  # Decodes fully: truncated files fail here, not later.
       if image.mode not in _CONVERTIBLE_MODES:
         raise ValueError(f"{origin}: PNG mode {image.mode!r}, expected 8-bit RGB/RGBA/"
@@ -43,8 +52,11 @@ def decode_rgb(data: bytes, origin: str) -> np.ndarray:
       if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
       rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-  except ValueError:
-    raise
+  except ValueError as err:
+    if str(err).startswith(origin):
+      raise
+    # PIL's own limits (a text chunk too large, a decompression bomb) name no file.
+    raise ValueError(f"{origin}: refused PNG ({err}); re-download this file") from err
   except (OSError, SyntaxError, PIL.UnidentifiedImageError) as err:
     raise ValueError(f"{origin}: corrupt or truncated PNG ({err}); re-download this "
                      "file") from err

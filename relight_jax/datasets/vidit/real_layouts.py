@@ -244,7 +244,16 @@ def group_eval_pairs(files, root) -> dict[str, list[EvalPair]]:
     if split is None:
       bad.append(source)
       continue
-    role = {"input": "input", "guide": "guide"}.get(source.parent_name, "ground_truth")
+    # Folder names as users write them (Input/, GUIDE/); ground truth lies in the split's
+    # own folder, so a file in any other folder is misplaced, not a second ground truth.
+    parent = source.parent_name.lower()
+    if parent in ("input", "guide"):
+      role = parent
+    elif "val" in parent or "test" in parent:
+      role = "ground_truth"
+    else:
+      bad.append(source)
+      continue
     kind = "depth" if match.group(2) == "npy" else "image"
     key = (split, int(match.group(1)))
     _check_duplicate(roles, (*key, role, kind), source,
