@@ -8,11 +8,11 @@ inputs and outputs (oversized PNG text, format limits, FIFOs and devices, sizes,
 writer); a config-string typo; a damaged array_record file; two builds into one data_dir.
 Bounded real-VIDIT reads and zip members are in tests/test_vidit_errors.py. The
 lower-level cases have their tests beside their code: the workdir lock, signals, a full
-disk and a workdir that is a file (tests/test_workdir.py); checkpoint manifests, bit flips, missing files, NaN states
-(tests/test_checkpointing.py); a planted or tampered native library
-(relight_jax/cpu_kernels/tests/test_native_tiles.py); malicious or huge depth pickles
-(tests/test_vidit_errors.py); impossible settings (tests/test_config.py); the relight
-command's path mistakes (tests/test_relight.py).
+disk and a workdir that is a file (tests/test_workdir.py); checkpoint manifests, bit
+flips, missing files, NaN states (tests/test_checkpointing.py); a planted or tampered
+native library (relight_jax/cpu_kernels/tests/test_native_tiles.py); malicious or huge
+depth pickles (tests/test_vidit_errors.py); impossible settings (tests/test_config.py);
+the relight command's path mistakes (tests/test_relight.py).
 """
 
 import errno
