@@ -77,6 +77,15 @@ INTEGRATION = {
 }
 
 
+# The longest tests (docs/testing.md), started in this order. The second renders its own
+# dataset: the other worker need not wait for the shared one.
+_START_FIRST = ("test_sigkill_then_resume_gives_the_uninterrupted_result",
+                "test_build_train_evaluate_export_and_relight",
+                "test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1",
+                "test_gan_variant_trains",
+                "test_two_processes_train_and_evaluate_as_one",
+                "test_train_then_relight_notebooks_run_as_in_colab")
+
 # Modules whose tests share an expensive module fixture (a wheel in a venv, an evaluated
 # workdir): xdist sends all of a module's tests to one worker, which builds it once.
 ONE_WORKER = ("test_evaluate.py", "test_packaging.py")
@@ -99,10 +108,12 @@ def pytest_collection_modifyitems(config, items):
       item.add_marker(pytest.mark.integration)
     if item.path.name in ONE_WORKER:
       item.add_marker(pytest.mark.xdist_group(item.path.stem))
-  # The integration tests (the long ones) first: xdist hands tests out in this order as
-  # workers free up, so the short ones fill in at the end instead of one long test
-  # running alone.
-  items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+  # The longest tests first, then the other integration tests, then the fast tier: xdist
+  # hands tests out in this order as workers free up, so the short ones fill in at the
+  # end instead of one long test running alone.
+  items.sort(key=lambda item: (item.get_closest_marker("integration") is None,
+                               _START_FIRST.index(item.originalname)
+                               if item.originalname in _START_FIRST else len(_START_FIRST)))
 
 
 @pytest.fixture(autouse=True)

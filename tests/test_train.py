@@ -74,8 +74,13 @@ def test_presets_choose_their_schedule(tiny_data_dir):
 
 def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_dir, tmp_path):
   from relight_jax import reproduce
-  result, table = reproduce.reproduce("smoke", tmp_path, seeds=(0,), data_dir=tiny_data_dir)
-  assert set(result) == {"envmap", "envmap_scene", "illumination_predictor", "identity"}
+  # Two of the three report models: the envmap model's loop and evaluation (light
+  # estimates from envmaps) and the IlluminationPredicter's (from latents, batch 8). The
+  # third, Envmap + scene, runs the envmap model's path with another network, whose
+  # gradients and losses tests/test_models.py checks.
+  result, table = reproduce.reproduce("smoke", tmp_path, seeds=(0,), data_dir=tiny_data_dir,
+                                      models=("envmap", "illumination_predictor"))
+  assert set(result) == {"envmap", "illumination_predictor", "identity"}
   for model, subsets in result.items():
     assert set(subsets) == {"eval", "eval_same_temperature", "eval_same_direction"}, model
     for subset, values in subsets.items():
