@@ -7,7 +7,11 @@ DATA_DIR ?= data/tfds
 DEMO_WORKDIR ?= runs/demo
 REPRODUCE_DIR ?= runs/reproduce
 
-.PHONY: test demo reproduce venv lint clean-venv
+# Both test tiers (docs/testing.md); test-fast is the one to run while working.
+PYTEST := $(PY) -m pytest -n 2 --dist loadgroup -q
+TESTS := tests relight_jax/cpu_kernels/tests
+
+.PHONY: test test-fast demo reproduce venv lint clean-venv
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +23,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -n 2 --dist loadgroup -q tests relight_jax/cpu_kernels/tests
+	$(PYTEST) $(TESTS)
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not integration" $(TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check relight_jax configs tests bench

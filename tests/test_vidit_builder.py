@@ -1,11 +1,12 @@
 """The `vidit` builder on the tiny synthetic config, the build CLI's function and preview.
 
-One tiny build (built once per module into a temporary data dir, through
+One tiny build (the session's `tiny_data_dir`, built once per test run through
 `relight_jax.datasets.build.build`, the build CLI's function) is checked against the
 renderer's own `split_scenes` / `render_scene` and `relight_jax.data.lights`' index arithmetic.
 """
 
 import hashlib
+import json
 import os
 import pathlib
 import subprocess
@@ -34,9 +35,10 @@ def _sources(spec, data_dir):
 
 
 @pytest.fixture(scope="module")
-def tiny_build(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("tfds")
-  result = build.build("synthetic_tiny", os.fspath(data_dir), render_workers=1)
+def tiny_build(tiny_data_dir):
+  # The session's tiny build (conftest): made by build.build, whose result it kept.
+  data_dir = pathlib.Path(tiny_data_dir)
+  result = json.loads((data_dir / "build.json").read_text())
   return data_dir, result, _sources(_SPEC, data_dir)
 
 
