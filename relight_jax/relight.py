@@ -22,7 +22,10 @@ azimuth relative to the camera, N behind the scene, E on the image's right; ligh
 a colour temperature in kelvin within the training data's 2500-6500 K; a model's spec
 (models/registry.ModelSpec.label_source) says how it turns a label into its light.
 
---side_by_side writes input | target | result as one image instead of the result alone;
+--side_by_side writes input | target | result as one image instead of the result alone (for
+a light label, the target is its generated envmap in the model's `model.envmap_convention`:
+the map the model decodes; the bundled model's and older workdirs' put N at the left edge,
+new models' put N in the middle and W left of it, data/envmap.py);
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
 
 The network runs at a working resolution S (its training `data.image_size`, or `size`):

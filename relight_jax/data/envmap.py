@@ -1,20 +1,29 @@
 """Generated ground-truth environment maps from a light's (temperature, direction) (report §3.4).
 
 VIDIT has no environment maps, so the report generated "ground-truth" 16x32 lat-long
-envmaps from the known light: the colour from the colour temperature (colour-science),
-the brightness a Gaussian bump with σ = 10% of the map height centred on the horizon at
-the light's azimuth. The envmap models learn to predict these in their latent
-(`models/latent.py`); `objectives.py` compares them with Le (eq. 2).
+envmaps from the known light: the colour from the colour temperature, the brightness a
+Gaussian bump with σ = 10% of the map height centred on the horizon at the light's
+azimuth. The envmap models learn to predict these in their latent (`models/latent.py`);
+`objectives.py` compares them with Le (eq. 2).
 
-Conventions (the direction convention is `lights.py`'s, the one for the whole project):
-  * Colour: CCT -> CIE xy on the Planckian locus (`CCT_to_xy`, method "Kang 2002"; the
-    default "CIE Illuminant D Series" is defined only from 4000 K and VIDIT goes down
-    to 2500 K) -> XYZ with Y = 1 -> sRGB (gamma-encoded, like the images), negatives
-    clipped, divided by the largest channel: only chromaticity changes with temperature.
-  * Column: the map's horizontal axis is azimuth, column = azimuth / 360 deg * width
-    (N at column 0, E at 8, S at 16, W at 24 for 32 columns), wrapping around.
-  * Row: the bump is centred on the horizon, halfway down the map ((height - 1) / 2 in
-    row indices: between rows 7 and 8 of 16).
+A model learns the maps of one convention (`CONVENTIONS`, `model.envmap_convention`):
+  * "original", the original code's maps (utils/envmap.py): colours from its table of
+    (hue, saturation) per temperature (`ORIGINAL_HSV`, hue a fraction of a turn as
+    EnvmapGeneration.ipynb made it with colorsys; linearly interpolated for label
+    temperatures between the five); N centred on pixel (H/2, W/2) = (8, 16) and each
+    direction rolled by its azimuth (E at column 24, S at 0, W at 8: W left of the centre,
+    as a light from the image's left); brightness truncated to integers like its int().
+  * "v1", this project's first maps, which older workdirs and the bundled model learned:
+    CCT -> CIE xy on the Planckian locus (`CCT_to_xy`, method "Kang 2002"; the default
+    "CIE Illuminant D Series" is defined only from 4000 K and VIDIT goes down to 2500 K)
+    -> XYZ with Y = 1 -> sRGB (gamma-encoded, like the images), negatives clipped,
+    divided by the largest channel; N at column 0 (E 8, S 16, W 24); the bump centred
+    between rows 7 and 8 ((height - 1) / 2); float brightness.
+The renderer's lights keep colour-science's linear colours (render/illumination.py): a
+renderer needs physical light colours, an envmap is a label.
+
+Shared by both (the direction convention is `lights.py`'s, the one for the whole project):
+  * Column: the map's horizontal axis is azimuth, growing with the column, wrapping around.
   * Brightness: PEAK * exp(-r / (2σ²)), σ = 0.1 * height = 1.6 px, r the wrapped pixel
     distance, PEAK = 255: the original code's blob and units (`utils/envmap.py`). The
     report calls it a Gaussian, but with a true Gaussian exp(-r² / 2σ²) on [0, 1] maps
@@ -32,7 +41,8 @@ Conventions (the direction convention is `lights.py`'s, the one for the whole pr
     saturation's MSE in units of 255 (the report's terms; the original's code instead
     took one log-L2 of the HSV map converted to RGB).
 
-Maps are cached per (temperature, direction): the input pipeline asks for every triplet.
+Maps are cached per (temperature, direction, convention): the input pipeline asks for
+every triplet.
 """
 
 import colorsys
