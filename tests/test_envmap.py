@@ -163,3 +163,12 @@ def test_v1_maps_are_byte_identical_to_before_the_conventions():
                      + envmap.envmap_hsv(t, 3, "v1").tobytes() for t in (3000, 4200, 6100))
   assert hashlib.sha256(between).hexdigest() == (
       "29a87474892b0a3fdc322b0afa2622b5a944dc8d734d995940c1685cc825fd61")
+
+
+def test_a_model_with_an_unknown_convention_is_refused_when_built():
+  from conftest import load_config
+
+  from relight_jax.models import registry
+  config = load_config("envmap", "smoke", **{"model.envmap_convention": "v0"})
+  with pytest.raises(ValueError, match="envmap convention 'v0'"):
+    registry.create_model(config.model)

@@ -226,6 +226,8 @@ def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> nn.Mo
     `model.init(rng, input_image, target_image, train=False)`.
   """
   spec = spec_of(model_config.name)
+  # A bad model.envmap_convention fails here, not at the first batch or label.
+  envmap.convention(model_config.envmap_convention)
   return spec.build(model_config, conv or conv_module(model_config.conv_impl),
                     _dtype(model_config))
 
