@@ -22,7 +22,10 @@ azimuth relative to the camera, N behind the scene, E on the image's right; ligh
 a colour temperature in kelvin within the training data's 2500-6500 K; a model's spec
 (models/registry.ModelSpec.label_source) says how it turns a label into its light.
 
---side_by_side writes input | target | result as one image instead of the result alone;
+--side_by_side writes input | target | result as one image instead of the result alone (for
+a light label, the target is its generated envmap in the model's `model.envmap_convention`:
+the map the model decodes; the bundled model's and older workdirs' put N at the left edge,
+new models' put N in the middle and W left of it, data/envmap.py);
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
 
 The network runs at a working resolution S (its training `data.image_size`, or `size`):
@@ -117,13 +120,18 @@ class LightLabel:
     """Its name in batch output file names: 'W_3500'."""
     return f"{lights.DIRECTIONS[self.direction_index]}_{self.temperature_k}"
 
-  def envmap_image(self):
-    """The generated envmap of this light, [16, 32, 3] in [0, 1] (a picture of the light)."""
+  def envmap_image(self, envmap_convention):
+    """The generated envmap of this light, [16, 32, 3] in [0, 1] (a picture of the light).
+
+    Args:
+      envmap_convention: the model's (`InferenceModel.envmap_convention`): the picture is
+        the map the model decodes.
+    """
     # Imported here: colour-science (envmap's colour temperatures) is slow to import, and
     # relighting by a target image never needs it.
     from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
-    return np.asarray(envmap.envmap_rgb(self.temperature_k, self.direction_index)) / (
-        envmap.ENVMAP_PEAK)
+    return np.asarray(envmap.envmap_rgb(self.temperature_k, self.direction_index,
+                                        envmap_convention)) / envmap.ENVMAP_PEAK
 
 
 def light_label(relighter, label):
@@ -181,7 +189,7 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
         image_io.load_image(target_image, name=_name(target_image, "target")), size)
     relit_low = relighter.relight_fn(input_low[None], target_low[None])
   else:
-    target_low = light.envmap_image()
+    target_low = light.envmap_image(relighter.envmap_convention)
     relit_low = relighter.relight_light_fn(input_low[None], light.temperature_k,
                                            light.direction_index)
   relit_low = np.asarray(jax.device_get(relit_low))[0]  # [S, S, 3]
@@ -489,7 +497,8 @@ def main(argv=None):
     # The side-by-side images show the targets as given (a light: its envmap).
     full_targets = targets if args.side_by_side else {}
     if args.side_by_side and args.light:
-      full_targets = {light: light.envmap_image() for light in target_paths}
+      full_targets = {light: light.envmap_image(relighter.envmap_convention)
+                      for light in target_paths}
     # Only the target's illumination matters: reduce each target once.
     targets = {path: _at_size(image, size) for path, image in targets.items()}
     if batch:

@@ -2,6 +2,7 @@
 
 import json
 import math
+import pathlib
 
 import pytest
 from absl import flags
@@ -100,7 +101,29 @@ def test_config_from_before_a_switched_off_feature_loads_with_it_off(tmp_path):
   loaded = checkpointing.load_config(path)
   assert loaded.model.relit_shading is False
   assert loaded.loss.shading_weight == loaded.loss.relit_shading_weight == 0.0
-  assert loaded.to_dict() == load_config("geometry_envmap", "smoke").to_dict()
+  assert loaded.model.envmap_convention == "v1"
+  expected = load_config("geometry_envmap", "smoke")
+  expected.model.envmap_convention = "v1"
+  assert loaded.to_dict() == expected.to_dict()
+
+
+@pytest.mark.parametrize("name", ["envmap", "envmap_scene", "geometry_envmap"])
+def test_config_from_before_envmap_conventions_loads_as_v1(tmp_path, name):
+  # Workdirs written before model.envmap_convention were trained on the v1 maps: they
+  # load, relight by labels and read their envmaps with those; new configs use the
+  # original's maps.
+  config = load_config(name, "smoke").to_dict()
+  assert config["model"]["envmap_convention"] == "original"
+  del config["model"]["envmap_convention"]
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(config))
+  assert checkpointing.load_config(path).model.envmap_convention == "v1"
+
+
+def test_bundled_model_loads_with_the_v1_envmaps_it_was_trained_on():
+  bundled = pathlib.Path(checkpointing.__file__).parents[1] / "pretrained" / "config.json"
+  assert "envmap_convention" not in json.loads(bundled.read_text())["model"]
+  assert checkpointing.load_config(bundled).model.envmap_convention == "v1"
 
 
 def _keys(config):

@@ -18,27 +18,30 @@ def _le(prediction, target):
   return float(losses.log_l2(jnp.asarray(prediction), jnp.asarray(target)))
 
 
+@pytest.mark.parametrize("convention", sorted(envmap.CONVENTIONS))
 @pytest.mark.parametrize("temperature", lights.TEMPERATURES_K)
 @pytest.mark.parametrize("direction", range(lights.NUM_DIRECTIONS))
-def test_le_increases_with_azimuth_error_and_costs_the_zero_map_most(temperature, direction):
-  target = envmap.envmap_rgb(temperature, direction)
+def test_le_increases_with_azimuth_error_and_costs_the_zero_map_most(temperature, direction,
+                                                                     convention):
+  target = envmap.envmap_rgb(temperature, direction, convention)
   # Maps of the same light shifted by 0, 1, ..., 16 columns (0 to 180 deg of azimuth).
   shifted = [_le(np.roll(target, k, axis=1), target) for k in range(17)]
   assert shifted[0] == 0.0
   assert all(a < b for a, b in zip(shifted, shifted[1:], strict=False)), shifted
   # The other seven directions rank by their angular distance, and predicting no light
   # at all costs more than any of them.
-  by_direction = {45 * min(k, 8 - k): _le(envmap.envmap_rgb(temperature, (direction + k) % 8),
-                                          target) for k in range(8)}
+  by_direction = {45 * min(k, 8 - k): _le(
+      envmap.envmap_rgb(temperature, (direction + k) % 8, convention), target)
+      for k in range(8)}
   ordered = [by_direction[angle] for angle in (0, 45, 90, 135, 180)]
   assert all(a < b for a, b in zip(ordered, ordered[1:], strict=False)), by_direction
   assert _le(np.zeros_like(target), target) > 3 * max(shifted)
 
 
 def test_le_figures_of_one_light():
-  # 4500 K from the east: the figures quoted in docs/reproduction.md.
-  target = envmap.envmap_rgb(4500, 2)
-  figures = {angle: _le(envmap.envmap_rgb(4500, (2 + angle // 45) % 8), target)
+  # 4500 K from the east, v1 maps: the figures quoted in docs/reproduction.md.
+  target = envmap.envmap_rgb(4500, 2, "v1")
+  figures = {angle: _le(envmap.envmap_rgb(4500, (2 + angle // 45) % 8, "v1"), target)
              for angle in (45, 90, 180)}
   assert _le(np.zeros_like(target), target) == pytest.approx(13.41, abs=0.01)
   assert figures == pytest.approx({45: 0.337, 90: 1.093, 180: 2.161}, abs=0.001)
@@ -70,7 +73,8 @@ def test_le_weighs_against_reconstruction_as_in_the_original_at_initialisation()
   for role, light_list in (("input", envmap_loss_scale.INPUT_LIGHTS),
                            ("target", envmap_loss_scale.TARGET_LIGHTS)):
     temperatures, directions = zip(*light_list, strict=True)
-    batch[f"{role}_envmap"] = jnp.asarray(envmap.batch_envmaps(temperatures, directions)[0])
+    batch[f"{role}_envmap"] = jnp.asarray(envmap.batch_envmaps(
+        temperatures, directions, config.model.envmap_convention)[0])
   ratios = []
   for seed in range(2):
     variables = model.init(jax.random.key(seed), images[0][:1], images[1][:1], train=False)

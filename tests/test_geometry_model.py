@@ -244,12 +244,13 @@ def test_normals_loss_values():
   assert float(objectives.losses.normals_loss(up, -up)) == pytest.approx(2.0)
 
 
-def _reference_shading(normal, envmap_rgb, elevation_deg):
+def _reference_shading(normal, envmap_rgb, elevation_deg, north_column):
   """Independent loop: Σ over envmap pixels of colour * max(0, n . l(column)), normalised."""
   height, width, _ = envmap_rgb.shape
   total, weight = np.zeros(3), 0.0
   for column in range(width):
-    azimuth = np.deg2rad(360.0 * column / width)
+    # N sits at column north_column * width, azimuth growing with the column.
+    azimuth = np.deg2rad(360.0 * (column - north_column * width) / width)
     elevation = np.deg2rad(elevation_deg)
     # Right of the image = +x, up = +y, towards the camera = +z; azimuth 0 = behind.
     direction = np.array([np.sin(azimuth) * np.cos(elevation), np.sin(elevation),
@@ -260,22 +261,32 @@ def _reference_shading(normal, envmap_rgb, elevation_deg):
   return total / weight
 
 
+@pytest.mark.parametrize("convention", sorted(envmap.CONVENTIONS))
 @pytest.mark.parametrize("direction", ["N", "E", "S", "W"])
-def test_envmap_shading_matches_a_loop_and_the_direction_convention(direction):
+def test_envmap_shading_matches_a_loop_and_the_direction_convention(direction, convention):
   index = lights.direction_index_of(direction)
-  envmap_rgb = envmap.envmap_rgb(3500, index).astype(np.float64)
+  envmap_rgb = envmap.envmap_rgb(3500, index, convention).astype(np.float64)
+  north = envmap.convention(convention).north_column
   normals = np.eye(3)[[0, 0, 1, 1, 2, 2]] * np.array([1, -1, 1, -1, 1, -1])[:, None]
   shading = np.asarray(geometry.envmap_shading(
       jnp.asarray(normals, jnp.float32).reshape(1, 2, 3, 3),
-      jnp.asarray(envmap_rgb, jnp.float32)[None], 35.0)).reshape(6, 3)
+      jnp.asarray(envmap_rgb, jnp.float32)[None], 35.0, north)).reshape(6, 3)
   for normal, value in zip(normals, shading, strict=True):
-    np.testing.assert_allclose(value, _reference_shading(normal, envmap_rgb, 35.0), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(value, _reference_shading(normal, envmap_rgb, 35.0, north),
+                               rtol=1e-4, atol=1e-6)
   # +x right, +z towards the camera: E lights the right-facing side, S the front.
   brightest = {"N": 5, "E": 0, "S": 4, "W": 1}[direction]  # rows of `normals`
   horizontal = [0, 1, 4, 5]
   assert int(np.argmax(shading[horizontal].sum(-1))) == horizontal.index(brightest)
   assert shading[3].sum() == pytest.approx(0.0, abs=1e-6)  # facing down: never lit
+
+
+@pytest.mark.parametrize("convention, north", [("original", 0.5), ("v1", 0.0)])
+def test_model_reads_columns_in_its_envmap_convention(convention, north):
+  config = load_config("geometry_envmap", "smoke", **{"model.envmap_convention": convention})
+  model = registry.spec_of("geometry_envmap").build(config.model, registry.conv_module("xla"),
+                                                    jnp.float32)
+  assert model.north_column == north
 
 
 def test_average_pool_to_averages_blocks():

@@ -98,7 +98,7 @@ def test_every_registered_model_has_its_whole_spec(name):
   assert outputs["relit"].shape == (2, 32, 32, 3)
   assert spec.light_output in encoded, f"{name} encodes no {spec.light_output!r}"
   if spec.label_light is not None:
-    latent = np.asarray(spec.label_light(4500, 2))
+    latent = np.asarray(spec.label_light(4500, 2, config.model.envmap_convention))
     assert latent.shape == (1, *encoded["light"].shape[1:]), "label latent != light latent"
   # The batch contract of objectives.py, as shapes: the terms are traced, not run.
   roles = ("input", "target", "ground_truth")

@@ -17,6 +17,9 @@ def test_the_bundled_reference_model_is_small_and_relights_by_label():
   manifest = json.loads((folder / "bundle.json").read_text())
   relighter = relight_jax.load_pretrained()
   assert manifest["model"] in relighter.description
+  # Trained on the v1 envmaps (its config.json predates model.envmap_convention): its
+  # labels and its side-by-side pictures are v1 maps.
+  assert relighter.envmap_convention == "v1"
   size = relighter.image_size
   image = np.random.default_rng(5).uniform(size=(1, size, size, 3)).astype(np.float32)
   west, east = (np.asarray(relighter.relight_light_fn(image, 3500, d)) for d in (6, 2))

@@ -65,15 +65,19 @@ def test_relighting_by_a_light_latent_is_relighting_by_a_target_with_that_latent
   np.testing.assert_allclose(by_light, outputs["relit"], atol=2e-5)
 
 
+@pytest.mark.parametrize("convention", ["original", "v1"])
 @pytest.mark.parametrize("name", ["envmap", "envmap_scene", "geometry_envmap"])
-def test_envmap_models_relight_by_the_generated_envmap(name):
-  config = load_config(name, "smoke")
+def test_envmap_models_relight_by_the_generated_envmap(name, convention):
+  # A label becomes the map of the convention the model was trained on.
+  config = load_config(name, "smoke", **{"model.envmap_convention": convention})
   model = registry.create_model(config.model)
   variables = _variables(model)
   relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
   assert relighter.light_source == registry.SPECS[name].label_source
   image = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype(np.float32)
-  generated = (envmap.envmap_hsv if name == "envmap_scene" else envmap.envmap_rgb)(3500, 6)
+  generated = (envmap.envmap_hsv if name == "envmap_scene" else envmap.envmap_rgb)(
+      3500, 6, convention)
+  assert relighter.envmap_convention == convention
   expected = model.apply(variables, image, generated[None], method="relight_with_light")
   np.testing.assert_allclose(relighter.relight_light_fn(image, 3500, 6), expected, atol=1e-6)
   # Another light gives another image.

@@ -155,6 +155,11 @@ def model_section(name: str = "envmap") -> ml_collections.ConfigDict:
   config.target_skips = ()  # Skip link indices taken from the target image T.
   config.envmap_height = 16  # Envmap size (report §3.4: 16 x 32).
   config.envmap_width = 32
+  # The generated envmaps the model learns (data/envmap.CONVENTIONS): 'original' (the
+  # original code's colours and blob layout) | 'v1' (our first maps, which workdirs
+  # written before this key were trained on). The light latent means what it was trained
+  # on: the ground truth, the label relighting and the geometry model's columns read it.
+  config.envmap_convention = "original"
   config.light_channels = 3  # illumination_predictor: light latent channels.
   # geometry_envmap: maps its geometry head predicts (models/geometry.GEOMETRY_CHANNELS),
   # and the elevation of the renderer's light (render/mitsuba_scene.LIGHT_ELEVATION_DEG),

@@ -128,11 +128,11 @@ def eval_subsets(pairing, with_locations=False):
   return subsets
 
 
-def _labels(prefix, light):
+def _labels(prefix, light, envmap_convention):
   temperature_index, direction = lights.split_light_index(light)
   temperature = np.float32(lights.TEMPERATURES_K[int(temperature_index)])
-  rgb = envmap.envmap_rgb(int(temperature), int(direction))
-  hsv = envmap.envmap_hsv(int(temperature), int(direction))
+  rgb = envmap.envmap_rgb(int(temperature), int(direction), envmap_convention)
+  hsv = envmap.envmap_hsv(int(temperature), int(direction), envmap_convention)
   return {
       f"{prefix}_temperature": temperature,
       f"{prefix}_direction": np.int32(direction),
@@ -141,12 +141,13 @@ def _labels(prefix, light):
   }
 
 
-def compose_triplet(images, pair):
+def compose_triplet(images, pair, envmap_convention=envmap.DEFAULT_CONVENTION):
   """One example: I = (scene_I, light_I), T = (scene_T, light_T), G = (scene_I, light_T).
 
   Args:
     images: a `SceneImages`.
     pair: (scene_I, light_I, scene_T, light_T) integers.
+    envmap_convention: the generated envmaps' (config.model.envmap_convention).
 
   Returns:
     Dict of numpy arrays following the batch contract of `objectives.py`.
@@ -160,7 +161,7 @@ def compose_triplet(images, pair):
       "target_scene": np.int32(scene_target),
   }
   for role, light in zip(ROLES, (light_input, light_target, light_target), strict=True):
-    example.update(_labels(role, light))
+    example.update(_labels(role, light, envmap_convention))
   # Any object with `image(scene, light)` composes triplets; one without `aovs` adds no maps.
   for name in getattr(images, "aovs", ()):
     if name in scene_images.PER_DIRECTION_AOVS:
@@ -217,7 +218,8 @@ class HostSlice:
 
 
 def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
-                  extra_rule_names=(), extra_fraction=0.0, read_threads=2, prefetch=4):
+                  extra_rule_names=(), extra_fraction=0.0, read_threads=2, prefetch=4,
+                  envmap_convention=envmap.DEFAULT_CONVENTION):
   """The infinite, seeded, resumable training stream of uint8 batches for this host.
 
   Args:
@@ -230,6 +232,7 @@ def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
     host: this process's slice.
     read_threads: grain threads composing examples.
     prefetch: grain prefetch buffer.
+    envmap_convention: the generated envmaps' (config.model.envmap_convention).
 
   Returns:
     A `grain.IterDataset` of batches; `iter(...)` has `get_state`/`set_state`.
@@ -245,7 +248,8 @@ def train_dataset(images, rule_names, *, seed, global_batch, host=HostSlice(),
       grain.MapDataset.range(2**62)
       .map(global_index)
       .map(lambda k: compose_triplet(images, sample_pair(
-          num_scenes, rule_names, seed, k, extra_rule_names, extra_fraction)))
+          num_scenes, rule_names, seed, k, extra_rule_names, extra_fraction),
+          envmap_convention))
       .batch(local, drop_remainder=True))
   return dataset.to_iter_dataset(
       grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch))
@@ -291,11 +295,13 @@ def eval_pairs(num_scenes, rule_names, num_pairs, seed, locations=None):
   return np.stack([si, li, st, lt], axis=1)
 
 
-def eval_batches(images, pairs, global_batch, host=HostSlice()):
+def eval_batches(images, pairs, global_batch, host=HostSlice(),
+                 envmap_convention=envmap.DEFAULT_CONVENTION):
   """Yields this host's part of fixed-size eval batches over `pairs`, padded at the end.
 
   Every batch has `global_batch / process_count` examples and a float32 "mask" (1 for
-  real examples, 0 for padding), so jitted shapes never change.
+  real examples, 0 for padding), so jitted shapes never change. The envmaps are
+  generated in `envmap_convention` (config.model.envmap_convention).
   """
   local = host.local_batch(global_batch)
   num_batches = -(-len(pairs) // global_batch)
@@ -303,12 +309,16 @@ def eval_batches(images, pairs, global_batch, host=HostSlice()):
     start = batch_index * global_batch + host.process_index * local
     indices = np.arange(start, start + local)
     mask = (indices < len(pairs)).astype(np.float32)
-    batch = stack_examples(images, pairs[np.minimum(indices, len(pairs) - 1)])
+    batch = stack_examples(images, pairs[np.minimum(indices, len(pairs) - 1)],
+                           envmap_convention)
     batch["mask"] = mask
     yield batch
 
 
-def stack_examples(images, pairs):
-  """A host batch (dict of stacked numpy arrays) of the triplets of `pairs` [N, 4]."""
-  examples = [compose_triplet(images, pair) for pair in pairs]
+def stack_examples(images, pairs, envmap_convention=envmap.DEFAULT_CONVENTION):
+  """A host batch (dict of stacked numpy arrays) of the triplets of `pairs` [N, 4].
+
+  The envmaps are generated in `envmap_convention` (config.model.envmap_convention).
+  """
+  examples = [compose_triplet(images, pair, envmap_convention) for pair in pairs]
   return {key: np.stack([example[key] for example in examples]) for key in examples[0]}

@@ -51,7 +51,6 @@ from relight_jax.common import atomic
 from relight_jax.config import config_utils
 from relight_jax.data import envmap
 from relight_jax.data import input_pipeline
-from relight_jax.data import lights
 from relight_jax.datasets import scene_images
 from relight_jax.evaluation import results as results_lib
 from relight_jax.evaluation import visualize
@@ -63,9 +62,6 @@ from relight_jax.training import summaries
 from relight_jax.training import workdir as workdir_lib
 
 SUBSET_TITLES = results_lib.SUBSET_TITLES
-# The dataset's light colours (RGB, kelvin): an envmap's colour is read as the nearest.
-PALETTE = (np.stack([envmap.light_rgb(t) for t in lights.TEMPERATURES_K]),
-           np.asarray(lights.TEMPERATURES_K, np.float32))
 
 
 def _fetch(tree):
@@ -93,7 +89,8 @@ def evaluate_pairs(train_state, images, pairs, *, config, step_fn, put_batch,
   """
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   collected, masks = [], []
-  batches = input_pipeline.eval_batches(images, pairs, config.eval.batch_size, host)
+  batches = input_pipeline.eval_batches(images, pairs, config.eval.batch_size, host,
+                                        config.model.envmap_convention)
   total = -(-len(pairs) // config.eval.batch_size)
   if max_batches is not None:
     total = min(total, max_batches)
@@ -132,7 +129,8 @@ def evaluate_means(train_state, images, pairs, *, config, step_fn, put_batch, re
   host = input_pipeline.HostSlice(jax.process_index(), jax.process_count())
   accumulate_fn, means_fn = _averages_fns(replicated)
   accumulated = None
-  for batch in input_pipeline.eval_batches(images, pairs, config.eval.batch_size, host):
+  for batch in input_pipeline.eval_batches(images, pairs, config.eval.batch_size, host,
+                                           config.model.envmap_convention):
     mask = put_batch({"mask": batch.pop("mask")})["mask"]
     accumulated = accumulate_fn(accumulated, step_fn(train_state, put_batch(batch)), mask)
   means = jax.device_get(means_fn(accumulated))
@@ -155,7 +153,8 @@ def make_eval_step(config, with_lpips, replicated, batch_sharding, with_baseline
   """`step.eval_step` jitted over the mesh: state replicated, batch sharded on 'data'."""
   return jax.jit(
       functools.partial(step_lib.eval_step, model_name=config.model.name,
-                        with_lpips=with_lpips, palette=PALETTE,
+                        with_lpips=with_lpips,
+                        envmap_convention=config.model.envmap_convention,
                         with_baselines=with_baselines),
       in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
 
@@ -169,7 +168,8 @@ def sheet_indices(per_example, count):
   return [np.asarray(group) for group in picked], improvement
 
 
-def write_sheet(path, train_state, images, pairs, per_example, *, count):
+def write_sheet(path, train_state, images, pairs, per_example, *, count,
+                envmap_convention=envmap.DEFAULT_CONVENTION):
   """Writes a contact sheet of the best, median and worst examples (rows I | T | G | relit).
 
   Returns:
@@ -177,7 +177,7 @@ def write_sheet(path, train_state, images, pairs, per_example, *, count):
   """
   groups, improvement = sheet_indices(per_example, count)
   indices = np.concatenate(groups)
-  batch = input_pipeline.stack_examples(images, pairs[indices])
+  batch = input_pipeline.stack_examples(images, pairs[indices], envmap_convention)
   relit = jax.device_get(jax.jit(step_lib.predict)(train_state, batch)["relit"])
   grid = visualize.triplet_grid(batch, relit, count=len(indices))
   size = batch["input_image"].shape[1]
@@ -200,13 +200,16 @@ def _label_column(labels, size):
   return np.asarray(column)
 
 
-def write_envmap_sheet(path, train_state, images, pairs, *, count=4):
+def write_envmap_sheet(path, train_state, images, pairs, *, count=4,
+                       envmap_convention=envmap.DEFAULT_CONVENTION):
   """Writes predicted over generated envmaps of I and T for `count` pairs (Figs. 15-16).
+
+  The generated ones are in `envmap_convention` (config.model.envmap_convention).
 
   Returns:
     The sheet, uint8 [H, W, 3].
   """
-  batch = input_pipeline.stack_examples(images, pairs[:count])
+  batch = input_pipeline.stack_examples(images, pairs[:count], envmap_convention)
   outputs = jax.device_get(jax.jit(step_lib.predict)(train_state, batch))
   rows = []
   for role in ("input", "target"):
@@ -388,10 +391,11 @@ def run(config, workdir, train_state, placement, *, label=None):
     for subset, (pairs, per_example) in evaluated.items():
       pictures[f"final_{config.eval.split}/sheet_{subset}"] = write_sheet(
           eval_dir / f"sheet_{subset}.png", local_state, images, pairs, per_example,
-          count=config.eval.sheet_examples)
+          count=config.eval.sheet_examples, envmap_convention=config.model.envmap_convention)
       if registry.spec_of(config.model.name).light_output != "prediction":
         pictures[f"final_{config.eval.split}/envmaps_{subset}"] = write_envmap_sheet(
-            eval_dir / f"envmaps_{subset}.png", local_state, images, pairs)
+            eval_dir / f"envmaps_{subset}.png", local_state, images, pairs,
+            envmap_convention=config.model.envmap_convention)
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)

@@ -281,15 +281,17 @@ def wrapped_angle_error_deg(angle_deg, predicted_deg):
   return jnp.abs(difference)
 
 
-def envmap_azimuth_deg(brightness):
-  """Azimuth of an envmap's brightest column (lights.py's convention), [batch].
+def envmap_azimuth_deg(brightness, north_column=0.0):
+  """Azimuth of an envmap's brightest column (lights.py's convention), [batch], in [0, 360).
 
   Args:
     brightness: [batch, height, width] non-negative values (e.g. an envmap's channel sum).
+    north_column: the column of azimuth 0 as a fraction of the width, the envmap
+      convention's (`envmap.CONVENTIONS[...].north_column`); azimuth grows with the column.
   """
   width = brightness.shape[-1]
-  column = jnp.argmax(jnp.sum(brightness, axis=1), axis=-1)
-  return column.astype(jnp.float32) * (360.0 / width)
+  column = jnp.argmax(jnp.sum(brightness, axis=1), axis=-1).astype(jnp.float32)
+  return jnp.mod(column - north_column * width, width) * (360.0 / width)
 
 
 def envmap_temperature_k(envmap_rgb, palette_rgb, palette_k):
@@ -297,7 +299,7 @@ def envmap_temperature_k(envmap_rgb, palette_rgb, palette_k):
 
   Args:
     envmap_rgb: [batch, height, width, 3] non-negative.
-    palette_rgb: [n, 3] light colours, largest channel 1 (`envmap.light_rgb`).
+    palette_rgb: [n, 3] light colours, largest channel 1 (`envmap.palette`).
     palette_k: [n] their temperatures in kelvin.
   """
   colour = jnp.sum(envmap_rgb.astype(jnp.float32), axis=(1, 2))

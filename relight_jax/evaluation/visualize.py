@@ -31,7 +31,7 @@ def to_uint8(image):
 
 @functools.cache
 def _light_colour(temperature_k):
-  rgb = np.asarray(envmap.light_rgb(int(temperature_k)), np.float32)
+  rgb = np.asarray(envmap.colour_science_rgb(int(temperature_k)), np.float32)
   return tuple(int(c) for c in to_uint8(rgb / max(float(rgb.max()), 1e-6)))
 
 

@@ -58,6 +58,8 @@ class InferenceModel:
       the model card).
     any_label_temperature: a label may name any temperature of the data's range, not
       only a rendered one (lights.parse_light).
+    envmap_convention: the generated envmaps the model learned (model.envmap_convention,
+      data/envmap.py): a light label's picture is drawn in it; "" where unknown.
   """
 
   relight_fn: Callable
@@ -67,6 +69,7 @@ class InferenceModel:
   relight_light_fn: Callable | None = None
   light_source: str = ""
   any_label_temperature: bool = False
+  envmap_convention: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +187,8 @@ class _LightRelighter:
   def light_latent(self, temperature_k, direction_index):
     """The light latent [1, ...] of a light (the model spec's `label_light`)."""
     if self.spec.label_light is not None:
-      return self.spec.label_light(temperature_k, direction_index)
+      return self.spec.label_light(temperature_k, direction_index,
+                                   self.config.model.envmap_convention)
     return self._reference_latent(lights.temperature_index_of(temperature_k), direction_index)
 
   def _reference_latent(self, temperature_index, direction_index):
@@ -233,7 +237,8 @@ def from_model(model, variables, model_config, image_size, description="", confi
   return InferenceModel(make_relight_fn(model, variables), int(image_size),
                         registry.encoder_downsampling(model_config), description,
                         relight_light_fn=light_fn, light_source=light_source,
-                        any_label_temperature=spec.any_label_temperature)
+                        any_label_temperature=spec.any_label_temperature,
+                        envmap_convention=model_config.envmap_convention)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):

@@ -54,21 +54,21 @@ GEOMETRY_CHANNELS = {"normals": 3, "depth": 1, "shading": 1}
 _UNIT_INTERVAL_MAPS = ("depth", "shading")  # in [0, 1]: a sigmoid, returned as [b, S, S]
 
 
-def column_directions(width: int, elevation_deg: float) -> np.ndarray:
+def column_directions(width: int, elevation_deg: float, north_column: float = 0.0) -> np.ndarray:
   """Camera-space unit vectors [width, 3] towards the light of each envmap column.
 
-  Column c is azimuth c / width * 360 deg (envmap.py's convention), clockwise from the
-  camera's viewing direction seen from above (lights.py); the light stands at
-  `elevation_deg` above the horizontal plane.
+  Column c is azimuth (c / width - north_column) * 360 deg (the envmap convention's
+  layout, data/envmap.CONVENTIONS), clockwise from the camera's viewing direction seen
+  from above (lights.py); the light stands at `elevation_deg` above the horizontal plane.
   """
-  azimuth = np.deg2rad(np.arange(width) / width * 360.0)
+  azimuth = np.deg2rad((np.arange(width) / width - north_column) * 360.0)
   elevation = np.deg2rad(elevation_deg)
   return np.stack([np.sin(azimuth) * np.cos(elevation),
                    np.full_like(azimuth, np.sin(elevation)),
                    -np.cos(azimuth) * np.cos(elevation)], axis=-1).astype(np.float32)
 
 
-def envmap_shading(normals, envmap, elevation_deg: float):
+def envmap_shading(normals, envmap, elevation_deg: float, north_column: float = 0.0):
   """Lambertian shading of camera-space normals under a lat-long envmap's light.
 
   shading(p) = Σ_c w_c · max(0, n(p) · l_c), with l_c the direction of column c
@@ -80,6 +80,8 @@ def envmap_shading(normals, envmap, elevation_deg: float):
     normals: float [b, S, S, 3] camera-space unit normals.
     envmap: float [b, h, w, 3], non-negative (predicted or generated).
     elevation_deg: elevation of the light above the horizon.
+    north_column: the column of azimuth 0 as a fraction of the width (the envmap
+      convention's, `column_directions`).
 
   Returns:
     float32 [b, S, S, 3].
@@ -88,7 +90,8 @@ def envmap_shading(normals, envmap, elevation_deg: float):
   columns = jnp.sum(envmap, axis=1)  # [b, w, 3]
   total = jnp.sum(jnp.mean(columns, axis=-1), axis=-1)  # [b]
   weights = columns / (total[:, None, None] + 1e-6)
-  directions = jnp.asarray(column_directions(envmap.shape[2], elevation_deg))  # [w, 3]
+  directions = jnp.asarray(
+      column_directions(envmap.shape[2], elevation_deg, north_column))  # [w, 3]
   cosine = jnp.maximum(jnp.einsum("bhwk,ck->bhwc", normals.astype(jnp.float32),
                                   directions), 0.0)  # [b, S, S, w]
   return jnp.einsum("bhwc,bck->bhwk", cosine, weights)
@@ -178,12 +181,15 @@ class GeometryRelighter(nn.Module):
       envmap column's light is placed for shading (the renderer's).
     relit_shading: predict the shading of I's scene under T's light (module docstring,
       step 5) and feed it to the decoder.
+    north_column: the envmaps' column of azimuth 0 as a fraction of the width (their
+      convention's, model.envmap_convention): where a column's light comes from.
     width, depth, bottleneck_convs, residual, dtype, conv: as `relighter.Relighter`.
   """
   latent_head: nn.Module
   geometry_maps: tuple[str, ...] = ("normals", "depth")
   light_elevation_deg: float = 35.0
   relit_shading: bool = False
+  north_column: float = 0.0
   width: float = 1.0
   depth: int = 3
   bottleneck_convs: int = 3
@@ -226,9 +232,9 @@ class GeometryRelighter(nn.Module):
       relit, and {"target_lambertian", "input_lambertian"[, "relit_shading"]}.
     """
     maps = {"target_lambertian": envmap_shading(geometry["normals"], target_light,
-                                                self.light_elevation_deg),
+                                                self.light_elevation_deg, self.north_column),
             "input_lambertian": envmap_shading(geometry["normals"], input_envmap,
-                                               self.light_elevation_deg)}
+                                               self.light_elevation_deg, self.north_column)}
     swapped = self.latent_head.assemble(None, target_light, latent_shape, train=train)
     if self.relit_shading:
       maps["relit_shading"] = self.shading_head(swapped, skips, train=train)["shading"]

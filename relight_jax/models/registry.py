@@ -49,8 +49,9 @@ class ModelSpec:
       terms; objectives.compute_losses adds reconstruction, latent and GAN terms.
     needs_ground_truth_latent: its loss reads G's encoding (one more encoder pass).
     light_output: one of LIGHT_OUTPUTS, what its encoding estimates the light as.
-    label_light: (temperature_k, direction_index) -> its light latent [1, ...] for a
-      light label; None when the model has no generated form of a light, and a label
+    label_light: (temperature_k, direction_index, envmap_convention) -> its light latent
+      [1, ...] for a light label, generated in the convention the model was trained on
+      (model.envmap_convention); None when the model has no generated form of a light, and a label
       is read as the mean light latent of its training images under that light.
     label_source: how a label becomes its light latent, in words (logs, model cards).
     config_file: the file of configs/ that declares it (checkpointing checks an old
@@ -126,6 +127,7 @@ def _geometry_relighter(model_config, conv, dtype):
       geometry_maps=tuple(model_config.geometry_maps),
       light_elevation_deg=model_config.light_elevation_deg,
       relit_shading=bool(model_config.relit_shading),
+      north_column=envmap.convention(model_config.envmap_convention).north_column,
       width=model_config.width,
       depth=model_config.depth,
       bottleneck_convs=model_config.bottleneck_convs,
@@ -134,12 +136,12 @@ def _geometry_relighter(model_config, conv, dtype):
       conv=conv)
 
 
-def _rgb_envmap_of_label(temperature_k, direction_index):
-  return envmap.envmap_rgb(temperature_k, direction_index)[None]
+def _rgb_envmap_of_label(temperature_k, direction_index, envmap_convention):
+  return envmap.envmap_rgb(temperature_k, direction_index, envmap_convention)[None]
 
 
-def _hsv_envmap_of_label(temperature_k, direction_index):
-  return envmap.envmap_hsv(temperature_k, direction_index)[None]
+def _hsv_envmap_of_label(temperature_k, direction_index, envmap_convention):
+  return envmap.envmap_hsv(temperature_k, direction_index, envmap_convention)[None]
 
 
 _RGB_ENVMAP_LABEL = "generated RGB envmap (envmap.envmap_rgb)"
@@ -224,6 +226,8 @@ def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> nn.Mo
     `model.init(rng, input_image, target_image, train=False)`.
   """
   spec = spec_of(model_config.name)
+  # A bad model.envmap_convention fails here, not at the first batch or label.
+  envmap.convention(model_config.envmap_convention)
   return spec.build(model_config, conv or conv_module(model_config.conv_impl),
                     _dtype(model_config))
 

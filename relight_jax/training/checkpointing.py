@@ -176,6 +176,7 @@ ADDED_KEYS = {
     "loss.shading_weight": 0.0,
     "loss.relit_shading_weight": 0.0,
     "eval.data": "",
+    "model.envmap_convention": "v1",
 }
 
 

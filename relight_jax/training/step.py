@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import optax
 from clu import metrics as clu_metrics
 
+from relight_jax.data import envmap
 from relight_jax.data import lights
 from relight_jax.evaluation import baselines
 from relight_jax.evaluation import metrics
@@ -178,8 +179,12 @@ def train_step_averaged(train_state, batch, *, config, lpips_fn=None):
   return new_state, average_metrics(step_metrics)
 
 
-def _light_metrics(model_name, encoded, batch, palette):
-  """Per-example light-estimate metrics of one role's encoding (report §4.1)."""
+def _light_metrics(model_name, encoded, batch, envmap_convention):
+  """Per-example light-estimate metrics of one role's encoding (report §4.1).
+
+  An envmap is read in the convention the model was trained on: its brightest column's
+  azimuth by the convention's layout, its colour against the convention's light colours.
+  """
   direction = lights.DEGREES_PER_DIRECTION * batch["direction"].astype(jnp.float32)
   temperature = batch["temperature"].astype(jnp.float32)
   light_output = registry.spec_of(model_name).light_output
@@ -192,8 +197,10 @@ def _light_metrics(model_name, encoded, batch, palette):
     return result
   rgb = encoded["envmap"].astype(jnp.float32)  # [b, 16, 32, 3]
   result = metrics.light_estimate_metrics(
-      direction, metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1)), temperature,
-      metrics.envmap_temperature_k(rgb, *palette))
+      direction,
+      metrics.envmap_azimuth_deg(jnp.sum(rgb, axis=-1),
+                                 envmap.convention(envmap_convention).north_column),
+      temperature, metrics.envmap_temperature_k(rgb, *envmap.palette(envmap_convention)))
   if light_output == "envmap":
     result["envmap_error"] = metrics.envmap_error(rgb, batch["envmap"])
   else:  # Le on the 512 values, the term the Envmap + scene model is trained with.
@@ -202,7 +209,8 @@ def _light_metrics(model_name, encoded, batch, palette):
   return result
 
 
-def eval_step(train_state, batch, *, model_name, with_lpips, palette, with_baselines=True):
+def eval_step(train_state, batch, *, model_name, with_lpips, envmap_convention,
+              with_baselines=True):
   """Per-example metrics of the model, the identity mapping and the baselines on one batch.
 
   The image metrics (`metrics.candidate_metrics`) of the model's Ĝ have no prefix; those
@@ -215,8 +223,8 @@ def eval_step(train_state, batch, *, model_name, with_lpips, palette, with_basel
     batch: dict following the batch contract of `objectives.py`, images uint8 or float.
     model_name: config.model.name (which light estimates the latents hold).
     with_lpips: also compute LPIPS (slow on a CPU).
-    palette: (RGB [n, 3], kelvin [n]) of the dataset's light colours, against which an
-      envmap's colour is read as a temperature (evaluate.PALETTE).
+    envmap_convention: config.model.envmap_convention, the generated envmaps the model
+      learned: how its envmaps' direction and colour are read (data/envmap.py).
     with_baselines: also score the baselines and oracles.
 
   Returns:
@@ -252,7 +260,7 @@ def eval_step(train_state, batch, *, model_name, with_lpips, palette, with_basel
                   ("direction", "temperature", "envmap", "envmap_hsv")}
     per_role.append(_light_metrics(model_name,
                                    {key: part(value, k) for key, value in encoded.items()},
-                                   role_batch, palette))
+                                   role_batch, envmap_convention))
   for key in per_role[0]:
     results[f"light/{key}"] = sum(item[key] for item in per_role) / len(per_role)
   return results

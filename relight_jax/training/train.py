@@ -359,7 +359,7 @@ def _train(config, workdir, allow_config_change=False):
   iterator = iter(input_pipeline.train_dataset(
       train_images, rules, seed=config.seed, global_batch=config.train.batch_size, host=host,
       extra_rule_names=input_pipeline.parse_rule(data.extra_pairing),
-      extra_fraction=data.extra_fraction))
+      extra_fraction=data.extra_fraction, envmap_convention=config.model.envmap_convention))
 
   manager = checkpointing.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save,
