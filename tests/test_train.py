@@ -83,7 +83,8 @@ def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_di
                                       models=("envmap", "illumination_predictor"))
   assert set(result) == {"envmap", "illumination_predictor", "identity"}
   for model, subsets in result.items():
-    assert set(subsets) == {"eval", "eval_same_temperature", "eval_same_direction"}, model
+    assert set(subsets) == {"eval", "eval_same_temperature", "eval_same_direction",
+                            "eval_same_location"}, model
     for subset, values in subsets.items():
       for key in ("mse", "psnr", "ssim", "score"):
         low, high = values[key]["ci95"]
