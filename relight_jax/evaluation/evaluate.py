@@ -116,7 +116,7 @@ def evaluate_means(train_state, images, pairs, *, config, step_fn, put_batch, re
 
   Args:
     train_state: the trained `state.TrainState` (replicated).
-    images: `input_pipeline.SceneImages` of the evaluation split.
+    images: `scene_images.SceneImages` of the evaluation split.
     pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
     config: experiment config.
     step_fn: jitted `eval_step` (see `make_eval_step`).
