@@ -127,8 +127,7 @@ class LightLabel:
       envmap_convention: the model's (`InferenceModel.envmap_convention`): the picture is
         the map the model decodes.
     """
-    # Imported here: colour-science (envmap's colour temperatures) is slow to import, and
-    # relighting by a target image never needs it.
+    # Imported here: relighting by a target image never draws a light.
     from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
     return np.asarray(envmap.envmap_rgb(self.temperature_k, self.direction_index,
                                         envmap_convention)) / envmap.ENVMAP_PEAK

@@ -37,6 +37,7 @@ from relight_jax.common import host_memory
 from relight_jax.common import logs
 from relight_jax.config import config_utils
 from relight_jax.datasets import build
+from relight_jax.evaluation import baselines
 from relight_jax.evaluation import evaluate
 from relight_jax.evaluation import results as results_lib
 from relight_jax.models import registry
@@ -88,7 +89,9 @@ def model_config(model, scale, seed, data_dir):
 
 
 def metrics_json(columns):
-  """{model: {subset: {metric: {"mean", "ci95"}}}} plus "identity" (from the first model).
+  """{model: {subset: {metric: {"mean", "ci95"}}}} plus "identity" and the baselines and
+  oracles ("colour_transfer", "oracle_gain", "oracle_smooth"), which do not depend on the
+  model: taken from the first model's first evaluation.
 
   With several seeds, "mean" averages the seeds, "sd" is their standard deviation and
   "ci95" averages their intervals (the uncertainty of one run's evaluation).
@@ -99,7 +102,7 @@ def metrics_json(columns):
     for subset in records[0]["subsets"]:
       output[model][subset] = {}
       for key in records[0]["subsets"][subset]["metrics"]:
-        if key.startswith("identity/"):
+        if key.startswith(_MODEL_FREE):
           continue
         values = [r["subsets"][subset]["metrics"][key] for r in records]
         entry = {"mean": float(np.mean([v["mean"] for v in values])),
@@ -108,11 +111,18 @@ def metrics_json(columns):
           entry["sd"] = float(np.std([v["mean"] for v in values], ddof=1))
         output[model][subset][key] = entry
   first = next(iter(columns.values()))[0]
-  output["identity"] = {
-      subset: {key[len("identity/"):]: value for key, value in summary["metrics"].items()
-               if key.startswith("identity/")}
-      for subset, summary in first["subsets"].items()}
+  for prefix in _MODEL_FREE:
+    rows = {subset: {key[len(prefix):]: value for key, value in summary["metrics"].items()
+                     if key.startswith(prefix)}
+            for subset, summary in first["subsets"].items()}
+    if any(rows.values()):
+      output[prefix.rstrip("/")] = rows
   return output
+
+
+# Rows of an evaluation that do not depend on the model: the identity, the baselines and
+# the oracles.
+_MODEL_FREE = ("identity/", *baselines.PREFIXES)
 
 
 def read_curves(workdir):

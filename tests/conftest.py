@@ -36,8 +36,9 @@ import pytest  # noqa: E402
 # `make test-fast` (pytest -m "not integration") runs everything in this process on
 # in-memory arrays or the rendered tiny datasets; `make test` adds the integration tier.
 # The rule: a test is `integration` when it starts another Python process (a command
-# line, a notebook kernel, a venv, worker processes) or runs the training loop end to
-# end (train.train, main.run, reproduce). The assignment is this table, by module (None:
+# line, a notebook kernel, a venv, worker processes), runs the training loop end to end
+# (train.train, main.run, reproduce), or compiles whole models over and over (over 10 s
+# with a warm compilation cache: docs/testing.md). The assignment is this table, by module (None:
 # every test of the module) or by test name (parametrised cases included); a fast test
 # that starts the interpreter fails, naming this table (see _no_interpreter_in_fast_tests).
 INTEGRATION = {
@@ -53,14 +54,28 @@ INTEGRATION = {
                          "test_evaluate_mode_without_config_uses_the_workdirs",
                          "test_the_evaluation_keeps_its_per_example_metrics",
                          "test_the_evaluation_goes_to_tensorboard"},
+    "test_envmap_loss.py": {
+        "test_le_weighs_against_reconstruction_as_in_the_original_at_initialisation"},
     "test_export.py": {"test_exported_file_matches_the_model_at_any_batch_without_its_code"},
+    "test_faults.py": {"test_a_second_signal_stops_at_once",
+                       "test_a_config_string_typo_is_one_line_without_traceback",
+                       "test_a_real_full_disk_ends_in_one_line_and_leaves_no_staging_folder"},
+    "test_geometry_model.py": {
+        "test_shadow_model_predicts_shadings_and_learns_them",
+        "test_auxiliary_losses_are_wired_and_train_the_geometry_head_and_encoder",
+        "test_inference_needs_only_rgb",
+        "test_geometry_losses_need_the_maps_and_say_so"},
     "test_host_memory.py": None,
     "test_image_io.py": {"test_heic_without_the_plugin_says_what_to_install"},
     "test_logs.py": None,
     "test_notebooks.py": {"test_train_then_relight_notebooks_run_as_in_colab"},
     "test_packaging.py": None,
-    "test_relight.py": {"test_cli_subprocess_exit_status"},
-    "test_relight_by_light.py": {"test_figures_command_draws_the_readme_pictures"},
+    "test_relight.py": {"test_cli_subprocess_exit_status",
+                        "test_relight_function_replays_the_winograd_kernels"},
+    "test_relight_by_light.py": {
+        "test_figures_command_draws_the_readme_pictures",
+        "test_relighting_by_a_light_latent_is_relighting_by_a_target_with_that_latent",
+        "test_envmap_models_relight_by_the_generated_envmap"},
     "test_train.py": {"test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1",
                       "test_gan_variant_trains",
                       "test_checkpoint_restores_on_a_different_device_count",

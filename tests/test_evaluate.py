@@ -207,5 +207,11 @@ def test_evaluations_of_other_datasets_get_their_own_folder(tmp_path):
   assert evaluate.results_dir(tmp_path, "validation") == tmp_path / "eval_validation"
   assert (evaluate.results_dir(tmp_path, "test", "vidit/synthetic_v2_eval")
           == tmp_path / "eval_synthetic_v2_eval_test")
-  with pytest.raises(FileNotFoundError, match="--config.eval.data=vidit/synthetic_v2_eval"):
+  # Its TensorBoard tags are named as its folder: no tag of the test evaluation is reused.
+  assert evaluate.summary_prefix("test") == "final_test"
+  assert (evaluate.summary_prefix("test", "vidit/synthetic_v2_eval")
+          == "final_synthetic_v2_eval_test")
+  # The hint is a command that works: overrides of an evaluation need --config.
+  with pytest.raises(FileNotFoundError,
+                     match=r"--config=\.\.\. --config.eval.data=vidit/synthetic_v2_eval first"):
     evaluate.load_record(tmp_path, "test", "vidit/synthetic_v2_eval")

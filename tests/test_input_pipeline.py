@@ -38,6 +38,33 @@ def test_triplet_ground_truth_is_input_scene_under_target_light():
   assert example["input_envmap_hsv"].shape == (2 + 16 * 32,)
 
 
+@pytest.mark.parametrize("convention", ["v1", "original"])
+def test_every_path_of_the_pipeline_generates_the_configs_envmaps(convention):
+  # The two conventions put a light at different columns: a path that dropped the
+  # argument would hand the model the other one's maps.
+  images, pairs = CodedImages(5), np.array([[1, 17, 3, 30], [2, 5, 0, 12]])
+  # Light 30 is 5500 K from direction 6, light 12 is 3500 K from direction 4 (lights.py).
+  expected = [envmap.envmap_rgb(5500, 6, convention), envmap.envmap_rgb(3500, 4, convention)]
+  assert not np.array_equal(envmap.envmap_rgb(5500, 6, "v1"),
+                            envmap.envmap_rgb(5500, 6, "original"))
+  triplet = input_pipeline.compose_triplet(images, pairs[0], convention)
+  np.testing.assert_array_equal(triplet["target_envmap"], expected[0])
+  stacked = input_pipeline.stack_examples(images, pairs, convention)
+  np.testing.assert_array_equal(stacked["target_envmap"], np.stack(expected))
+  batch = next(iter(input_pipeline.eval_batches(images, pairs, 2,
+                                                envmap_convention=convention)))
+  np.testing.assert_array_equal(batch["target_envmap"], np.stack(expected))
+  rules = input_pipeline.parse_rule("different_scene")
+  stream = input_pipeline.train_dataset(images, rules, seed=0, global_batch=2,
+                                        envmap_convention=convention)
+  batch = next(iter(stream))
+  for index in range(2):
+    np.testing.assert_array_equal(
+        batch["target_envmap"][index],
+        envmap.envmap_rgb(int(batch["target_temperature"][index]),
+                          int(batch["target_direction"][index]), convention))
+
+
 def test_rules_and_eval_subsets():
   subsets = input_pipeline.eval_subsets("different_scene,different_direction")
   assert subsets["eval"] == ("different_scene", "different_direction")

@@ -81,7 +81,8 @@ def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_di
   # gradients and losses tests/test_models.py checks.
   result, table = reproduce.reproduce("smoke", tmp_path, seeds=(0,), data_dir=tiny_data_dir,
                                       models=("envmap", "illumination_predictor"))
-  assert set(result) == {"envmap", "illumination_predictor", "identity"}
+  assert set(result) == {"envmap", "illumination_predictor", "identity", "colour_transfer",
+                         "oracle_gain", "oracle_smooth"}
   for model, subsets in result.items():
     assert set(subsets) == {"eval", "eval_same_temperature", "eval_same_direction",
                             "eval_same_location"}, model

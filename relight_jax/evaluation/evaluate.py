@@ -23,7 +23,7 @@ refuses evaluations of different sets. Where every workdir has its per_example.n
 one evaluation each), the table adds each model's Score over the first column's with a
 paired interval (`results.score_ratio`): the test of "does B beat A", which two
 overlapping intervals cannot answer (`combine_workdirs`; the command is
-relight_jax/evaluation/evaluate.py).
+relight_jax/evaluate.py, `python -m relight_jax.evaluate`).
 
 Where clu's metrics fit: the periodic evaluation during training wants plain means, which
 `evaluate_means` accumulates on device as `clu.metrics.Average`s (masked, so the padding
@@ -223,6 +223,12 @@ def write_envmap_sheet(path, train_state, images, pairs, *, count=4,
   return sheet
 
 
+def summary_prefix(split="test", data=""):
+  """The TensorBoard tag prefix of an evaluation, named as its folder (`results_dir`):
+  final_<split>, or final_<config>_<split> for another dataset's (`eval.data`)."""
+  return f"final_{data.rpartition('/')[2]}_{split}" if data else f"final_{split}"
+
+
 def results_dir(workdir, split="test", data=""):
   """Where an evaluation is written: `eval/` for the training data's test split,
   `eval_<split>/` for its other splits, `eval_<config>_<split>/` for another dataset's
@@ -367,7 +373,7 @@ def run(config, workdir, train_state, placement, *, label=None):
                          **location_meta(locations)), "subsets": {}}
   if locations is None:
     logging.info("%s/%s has no location labels: no Eval[same location], and the intervals "
-                 "resample scenes", config.data.name, config.eval.split)
+                 "resample scenes", config.eval.data or config.data.name, config.eval.split)
   evaluated = {}
   for offset, (subset, rules) in enumerate(input_pipeline.eval_subsets(
       config.eval.pairing, with_locations=locations is not None).items()):
@@ -383,32 +389,34 @@ def run(config, workdir, train_state, placement, *, label=None):
         seed=config.eval.bootstrap_seed, locations=locations)
     evaluated[subset] = pairs, per_example
   pictures = {}
+  prefix = summary_prefix(config.eval.split, config.eval.data)
   if jax.process_index() == 0:
     # After every subset, on a host copy of the state: the sheets relight a few pairs on
     # this process alone, while the others, which draw none, go on (a computation on the
     # replicated state would wait for them; a collective would wait for this one).
     local_state = jax.device_get(train_state)
     for subset, (pairs, per_example) in evaluated.items():
-      pictures[f"final_{config.eval.split}/sheet_{subset}"] = write_sheet(
+      pictures[f"{prefix}/sheet_{subset}"] = write_sheet(
           eval_dir / f"sheet_{subset}.png", local_state, images, pairs, per_example,
           count=config.eval.sheet_examples, envmap_convention=config.model.envmap_convention)
       if registry.spec_of(config.model.name).light_output != "prediction":
-        pictures[f"final_{config.eval.split}/envmaps_{subset}"] = write_envmap_sheet(
+        pictures[f"{prefix}/envmaps_{subset}"] = write_envmap_sheet(
             eval_dir / f"envmaps_{subset}.png", local_state, images, pairs,
             envmap_convention=config.model.envmap_convention)
   table = results_lib.format_table({label: [record]})
   if jax.process_index() == 0:
     write_results(eval_dir, record)
     write_per_example(eval_dir, evaluated)
-  write_summaries(workdir, steps, record, table, pictures)
+  write_summaries(workdir, steps, record, table, pictures, prefix)
   return record, table
 
 
-def write_summaries(workdir, step, record, table, pictures):
+def write_summaries(workdir, step, record, table, pictures, prefix=None):
   """Adds an evaluation to the workdir's TensorBoard events, where training's curves are.
 
-  Everything goes under `final_<split>/`, apart from the periodic evaluation's
-  `eval/...` curves and from another split's final evaluation.
+  Everything goes under `prefix` (`summary_prefix`: `final_<split>/` by default), apart
+  from the periodic evaluation's `eval/...` curves and from another split's or
+  dataset's final evaluation.
 
   Args:
     workdir: training workdir (the events' logdir).
@@ -416,16 +424,17 @@ def write_summaries(workdir, step, record, table, pictures):
     record: the evaluation record (`{"meta", "subsets"}`).
     table: its Markdown table.
     pictures: {tag: uint8 [H, W, 3]}, the contact sheets (empty on processes > 0).
+    prefix: the tags' prefix; default final_<the record's split>.
   """
-  split = record["meta"]["split"]
+  prefix = prefix or summary_prefix(record["meta"]["split"])
   # Other processes only log: one events file per workdir, as in training.
   writer = summaries.create_writer(workdir, active=jax.process_index() == 0)
   try:
     for subset, summary in record["subsets"].items():
-      writer.write_scalars(step, {f"final_{split}/{subset}/{key}": value["mean"]
+      writer.write_scalars(step, {f"{prefix}/{subset}/{key}": value["mean"]
                                   for key, value in summary["metrics"].items()})
     if jax.process_index() == 0:
-      writer.write_texts(step, {f"final_{split}/table": table})
+      writer.write_texts(step, {f"{prefix}/table": table})
       if pictures:
         writer.write_images(step, {name: image[None] for name, image in pictures.items()})
     writer.flush()
@@ -493,9 +502,11 @@ def load_record(workdir, split="test", data=""):
   """The evaluation record of a workdir's `split` (its metrics.json), with a clear error."""
   path = results_dir(workdir, split, data) / "metrics.json"
   if not path.exists():
-    # Without --config the workdir's config.json is used, whose eval.split is `test`.
-    flags_needed = "" if split == "test" else f" --config=... --config.eval.split={split}"
+    # Without --config the workdir's config.json is used, whose eval.split is `test` and
+    # eval.data empty; overrides need --config.
+    flags_needed = "" if split == "test" else f" --config.eval.split={split}"
     flags_needed += f" --config.eval.data={data}" if data else ""
+    flags_needed = f" --config=...{flags_needed}" if flags_needed else ""
     raise FileNotFoundError(f"{path} not found: run python -m relight_jax.main --mode=evaluate "
                             f"--workdir={workdir}{flags_needed} first")
   record = json.loads(path.read_text())

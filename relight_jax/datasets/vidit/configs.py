@@ -4,7 +4,8 @@ Three kinds of config (`ViditConfig.source`):
 
 * "synthetic": rendered offline from `relight_jax.render.synthetic.SPECS`
   (`synthetic_tiny`, `synthetic_small`, `synthetic`, the default; and the v2 content
-  `synthetic_v2_tiny`, `synthetic_v2_small`, `synthetic_v2`), splits by location. Their
+  `synthetic_v2_tiny`, `synthetic_v2_small`, `synthetic_v2`, and `synthetic_v2_eval`, two
+  test sets of 24 locations), splits by location. Their
   version, release notes and description are their generator's
   (`relight_jax.render.generators`).
 * "lights": a real release's 40-illumination scenes read from `manual_dir`
