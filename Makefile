@@ -23,7 +23,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
-	$(PYTEST) $(TESTS)
+	$(PYTEST) --durations=15 $(TESTS)
 
 test-fast: $(STAMP)
 	$(PYTEST) -m "not integration" $(TESTS)
