@@ -75,11 +75,13 @@ def test_le_weighs_against_reconstruction_as_in_the_original_at_initialisation()
     temperatures, directions = zip(*light_list, strict=True)
     batch[f"{role}_envmap"] = jnp.asarray(envmap.batch_envmaps(
         temperatures, directions, config.model.envmap_convention)[0])
+  # Jitted: compiled once, instead of hundreds of eagerly compiled ops at 256 px.
+  init = jax.jit(lambda key: model.init(key, images[0][:1], images[1][:1], train=False))
+  apply = jax.jit(lambda variables: model.apply(variables, images[0], images[1], train=True,
+                                                mutable=["batch_stats"])[0])
   ratios = []
   for seed in range(2):
-    variables = model.init(jax.random.key(seed), images[0][:1], images[1][:1], train=False)
-    outputs, _ = model.apply(variables, images[0], images[1], train=True,
-                             mutable=["batch_stats"])
+    outputs = apply(init(jax.random.key(seed)))
     _, terms = objectives.compute_losses("envmap", outputs, batch, config.loss)
     ratios.append(float(terms["envmap"] / terms["reconstruction"]))
   original = envmap_loss_scale.ORIGINAL_RATIO

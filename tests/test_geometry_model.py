@@ -103,19 +103,22 @@ def test_inference_needs_only_rgb():
   model = registry.create_model(config.model)
   first, second = _images(size=32)
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, x, train=False))(first)
-  state = type("State", (), {"apply_fn": model.apply, "params": variables["params"],
-                             "batch_stats": variables["batch_stats"]})()
+  state_of = lambda variables: type("State", (), {
+      "apply_fn": model.apply, "params": variables["params"],
+      "batch_stats": variables["batch_stats"]})()
   # A batch with images alone, no depth or normals: predict and relight by a light work.
-  outputs = step.predict(state, {"input_image": first, "target_image": second,
-                                 "ground_truth": second})
+  outputs = jax.jit(lambda variables, batch: step.predict(state_of(variables), batch))(
+      variables, {"input_image": first, "target_image": second, "ground_truth": second})
   assert outputs["relit"].shape == (2, 32, 32, 3)
   light = np.stack([envmap.envmap_rgb(3500, 6)] * 2)
-  relit = model.apply(variables, first, light, method=model.relight_with_light)
+  relight_with_light = jax.jit(lambda image, envmap_rgb: model.apply(
+      variables, image, envmap_rgb, method=model.relight_with_light))
+  relit = relight_with_light(first, light)
   assert relit.shape == (2, 32, 32, 3) and np.all(np.isfinite(relit))
   # The target image enters only through its envmap: relighting by T's predicted envmap
   # is relighting by T.
   target_envmap = outputs["target_envmap"]
-  by_envmap = model.apply(variables, first, target_envmap, method=model.relight_with_light)
+  by_envmap = relight_with_light(first, target_envmap)
   np.testing.assert_allclose(by_envmap, outputs["relit"], atol=2e-5)
 
 
