@@ -82,20 +82,21 @@ def test_combining_models_evaluated_on_the_same_pairs_compares_them_paired(tmp_p
   assert broken.returncode != 0 and "not a readable per-example record" in broken.stderr
 
 
-def test_other_splits_do_not_replace_the_test_tables(tiny_data_dir, tmp_path):
+def test_other_splits_do_not_replace_the_test_tables(evaluated_workdir, tiny_data_dir,
+                                                     tmp_path):
   import json
+  import shutil
 
-  from conftest import checkpointed_workdir
   from conftest import load_config
-  checkpointed_workdir(tmp_path, 3)
-  config = load_config("envmap", "smoke", **{"data.data_dir": tiny_data_dir})
-  test_record, _ = evaluate.run_workdir(config, tmp_path)
-  with config.unlocked():
-    config.eval.split = "validation"
-  validation_record, _ = evaluate.run_workdir(config, tmp_path)
-  assert evaluate.load_record(tmp_path) == json.loads(json.dumps(test_record))
-  assert evaluate.load_record(tmp_path, "validation")["meta"]["split"] == "validation"
-  assert (tmp_path / "eval_validation" / "table.md").exists()
+  workdir = tmp_path / "run"
+  shutil.copytree(evaluated_workdir, workdir)
+  test_record = evaluate.load_record(workdir)
+  config = load_config("envmap", "smoke", **{"data.data_dir": tiny_data_dir,
+                                             "eval.split": "validation"})
+  validation_record, _ = evaluate.run_workdir(config, workdir)
+  assert evaluate.load_record(workdir) == json.loads(json.dumps(test_record))
+  assert evaluate.load_record(workdir, "validation")["meta"]["split"] == "validation"
+  assert (workdir / "eval_validation" / "table.md").exists()
   assert validation_record["meta"]["split"] == "validation"
 
 
