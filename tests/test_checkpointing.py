@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import checkpointed_workdir
+from conftest import load_config
 
 from relight_jax.training import checkpointing
 from relight_jax.training import state as state_lib
@@ -186,3 +187,30 @@ def test_another_optimizer_structure_raises_instead_of_falling_back(pristine, wo
 def test_a_step_that_does_not_exist_is_named(workdir):
   with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 4 .*\[3, 5\]"):
     checkpointing.load_inference_variables(workdir, 4)
+
+
+def test_states_saved_replica_parallel_or_from_one_replica_restore_alike(tmp_path):
+  # Checkpoints written before checkpointing.py chose one replica used orbax's CPU default
+  # (each replica writes a slice of every array): both kinds restore bit for bit.
+  import orbax.checkpoint as ocp
+
+  from relight_jax.training import parallel
+  config = load_config("envmap", "smoke")
+  placement = parallel.create_placement()
+  train_state = jax.device_put(state_lib.create_train_state(config, state_lib.init_key(4)),
+                               placement.replicated)
+  expected = jax.device_get(train_state)
+  for replica_parallel in (True, False):
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=replica_parallel),
+        override=True)
+    try:
+      manager = checkpointing.create_manager(tmp_path / str(replica_parallel), async_save=False)
+      checkpointing.save(manager, 1, train_state, {"position": 0})
+    finally:
+      checkpointing._save_arrays_from_one_replica()
+    restored, data_state = checkpointing.restore(manager, config, placement.replicated)
+    for got, want in zip(jax.tree_util.tree_leaves(jax.device_get(restored)),
+                         jax.tree_util.tree_leaves(expected), strict=True):
+      np.testing.assert_array_equal(got, want)
+    assert data_state == {"position": 0}
