@@ -8,6 +8,7 @@ the second question before choosing its TensorFlow-free paths). PYTHONPATH carri
 hook into every process the commands start (the renderer's workers included).
 """
 
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -64,10 +65,15 @@ def test_the_hook_hides_tensorflow(env):
   assert out.stdout.splitlines() == ["None", "No module named 'tensorflow'"]
 
 
-def test_build_train_evaluate_export_and_relight(env, tmp_path):
-  data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
-  _run(env, "-m", "relight_jax.datasets.build", "vidit/synthetic_tiny", f"--data_dir={data_dir}",
-       "--render_workers=2")
+def test_build_train_evaluate_export_and_relight(env, tiny_data_dir, tmp_path):
+  workdir = tmp_path / "run"
+  if importlib.util.find_spec("tensorflow") is None:
+    # The shared dataset was built in this environment, which has no TensorFlow.
+    data_dir = tiny_data_dir
+  else:
+    data_dir = tmp_path / "tfds"
+    _run(env, "-m", "relight_jax.datasets.build", "vidit/synthetic_tiny",
+         f"--data_dir={data_dir}", "--render_workers=2")
   trained = _run(env, "-m", "relight_jax.main", "--config=configs/envmap.py:smoke",
                  f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
                  "--config.train.num_steps=3", "--config.train.eval_every=3")
