@@ -1,6 +1,6 @@
 """Relight your own photos with a trained model: Python API and command line.
 
-Python:
+Python (relighter.py: model(photo, light="W,3500") returns the photo's own type):
   import relight_jax
   from relight_jax import relight
   from relight_jax.inference import trained_model
@@ -36,9 +36,11 @@ by a plain bicubic upscale (`upsample='bicubic'`, the baseline). Only the target
 illumination matters, so the target is used at S x S only.
 
 Images go through `image_io` (EXIF orientation, ICC profiles, modes, size limits, clear
-errors); outputs are written atomically and never over an input, and without --overwrite
-never over a file another run wrote meanwhile (that output fails instead). A 100 MP
-input, the limit, needs about 10-15 GB of memory (image_io); --size is at most
+errors; common/photo.py keeps an input's bit depth, alpha, ICC profile and EXIF for its
+output); outputs are written atomically and never over an input, and without --overwrite
+never over a file another run wrote meanwhile (that output fails instead). An 8- or
+16-bit input is relit without full-resolution float copies (guided_upsample.py); --size
+is at most
 `MAX_WORKING_SIZE`. In a batch, an input that cannot be read is reported in one line and
 skipped; the others run, and the status is 1. The command checks every path before it
 loads the model or writes anything (a --workdir that is a file, an --exported folder or
@@ -60,6 +62,7 @@ from PIL import Image
 
 from relight_jax.common import host_memory
 from relight_jax.common import image_io
+from relight_jax.common import photo as photo_lib
 from relight_jax.data import lights
 from relight_jax.inference import guided_upsample as guided_upsample_lib
 from relight_jax.inference import trained_model
@@ -173,14 +176,26 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
     RelightError: bad `size`, `upsample` or `light`, or both or neither of
       `target_image` and `light`.
   """
+  light = _checked_request(relighter, target_image, light, upsample)
+  input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
+  return _relight_codes(relighter, input_full, target_image, light, size, upsample)
+
+
+def _checked_request(relighter, target_image, light, upsample):
+  """The `LightLabel` asked for (or None); RelightError for a request that cannot run."""
   if upsample not in UPSAMPLERS:
     raise RelightError(f"upsample={upsample!r}: expected one of {UPSAMPLERS}")
   if (target_image is None) == (light is None):
     raise RelightError("give exactly one of a target image and a light label")
   if light is not None and not isinstance(light, LightLabel):
     light = light_label(relighter, light)
+  return light
+
+
+def _relight_codes(relighter, input_full, target_image, light, size, upsample):
+  """relight_detailed on the input's codes [H, W, 3] (uint8, uint16 or float): the result
+  has their dtype."""
   size = _working_size(relighter, size)
-  input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
   height, width = input_full.shape[:2]
   input_low = _at_size(input_full, size)
   if light is None:
@@ -195,8 +210,22 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
   if upsample == "guided":
     relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
   else:
-    relit = guided_upsample_lib.bicubic_upsample(relit_low, height, width)
+    relit = photo_lib.to_codes(
+        guided_upsample_lib.bicubic_upsample(relit_low, height, width), input_full.dtype)
   return Relit(relit, input_full, input_low, target_low, relit_low)
+
+
+def relight_photo(relighter, photo, target_image=None, *, light=None, size=None,
+                  upsample="guided"):
+  """Relights a `photo.Photo`, returning it relit as its file held it.
+
+  The colour is relit in the photo's own codes (uint8 stays uint8, 16-bit stays 16-bit,
+  without a full-resolution float copy); alpha, ICC profile and EXIF are carried through
+  unchanged. Arguments and errors as `relight_detailed`.
+  """
+  light = _checked_request(relighter, target_image, light, upsample)
+  relit = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample).relit
+  return photo.with_rgb(relit)
 
 
 def relight(relighter, input_image, target_image=None, *, light=None, size=None,
@@ -247,8 +276,27 @@ def _name(image, role):
 
 
 def _at_size(image, size):
-  """[H, W, 3] -> [size, size, 3] with the box filter (a copy when already that size)."""
-  return np.clip(guided_upsample_lib.resize(image, size, size, "area"), 0.0, 1.0)
+  """[H, W, 3] codes or floats -> float32 [size, size, 3] in [0, 1] with the box filter."""
+  return np.clip(guided_upsample_lib.reduce_area(image, size, size), 0.0, 1.0)
+
+
+def _check_preview(preview):
+  if preview is not None and preview < image_io.MIN_SIDE:
+    raise RelightError(f"--preview={preview}: expected a longest side of at least "
+                       f"{image_io.MIN_SIDE} pixels")
+
+
+def _preview(photo, longest_side):
+  """`photo` reduced (box filter) to `longest_side` pixels on its longer side, if larger."""
+  height, width = photo.rgb.shape[:2]
+  if longest_side is None or max(height, width) <= longest_side:
+    return photo
+  scale = longest_side / max(height, width)
+  size = (max(1, round(height * scale)), max(1, round(width * scale)))
+  reduce = lambda codes: photo_lib.to_codes(
+      guided_upsample_lib.reduce_area(codes, *size), codes.dtype)
+  alpha = None if photo.alpha is None else reduce(photo.alpha[..., None])[..., 0]
+  return dataclasses.replace(photo, rgb=reduce(photo.rgb), alpha=alpha)
 
 
 def _image_files(folder):
@@ -305,7 +353,7 @@ def plan_outputs(input_paths, target_paths, output, *, batch):
 
 def _parse_args(argv):
   parser = argparse.ArgumentParser(
-      prog="python -m relight_jax.relight",
+      prog="relight",
       description="Relight photos with a trained relight_jax model.")
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--workdir", help="training workdir (config.json + checkpoints); "
@@ -322,6 +370,9 @@ def _parse_args(argv):
                       help="output image (one pair) or folder (several)")
   parser.add_argument("--size", type=int, default=None,
                       help="working resolution (default: the training resolution)")
+  parser.add_argument("--preview", type=int, default=None, metavar="PIXELS",
+                      help="relight a copy of each input reduced to this longest side "
+                      "(e.g. 1024): a quick look before the full-resolution run")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step")
   parser.add_argument("--upsample", choices=UPSAMPLERS, default="guided")
   parser.add_argument("--overwrite", action="store_true",
@@ -477,11 +528,13 @@ def main(argv=None):
     # Load the images first: a bad one fails before the model is loaded (in batch mode
     # a bad input is reported and skipped below, the others still run).
     targets = {path: image_io.load_image(path) for path in image_targets}
-    current_input, input_image = None, None
+    _check_preview(args.preview)
+    current_input, input_photo = None, None
     if not batch:
-      current_input, input_image = input_paths[0], image_io.load_image(input_paths[0])
+      current_input = input_paths[0]
+      input_photo = _preview(photo_lib.load_photo(input_paths[0]), args.preview)
       # The format's limits, before the model runs (batch outputs are PNG: no limit).
-      height, width = input_image.shape[:2]
+      height, width = input_photo.rgb.shape[:2]
       image_io.check_output_size(
           output, *_output_size((width, height), target_paths[0], args.side_by_side))
     if args.workdir is not None:
@@ -491,6 +544,10 @@ def main(argv=None):
     else:
       relighter = trained_model.load_pretrained()
     size = _working_size(relighter, args.size)
+    if size > relighter.image_size:
+      print(f"relight: warning: --size={size}: the model was trained at "
+            f"{relighter.image_size} px; larger working sizes are outside its training "
+            "distribution and usually look worse", file=sys.stderr)
     for label in args.light or ():
       light_label(relighter, label)  # RelightError if this model cannot take it
     # The side-by-side images show the targets as given (a light: its envmap).
@@ -505,36 +562,68 @@ def main(argv=None):
       output.mkdir(parents=True, exist_ok=True)
   except (RelightError, image_io.ImageError, OSError, ValueError) as error:
     return _fail(error)
-  failures = 0
+  failures = written = 0
   for input_path, target_path, output_path in tqdm.tqdm(
       plan, desc="relight", unit="image", disable=not batch):
     try:
       if input_path != current_input:
         current_input = input_path
-        input_image = image_io.load_image(input_path)
-      if isinstance(target_path, LightLabel):
-        relit = relight(relighter, input_image, light=target_path, size=size,
-                        upsample=args.upsample)
-      else:
-        relit = relight(relighter, input_image, targets[target_path], size=size,
-                        upsample=args.upsample)
+        input_photo = _preview(photo_lib.load_photo(input_path), args.preview)
+      target = dict(light=target_path) if isinstance(target_path, LightLabel) else dict(
+          target_image=targets[target_path])
+      relit = relight_photo(relighter, input_photo, **target, size=size,
+                            upsample=args.upsample)
       if args.side_by_side:
-        relit = side_by_side(input_image, full_targets[target_path], relit)
+        relit = side_by_side(input_photo.float_rgb(), full_targets[target_path],
+                             relit.float_rgb())
       # Without --overwrite, a file another run wrote there meanwhile is not replaced.
-      image_io.save_image(output_path, relit, protected=protected, jpeg_quality=jpeg_quality,
-                          exclusive=not args.overwrite)
+      photo_lib.save_photo(output_path, relit, protected=protected, jpeg_quality=jpeg_quality,
+                           exclusive=not args.overwrite)
+      written += 1
+      if not batch:
+        print(f"relight: wrote {output_path}")
     except (ValueError, OSError) as error:  # image_io.ImageError and RelightError among them
       failures += 1
       current_input = None
       tqdm.tqdm.write(f"relight: error: {error}", file=sys.stderr)
+  if batch:
+    print(f"relight: wrote {written} of {len(plan)} images to {output}")
   if failures:
     return _fail(f"{failures} of {len(plan)} outputs failed (see above)")
   return 0
 
 
+# Where the command keeps compiled models between runs (JAX's persistent compilation
+# cache), under $XDG_CACHE_HOME (default ~/.cache); JAX_COMPILATION_CACHE_DIR overrides it.
+CACHE_SUBDIR = pathlib.Path("relight_jax", "jax")
+
+
+def compilation_cache_dir():
+  """The command's compilation cache folder (CACHE_SUBDIR)."""
+  override = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+  if override:
+    return pathlib.Path(override)
+  base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+  return pathlib.Path(base) / CACHE_SUBDIR
+
+
+def _use_compilation_cache():
+  """Compiles each model once per machine instead of once per run (process-wide)."""
+  folder = compilation_cache_dir()
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+  except OSError:
+    return  # an unwritable home: the run compiles, as without a cache
+  jax.config.update("jax_compilation_cache_dir", str(folder))
+  # The relighter's functions compile in about a second each: cache them all.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def run_command():
   """The `relight` console script (same as python -m relight_jax.relight)."""
-  host_memory.tune()  # process-wide: only for the command line, not for callers of main()
+  # Process-wide settings: only for the command line, not for callers of main().
+  host_memory.tune()
+  _use_compilation_cache()
   sys.exit(main())
 
 

@@ -49,6 +49,7 @@ import colorsys
 import dataclasses
 import functools
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -71,7 +72,11 @@ ORIGINAL_HSV = {2500: (14, 231), 3500: (19, 192), 4500: (22, 132), 5500: (24, 65
 def _light_rgb(temperature_k: float) -> tuple[float, float, float]:
   # Imported here: colour-science is slow to import, and only the v1 convention and the
   # light glyphs need it (the training step and relighting by image never do).
-  import colour  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings():
+    # Without matplotlib (the core install) colour-science warns on import that its
+    # plotting is unavailable: nothing here plots.
+    warnings.filterwarnings("ignore", message='"Matplotlib" related API features')
+    import colour  # pylint: disable=g-import-not-at-top
   xy = colour.temperature.CCT_to_xy(float(temperature_k), method="Kang 2002")
   rgb = np.clip(colour.XYZ_to_sRGB(colour.xy_to_XYZ(xy)), 0.0, None)
   return tuple(float(c) for c in rgb / rgb.max())

@@ -39,6 +39,9 @@ hold little detail above 32 px. The simulations favour a larger guided_eps, the 
 pairs a smaller one; the default 5e-2 sits between.
 """
 
+import concurrent.futures
+import os
+
 import numpy as np
 from PIL import Image
 
@@ -77,6 +80,58 @@ def resize(image, height, width, method="area"):
       for c in range(image.shape[-1])
   ]
   return np.stack(channels, axis=-1)
+
+
+def reduce_area(image, height, width):
+  """Reduces [H, W, C] to float32 [height, width, C] in [0, 1] with PIL's box filter.
+
+  The same means as `resize(..., 'area')` (each output pixel is the mean of the input
+  pixels whose centres fall inside it), summed as integers for 8- and 16-bit photos: the
+  photo is never converted to float as a whole.
+
+  Args:
+    image: [H, W, C], float in [0, 1] or uint8 / uint16 codes; H >= height, W >= width.
+    height: output height in pixels.
+    width: output width in pixels.
+
+  Returns:
+    float32 [height, width, C].
+  """
+  image = np.asarray(image)
+  scale = {np.uint8: 255, np.uint16: 65535}.get(image.dtype.type)
+  if image.shape[0] < height or image.shape[1] < width:
+    image = image.astype(np.float32) / np.float32(scale or 1)
+    return resize(image, height, width, "area")
+  summed, count = image, 1
+  for axis, size in ((0, height), (1, width)):
+    bounds = _box_bounds(image.shape[axis], size)
+    # A sum per box (numpy's reduceat is several times slower here).
+    summed = np.stack([
+        summed[(slice(None),) * axis + (slice(start, stop),)].sum(
+            axis=axis, dtype=np.float64 if scale is None else np.uint64)
+        for start, stop in bounds], axis=axis)
+    count = count * np.array([stop - start for start, stop in bounds]).reshape(
+        (-1,) + (1,) * (image.ndim - 1 - axis))
+  return (summed / (count * (scale or 1))).astype(np.float32)
+
+
+def _box_bounds(size_in, size_out):
+  """[(start, stop)] of the input pixels each output pixel averages along one axis.
+
+  PIL's box filter (libImaging/Resample.c, precompute_coeffs) in its own floating-point
+  steps, so that pixels on a box's edge go where PIL puts them.
+  """
+  scale = size_in / size_out
+  support = 0.5 * scale
+  bounds = []
+  for index in range(size_out):
+    centre = (index + 0.5) * scale
+    low = max(int(centre - support + 0.5), 0)
+    high = min(int(centre + support + 0.5), size_in)
+    inside = [pixel for pixel in range(low, high)
+              if -0.5 < (pixel - centre + 0.5) / scale <= 0.5]
+    bounds.append((inside[0], inside[-1] + 1))
+  return bounds
 
 
 def srgb_to_linear(image):
@@ -159,11 +214,14 @@ def guided_upsample(input_full, input_low, relit_low, *, radius=2, guided_eps=5e
                     ratio_epsilon=0.01):
   """Applies the low-resolution change input_low -> relit_low to the full-resolution input.
 
-  See the module docstring for the method and its limits.
+  See the module docstring for the method and its limits. The full-resolution steps run
+  in strips of rows on every core: no full-resolution float copy of the photo is made,
+  and 8- and 16-bit inputs are linearised by table lookup.
 
   Args:
-    input_full: float32 [H, W, 3] sRGB in [0, 1], the photo at full resolution.
-    input_low: float32 [h, w, 3], the same photo downsampled as the network saw it.
+    input_full: [H, W, 3] sRGB, the photo at full resolution: float in [0, 1], or the
+      uint8 / uint16 codes of an 8- or 16-bit file.
+    input_low: float32 [h, w, 3] in [0, 1], the same photo downsampled as the network saw it.
     relit_low: float32 [h, w, 3], the network's relit output at that resolution.
     radius: guided-filter window radius, in low-resolution pixels.
     guided_eps: guided-filter ridge, in squared luminance units ([0, 1] scale).
@@ -171,9 +229,12 @@ def guided_upsample(input_full, input_low, relit_low, *, radius=2, guided_eps=5e
       the input's shadows (and falls back to the network's output there sooner).
 
   Returns:
-    float32 [H, W, 3] sRGB in [0, 1].
+    [H, W, 3] sRGB of input_full's kind: float32 in [0, 1] for a float input, else codes
+    of its integer dtype (rounded).
   """
-  input_full = np.asarray(input_full, np.float32)
+  input_full = np.asarray(input_full)
+  if input_full.dtype not in (np.uint8, np.uint16):
+    input_full = np.asarray(input_full, np.float32)
   input_low = np.asarray(input_low, np.float32)
   relit_low = np.asarray(relit_low, np.float32)
   if input_low.shape != relit_low.shape or input_low.ndim != 3:
@@ -186,16 +247,93 @@ def guided_upsample(input_full, input_low, relit_low, *, radius=2, guided_eps=5e
   # Step 2: fast guided filter: coefficients at low resolution, evaluated at full.
   mean_a, mean_b = guided_filter_coefficients(
       luminance(input_low), log_ratio_low, radius, guided_eps)
-  coefficients = resize(np.concatenate([mean_a, mean_b], axis=-1), height, width,
-                        "bilinear")  # [H, W, 6]
-  del mean_a, mean_b
-  guide_full = luminance(input_full)[..., None]  # [H, W, 1]
-  log_ratio = coefficients[..., :3] * guide_full + coefficients[..., 3:]
-  del coefficients, guide_full
-  # Step 3: apply the change to the full-resolution input.
-  relit_linear = (srgb_to_linear(input_full) + ratio_epsilon) * np.exp(log_ratio)
-  relit_linear -= ratio_epsilon
-  return linear_to_srgb(relit_linear)
+  coefficients = np.concatenate([mean_a, mean_b], axis=-1)  # [h, w, 6]
+  rows = _LinearInterpolation(coefficients.shape[0], height)
+  columns = _LinearInterpolation(coefficients.shape[1], width)
+  coefficients = columns.along(coefficients, axis=1)  # [h, W, 6]
+  codec = _Codec(input_full.dtype)
+  relit = np.empty(input_full.shape, input_full.dtype)
+
+  def strip(start):
+    stop = min(start + _STRIP_ROWS, height)
+    codes = input_full[start:stop]
+    # Step 3: apply the change to the full-resolution input.
+    strip_coefficients = rows.along(coefficients, axis=0, start=start, stop=stop)
+    log_ratio = strip_coefficients[..., :3] * codec.luminance(codes)[..., None]
+    log_ratio += strip_coefficients[..., 3:]
+    del strip_coefficients
+    relit_linear = np.exp(log_ratio, out=log_ratio)
+    relit_linear *= codec.to_linear(codes) + np.float32(ratio_epsilon)
+    relit_linear -= np.float32(ratio_epsilon)
+    relit[start:stop] = codec.from_linear(relit_linear)
+
+  # numpy releases the GIL in its array loops: the strips run in parallel in threads.
+  with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    list(pool.map(strip, range(0, height, _STRIP_ROWS)))
+  return relit
+
+
+# Rows per strip of the full-resolution steps: a few MB of float32 per strip, in cache.
+_STRIP_ROWS = 64
+# Entries of the table that encodes linear light as 8-bit sRGB: fine enough that a value
+# near black lands on the code that exact rounding gives (an sRGB code there spans about
+# 1.2e-4 of linear light; the table's step is 3.8e-6).
+_ENCODE_TABLE_SIZE = 1 << 18
+
+
+class _LinearInterpolation:
+  """Bilinear resampling along one axis, as PIL's BILINEAR enlarges (pixel centres
+  aligned, edges clamped)."""
+
+  def __init__(self, size_in, size_out):
+    position = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    position = np.clip(position, 0.0, size_in - 1)
+    self.lower = np.minimum(np.floor(position).astype(np.int64), max(size_in - 2, 0))
+    self.upper = np.minimum(self.lower + 1, size_in - 1)
+    self.weight = (position - self.lower).astype(np.float32)
+
+  def along(self, values, axis, start=0, stop=None):
+    """Output positions [start, stop) of `values` resampled along `axis` (0 or 1)."""
+    lower, upper = self.lower[start:stop], self.upper[start:stop]
+    weight = self.weight[start:stop].reshape((-1,) + (1,) * (values.ndim - 1 - axis))
+    low, high = np.take(values, lower, axis=axis), np.take(values, upper, axis=axis)
+    high -= low
+    high *= weight
+    high += low
+    return high
+
+
+class _Codec:
+  """The sRGB curve between a photo's codes (uint8, uint16 or float) and linear light."""
+
+  def __init__(self, dtype):
+    self.dtype = np.dtype(dtype)
+    self.scale = {np.uint8: 255, np.uint16: 65535}.get(self.dtype.type)
+    if self.scale is not None:
+      self.linear = srgb_to_linear(np.arange(self.scale + 1) / self.scale)
+      self.weights = _LUMINANCE / np.float32(self.scale)
+    if self.dtype == np.uint8:
+      self.encode = np.round(linear_to_srgb(
+          np.arange(_ENCODE_TABLE_SIZE) / (_ENCODE_TABLE_SIZE - 1)) * 255).astype(np.uint8)
+
+  def luminance(self, codes):
+    if self.scale is None:
+      return luminance(codes)
+    return codes.astype(np.float32) @ self.weights
+
+  def to_linear(self, codes):
+    return srgb_to_linear(codes) if self.scale is None else self.linear[codes]
+
+  def from_linear(self, linear):
+    if self.dtype == np.uint8:
+      np.clip(linear, 0.0, 1.0, out=linear)
+      linear *= np.float32(_ENCODE_TABLE_SIZE - 1)
+      linear += np.float32(0.5)
+      return self.encode[linear.astype(np.int32)]
+    srgb = linear_to_srgb(linear)
+    if self.scale is None:
+      return srgb
+    return np.round(srgb * np.float32(self.scale)).astype(self.dtype)
 
 
 def bicubic_upsample(relit_low, height, width):
