@@ -244,6 +244,36 @@ def relight(relighter, input_image, target_image=None, *, light=None, size=None,
                           upsample=upsample).relit
 
 
+def sweep(relighter, input_image, kind, frames, light=None, *, size=None):
+  """Frames of `input_image` relit by a sweep (inference/sweep.py): uint8 [h, w, 3] each.
+
+  Args:
+    relighter: a `trained_model.InferenceModel`.
+    input_image: path, PIL image or array (see image_io.load_image).
+    kind: "azimuth" (the light orbits the scene) or "kelvin" (2500 -> 6500 K).
+    frames: how many.
+    light: the frames' other fields (lights.LIGHT_SYNTAX); default the photo's own light.
+    size: working resolution.
+
+  Raises:
+    image_io.ImageError: the image cannot be loaded.
+    RelightError: a bad kind, frame count, light or size, or a model that cannot relight
+      by lights.
+  """
+  try:
+    lightings = sweep_lib.lightings(kind, frames, light)
+  except ValueError as error:
+    raise RelightError(f"sweep: {error}") from None
+  lighting_of(relighter, lightings[0][0])
+  size = _working_size(relighter, size)
+  input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
+  try:
+    return sweep_lib.sweep_frames(relighter, input_full, _at_size(input_full, size), kind,
+                                  frames, light)
+  except ValueError as error:
+    raise RelightError(str(error)) from None
+
+
 def side_by_side(input_image, target_image, relit):
   """input | target | result in one image, at the input's resolution.
 
@@ -535,7 +565,7 @@ def main(argv=None):
       height, width = input_image.shape[:2]
       image_io.check_output_size(
           output, *_output_size((width, height), target_paths[0], args.side_by_side))
-    relighter = _load_relighter(args)
+    relighter = load_relighter(args.workdir, args.exported, step=args.step)
     size = _working_size(relighter, args.size)
     if args.light:
       for lighting in target_paths:
@@ -613,23 +643,18 @@ def _sweep(args):
   if output.exists() and not args.overwrite:
     raise RelightError(f"output {output} exists; pass --overwrite to replace it")
   input_image = image_io.load_image(input_path)
-  relighter = _load_relighter(args)
-  size = _working_size(relighter, args.size)
-  lighting_of(relighter, sweep_lib.lightings(args.sweep, args.frames, base)[0][0])
-  try:
-    frames = sweep_lib.sweep_frames(relighter, input_image, _at_size(input_image, size),
-                                    args.sweep, args.frames, base)
-  except ValueError as error:
-    raise RelightError(str(error)) from None
+  relighter = load_relighter(args.workdir, args.exported, step=args.step)
+  frames = sweep(relighter, input_image, args.sweep, args.frames, base, size=args.size)
   animation.write_animation(output, frames, fps=args.fps, exclusive=not args.overwrite)
   return 0
 
 
-def _load_relighter(args):
-  if args.workdir is not None:
-    return trained_model.load_workdir(args.workdir, step=args.step)
-  if args.exported is not None:
-    return trained_model.load_exported(args.exported)
+def load_relighter(workdir=None, exported=None, *, step=None):
+  """The model of a --workdir, an --exported file, or the bundled one (neither given)."""
+  if workdir is not None:
+    return trained_model.load_workdir(workdir, step=step)
+  if exported is not None:
+    return trained_model.load_exported(exported)
   return trained_model.load_pretrained()
 
 
