@@ -11,7 +11,7 @@ REPRODUCE_DIR ?= runs/reproduce
 PYTEST := $(PY) -m pytest -n 2 --dist loadgroup -q
 TESTS := tests relight_jax/cpu_kernels/tests
 
-.PHONY: test test-fast demo reproduce venv lint clean-venv
+.PHONY: test test-fast test-app demo reproduce venv lint clean-venv
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,19 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
-	$(PYTEST) --durations=15 $(TESTS)
+	$(PYTEST) -m "not app" --durations=15 $(TESTS)
 
 test-fast: $(STAMP)
-	$(PYTEST) -m "not integration" $(TESTS)
+	$(PYTEST) -m "not integration and not app" $(TESTS)
+
+# The web app's tests (docs/testing.md): Gradio (the `app` extra, with constraints-app.txt:
+# Gradio requires an older pillow) and Debian's Chromium, installed here when missing and
+# apt is at hand. Not part of `make test`: Gradio alone takes about a minute to install.
+test-app: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints-app.txt -e '.[app]'
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(PYTEST) -m app tests/test_app.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check relight_jax configs tests bench

@@ -7,6 +7,7 @@ Python (relighter.py: model(photo, light="W,3500") returns the photo's own type)
   relighter = relight_jax.load_pretrained()   # or trained_model.load_workdir("runs/envmap")
   relit = relight.relight(relighter, "photo.jpg", "target.png")  # float32 [H, W, 3]
   relit = relight.relight(relighter, "photo.jpg", light="W,3500")  # by a light label
+  relit = relight.relight(relighter, "photo.jpg", light="200,4200,x1.5")  # any light
 
 Command line (one pair, or a folder of inputs x one or more targets or lights):
   python -m relight_jax.relight --input=a.jpg --light=W,3500 --output=out.png
@@ -14,13 +15,17 @@ Command line (one pair, or a folder of inputs x one or more targets or lights):
       --output=out.png
   python -m relight_jax.relight --exported=relighter.bin --input=photos/ \
       --target=t1.png --target=t2.png --output=relit/ [--size=128] [--side_by_side]
+  python -m relight_jax.relight --input=a.jpg --sweep=azimuth --frames=24 --output=orbit.gif
 
 Without --workdir or --exported the bundled reference model is used
-(relight_jax/pretrained/MODEL_CARD.md). --light=DIRECTION,KELVIN (repeatable) asks for a
-light instead of a target photo: direction one of N, NE, E, SE, S, SW, W, NW (the light's
-azimuth relative to the camera, N behind the scene, E on the image's right; lights.py),
-a colour temperature in kelvin within the training data's 2500-6500 K; a model's spec
-(models/registry.ModelSpec.label_source) says how it turns a label into its light.
+(relight_jax/pretrained/MODEL_CARD.md). --light (repeatable: one output each) asks for a
+light instead of a target photo, in the syntax of `lights.LIGHT_SYNTAX` (docs/lights.md):
+W,3500 is one of the data's labels, which a model's spec turns into its light
+(models/registry.ModelSpec.label_source); other azimuths and temperatures, intensities,
+several lights and lights that keep part of the photo's own (W, 4200K, +800K) are mixed
+from the labels' outputs in linear light (inference/light_mix.py: an approximation).
+--sweep=azimuth|kelvin writes --frames frames of the light orbiting the scene or its
+temperature running 2500 -> 6500 K as a GIF (or MP4, or a PNG strip; inference/sweep.py).
 
 --side_by_side writes input | target | result as one image instead of the result alone (for
 a light label, the target is its generated envmap in the model's `model.envmap_convention`:
@@ -60,11 +65,14 @@ import numpy as np
 import tqdm
 from PIL import Image
 
+from relight_jax.common import animation
 from relight_jax.common import host_memory
 from relight_jax.common import image_io
 from relight_jax.common import photo as photo_lib
 from relight_jax.data import lights
 from relight_jax.inference import guided_upsample as guided_upsample_lib
+from relight_jax.inference import light_mix
+from relight_jax.inference import sweep as sweep_lib
 from relight_jax.inference import trained_model
 
 
@@ -123,6 +131,11 @@ class LightLabel:
     """Its name in batch output file names: 'W_3500'."""
     return f"{lights.DIRECTIONS[self.direction_index]}_{self.temperature_k}"
 
+  @property
+  def lighting(self):
+    """The same light as a `lights.Lighting`."""
+    return lights.parse_lighting(self.stem.replace("_", ","))
+
   def envmap_image(self, envmap_convention):
     """The generated envmap of this light, [16, 32, 3] in [0, 1] (a picture of the light).
 
@@ -154,6 +167,28 @@ def light_label(relighter, label):
     raise RelightError(str(error)) from None
 
 
+def lighting_of(relighter, light):
+  """A `lights.Lighting` from a light's text (lights.LIGHT_SYNTAX), a `Lighting` or a
+  `LightLabel`; RelightError if it is malformed or this relighter cannot relight by lights."""
+  if isinstance(light, LightLabel):
+    light = light.lighting
+  try:
+    lighting = lights.parse_lighting(light)
+  except ValueError as error:
+    raise RelightError(str(error)) from None
+  if relighter.relight_light_fn is None:
+    raise RelightError(f"light {lighting.text!r}: {relighter.description or 'this model'} "
+                       "cannot relight by "
+                       "a light (an exported function takes two images); pass --target, or "
+                       "use --workdir or the bundled model")
+  if lighting.needs_estimate and relighter.estimate_light_fn is None:
+    raise RelightError(f"light {lighting.text!r} keeps part of the photo's own light, which "
+                       f"{relighter.description or 'this model'} cannot estimate; give a "
+                       "direction and a "
+                       "temperature such as W,3500")
+  return lighting
+
+
 def relight_detailed(relighter, input_image, target_image=None, *, light=None, size=None,
                      upsample="guided"):
   """Relights `input_image` under the illumination of `target_image` or of a light label.
@@ -162,14 +197,16 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
     relighter: a `trained_model.InferenceModel`.
     input_image: path, PIL image or array (see image_io.load_image), any size.
     target_image: path, PIL image or array whose illumination to transfer.
-    light: instead of `target_image`, a light: a "DIRECTION,KELVIN" label such as "W,3500"
-      or a `LightLabel`.
+    light: instead of `target_image`, a light in the syntax of `lights.LIGHT_SYNTAX`
+      ("W,3500", "200,4200,x1.5", "+800K", "90,3500;270,6500"), a `lights.Lighting` or a
+      `LightLabel`; lights other than the labels are mixed from the labels' outputs
+      (inference/light_mix.py).
     size: working resolution (default the relighter's training resolution).
     upsample: 'guided' (guided_upsample.py) or 'bicubic' (the baseline).
 
   Returns:
     A `Relit` with the full-resolution result and the working-resolution images (for a
-    light, `target_low` is its generated envmap).
+    light, `target_low` is its generated envmap, or the mix of the labels' envmaps).
 
   Raises:
     image_io.ImageError: an image cannot be loaded.
@@ -187,8 +224,8 @@ def _checked_request(relighter, target_image, light, upsample):
     raise RelightError(f"upsample={upsample!r}: expected one of {UPSAMPLERS}")
   if (target_image is None) == (light is None):
     raise RelightError("give exactly one of a target image and a light label")
-  if light is not None and not isinstance(light, LightLabel):
-    light = light_label(relighter, light)
+  if light is not None:
+    light = lighting_of(relighter, light)
   return light
 
 
@@ -202,11 +239,12 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample):
     target_low = _at_size(
         image_io.load_image(target_image, name=_name(target_image, "target")), size)
     relit_low = relighter.relight_fn(input_low[None], target_low[None])
+    relit_low = np.asarray(jax.device_get(relit_low))[0]  # [S, S, 3]
   else:
-    target_low = light.envmap_image(relighter.envmap_convention)
-    relit_low = relighter.relight_light_fn(input_low[None], light.temperature_k,
-                                           light.direction_index)
-  relit_low = np.asarray(jax.device_get(relit_low))[0]  # [S, S, 3]
+    try:
+      relit_low, target_low = light_mix.LightMixer(relighter, input_low).relight(light)
+    except ValueError as error:
+      raise RelightError(str(error)) from None
   if upsample == "guided":
     relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
   else:
@@ -223,9 +261,16 @@ def relight_photo(relighter, photo, target_image=None, *, light=None, size=None,
   without a full-resolution float copy); alpha, ICC profile and EXIF are carried through
   unchanged. Arguments and errors as `relight_detailed`.
   """
+  return _relit_photo(relighter, photo, target_image, light=light, size=size,
+                      upsample=upsample)[0]
+
+
+def _relit_photo(relighter, photo, target_image=None, *, light=None, size=None,
+                 upsample="guided"):
+  """(`relight_photo`'s result, the `Relit` behind it)."""
   light = _checked_request(relighter, target_image, light, upsample)
-  relit = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample).relit
-  return photo.with_rgb(relit)
+  result = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample)
+  return photo.with_rgb(result.relit), result
 
 
 def relight(relighter, input_image, target_image=None, *, light=None, size=None,
@@ -233,6 +278,36 @@ def relight(relighter, input_image, target_image=None, *, light=None, size=None,
   """Like `relight_detailed`, returning only the relit image float32 [H, W, 3] in [0, 1]."""
   return relight_detailed(relighter, input_image, target_image, light=light, size=size,
                           upsample=upsample).relit
+
+
+def sweep(relighter, input_image, kind, frames, light=None, *, size=None):
+  """Frames of `input_image` relit by a sweep (inference/sweep.py): uint8 [h, w, 3] each.
+
+  Args:
+    relighter: a `trained_model.InferenceModel`.
+    input_image: path, PIL image or array (see image_io.load_image).
+    kind: "azimuth" (the light orbits the scene) or "kelvin" (2500 -> 6500 K).
+    frames: how many.
+    light: the frames' other fields (lights.LIGHT_SYNTAX); default the photo's own light.
+    size: working resolution.
+
+  Raises:
+    image_io.ImageError: the image cannot be loaded.
+    RelightError: a bad kind, frame count, light or size, or a model that cannot relight
+      by lights.
+  """
+  try:
+    lightings = sweep_lib.lightings(kind, frames, light)
+  except ValueError as error:
+    raise RelightError(f"sweep: {error}") from None
+  lighting_of(relighter, lightings[0][0])
+  size = _working_size(relighter, size)
+  input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
+  try:
+    return sweep_lib.sweep_frames(relighter, input_full, _at_size(input_full, size), kind,
+                                  frames, light)
+  except ValueError as error:
+    raise RelightError(str(error)) from None
 
 
 def side_by_side(input_image, target_image, relit):
@@ -354,18 +429,27 @@ def plan_outputs(input_paths, target_paths, output, *, batch):
 def _parse_args(argv):
   parser = argparse.ArgumentParser(
       prog="relight",
-      description="Relight photos with a trained relight_jax model.")
+      description="Relight photos with a trained relight_jax model.",
+      epilog="lights (--light):\n" + lights.LIGHT_SYNTAX,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--workdir", help="training workdir (config.json + checkpoints); "
                       "default: the bundled reference model")
   source.add_argument("--exported", help="file written by python -m relight_jax.export")
   parser.add_argument("--input", required=True, help="input image or folder of images")
-  lighting = parser.add_mutually_exclusive_group(required=True)
+  lighting = parser.add_mutually_exclusive_group()
   lighting.add_argument("--target", action="append",
                         help="target image or folder (repeat for several)")
   lighting.add_argument("--light", action="append",
-                        help="a light instead of a target: DIRECTION,KELVIN such as W,3500 "
-                        "(repeat for several)")
+                        help="a light instead of a target, such as W,3500 or 200,4200,x1.5 "
+                        "(syntax below; repeat for several outputs)")
+  parser.add_argument("--sweep", choices=sweep_lib.KINDS, default=None,
+                      help="write an animation of the light orbiting the scene (azimuth) or "
+                      "its temperature running 2500 -> 6500 K (kelvin), under --light's "
+                      "other fields; --output .gif, .mp4 (with imageio-ffmpeg) or an image "
+                      "(a strip of the frames)")
+  parser.add_argument("--frames", type=int, default=24, help="frames of a --sweep")
+  parser.add_argument("--fps", type=int, default=12, help="frames per second of a --sweep")
   parser.add_argument("--output", required=True,
                       help="output image (one pair) or folder (several)")
   parser.add_argument("--size", type=int, default=None,
@@ -492,7 +576,7 @@ def _output_size(input_size, target, side_by_side):
   width, height = input_size
   if not side_by_side:
     return width, height
-  if isinstance(target, LightLabel):
+  if isinstance(target, (LightLabel, lights.Lighting)):
     target_width, target_height = 32, 16
   else:
     target_width, target_height = image_io.image_size(target)
@@ -510,10 +594,14 @@ def main(argv=None):
     jpeg_quality = _jpeg_quality(args.jpeg_quality)
     _check_size_bound(args.size)
     _check_model_source(args.workdir, args.exported)
+    if args.sweep is not None:
+      return _sweep(args)
+    if not args.target and not args.light:
+      raise RelightError("give --target (an image), --light (such as W,3500) or --sweep")
     input_paths = _expand([args.input], "input")
     if args.light:
-      # The label's form is checked now; what this model accepts, once it is loaded.
-      target_paths = [LightLabel(*lights.parse_light(label)) for label in args.light]
+      # The light's form is checked now; what this model accepts, once it is loaded.
+      target_paths = [lights.parse_lighting(label) for label in args.light]
       image_targets = []
     else:
       target_paths = image_targets = _expand(args.target, "target")
@@ -537,24 +625,17 @@ def main(argv=None):
       height, width = input_photo.rgb.shape[:2]
       image_io.check_output_size(
           output, *_output_size((width, height), target_paths[0], args.side_by_side))
-    if args.workdir is not None:
-      relighter = trained_model.load_workdir(args.workdir, step=args.step)
-    elif args.exported is not None:
-      relighter = trained_model.load_exported(args.exported)
-    else:
-      relighter = trained_model.load_pretrained()
+    relighter = load_relighter(args.workdir, args.exported, step=args.step)
     size = _working_size(relighter, args.size)
     if size > relighter.image_size:
       print(f"relight: warning: --size={size}: the model was trained at "
             f"{relighter.image_size} px; larger working sizes are outside its training "
             "distribution and usually look worse", file=sys.stderr)
-    for label in args.light or ():
-      light_label(relighter, label)  # RelightError if this model cannot take it
+    if args.light:
+      for lighting in target_paths:
+        lighting_of(relighter, lighting)  # RelightError if this model cannot take it
     # The side-by-side images show the targets as given (a light: its envmap).
     full_targets = targets if args.side_by_side else {}
-    if args.side_by_side and args.light:
-      full_targets = {light: light.envmap_image(relighter.envmap_convention)
-                      for light in target_paths}
     # Only the target's illumination matters: reduce each target once.
     targets = {path: _at_size(image, size) for path, image in targets.items()}
     if batch:
@@ -569,10 +650,13 @@ def main(argv=None):
       if input_path != current_input:
         current_input = input_path
         input_photo = _preview(photo_lib.load_photo(input_path), args.preview)
-      target = dict(light=target_path) if isinstance(target_path, LightLabel) else dict(
+      is_light = isinstance(target_path, lights.Lighting)
+      target = dict(light=target_path) if is_light else dict(
           target_image=targets[target_path])
-      relit = relight_photo(relighter, input_photo, **target, size=size,
-                            upsample=args.upsample)
+      relit, result = _relit_photo(relighter, input_photo, **target, size=size,
+                                   upsample=args.upsample)
+      if is_light:
+        full_targets[target_path] = result.target_low  # the light as mixed for this input
       if args.side_by_side:
         relit = side_by_side(input_photo.float_rgb(), full_targets[target_path],
                              relit.float_rgb())
@@ -617,6 +701,56 @@ def _use_compilation_cache():
   jax.config.update("jax_compilation_cache_dir", str(folder))
   # The relighter's functions compile in about a second each: cache them all.
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _sweep(args):
+  """--sweep: one input, an animation of its relightings (checked like the other runs)."""
+  if args.target:
+    raise RelightError("--sweep relights by lights; give --light for the sweep's other "
+                       "fields (such as 4500K or W), not --target")
+  if args.light and len(args.light) > 1:
+    raise RelightError(f"--sweep takes one --light (its other fields), got {len(args.light)}; "
+                       "join several lights with ';'")
+  base = args.light[0] if args.light else None
+  try:
+    sweep_lib.lightings(args.sweep, args.frames, base)  # the form, before the model loads
+  except ValueError as error:
+    raise RelightError(f"--sweep: {error}") from None
+  if not 0 < args.fps <= 100:
+    raise RelightError(f"--fps={args.fps}: expected 1 to 100")
+  input_path = pathlib.Path(args.input)
+  if input_path.is_dir():
+    raise RelightError(f"--input {input_path} is a folder; --sweep animates one image")
+  input_path = _expand([args.input], "input")[0]
+  output = pathlib.Path(args.output)
+  try:
+    animation.check_animation_path(output)
+  except ValueError as error:
+    raise RelightError(f"--output {error}") from None
+  if image_io.same_file(output, input_path):
+    raise RelightError(f"output {output} is the input; refusing to overwrite it: choose "
+                       "another --output")
+  if output.is_dir() or not output.parent.is_dir():
+    raise RelightError(f"--output {output}: expected a file in an existing folder")
+  if not os.access(output.parent, os.W_OK | os.X_OK):
+    raise RelightError(f"--output {output}: folder {output.parent} is not writable; "
+                       "choose another --output")
+  if output.exists() and not args.overwrite:
+    raise RelightError(f"output {output} exists; pass --overwrite to replace it")
+  input_image = image_io.load_image(input_path)
+  relighter = load_relighter(args.workdir, args.exported, step=args.step)
+  frames = sweep(relighter, input_image, args.sweep, args.frames, base, size=args.size)
+  animation.write_animation(output, frames, fps=args.fps, exclusive=not args.overwrite)
+  return 0
+
+
+def load_relighter(workdir=None, exported=None, *, step=None):
+  """The model of a --workdir, an --exported file, or the bundled one (neither given)."""
+  if workdir is not None:
+    return trained_model.load_workdir(workdir, step=step)
+  if exported is not None:
+    return trained_model.load_exported(exported)
+  return trained_model.load_pretrained()
 
 
 def run_command():

@@ -42,6 +42,8 @@ import pytest  # noqa: E402
 # every test of the module) or by test name (parametrised cases included); a fast test
 # that starts the interpreter fails, naming this table (see _no_interpreter_in_fast_tests).
 INTEGRATION = {
+    "test_app.py": {"test_the_app_relights_over_http",
+                    "test_the_page_draws_in_a_headless_browser"},
     "test_beam_build.py": {"test_beam_build_writes_the_records_of_the_local_build"},
     "test_bench_gpu_check.py": {"test_step_and_benchmarks_import_no_data_or_logging_stack"},
     "test_config.py": {"test_main_refuses_an_impossible_override_before_writing"},

@@ -431,14 +431,14 @@ def test_sizes_that_exhaust_memory_are_refused(scene, capsys):
 def test_an_output_another_run_wrote_meanwhile_is_kept_and_reported(scene, capsys,
                                                                     monkeypatch):
   output = scene / "shared.png"
-  original = relight.relight_photo
+  original = relight._relit_photo
 
   def racing(*args, **kwargs):
     result = original(*args, **kwargs)
     output.write_bytes(b"the other run's result")  # it finished first
     return result
 
-  monkeypatch.setattr(relight, "relight_photo", racing)
+  monkeypatch.setattr(relight, "_relit_photo", racing)
   assert _relight(scene, output, f"--workdir={scene / 'run'}") == 1
   error = capsys.readouterr().err
   assert f"{output} appeared while it was being written" in error

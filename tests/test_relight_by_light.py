@@ -29,11 +29,12 @@ def test_parse_light(label, expected):
 
 
 @pytest.mark.parametrize("label, message", [
-    ("W", "expected DIRECTION,KELVIN such as W,3500"),
-    ("W,3500,1", "expected DIRECTION,KELVIN"),
+    ("W", "not a light label; expected DIRECTION,KELVIN such as W,3500"),
+    ("200,4200", "not a light label"),
+    ("W,3500,1", "cannot read '1'; expected DIRECTION"),
     ("X,3500", "direction 'X' is not one of N, NE, E, SE, S, SW, W, NW"),
-    ("3500,W", "direction '3500' is not one of"),
-    ("W,warm", "temperature 'warm' is not an integer"),
+    ("3500,W", "azimuth 3500 is outside 0-360 degrees"),
+    ("W,warm", "temperature 'warm' is not a number"),
     ("W,9000", "9000 K is outside the training data's 2500-6500 K"),
 ])
 def test_bad_light_labels_say_what_is_expected(label, message):
@@ -125,10 +126,25 @@ def test_relight_api_takes_a_label_or_a_target_not_both():
     relight.relight(relighter, photo)
   with pytest.raises(relight.RelightError, match="direction 'Q'"):
     relight.relight(relighter, photo, light="Q,5500")
+  # Any light of the syntax: mixed from the labels, left-out fields from the estimate.
+  for light in ("W", "4200K", "200,4200,x1.5", "90,3500;270,6500"):
+    assert relight.relight(relighter, photo, light=light).shape == (40, 48, 3)
   # Without the config (an exported function, say) there is no light path.
   bare = trained_model.from_model(model, _variables(model), config.model, 32)
-  with pytest.raises(relight.RelightError, match="cannot relight by a light label"):
+  with pytest.raises(relight.RelightError, match="cannot relight by a light"):
     relight.relight(bare, photo, light="E,5500")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_label_model_estimates_the_light_of_an_image(name):
+  config = load_config(name, "smoke")
+  model = registry.create_model(config.model)
+  relighter = trained_model.from_model(model, _variables(model), config.model, 32, config=config)
+  images = np.random.default_rng(3).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+  azimuths, kelvins = relighter.estimate_light_fn(images)
+  assert np.shape(azimuths) == np.shape(kelvins) == (2,)
+  assert np.all((0 <= azimuths) & (azimuths < 360))
+  assert np.all((2500 <= kelvins) & (kelvins <= 6500))
 
 
 @pytest.fixture(scope="module")

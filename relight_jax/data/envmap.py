@@ -278,6 +278,46 @@ def batch_envmaps(temperatures, directions,
   return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
+# The temperatures an envmap's colour is read as (estimate_light): the data's range in
+# steps finer than a label temperature's visible difference.
+_ESTIMATE_STEP_K = 50
+
+
+@functools.cache
+def _temperature_colours(envmap_convention: str) -> tuple[np.ndarray, np.ndarray]:
+  low, high = lights.LABEL_TEMPERATURE_RANGE_K
+  kelvins = np.arange(low, high + 1, _ESTIMATE_STEP_K, dtype=np.float64)
+  return kelvins, np.stack([light_rgb(k, envmap_convention) for k in kelvins])
+
+
+def estimate_light(envmap_rgb_map, envmap_convention: str = DEFAULT_CONVENTION
+                   ) -> tuple[float, float]:
+  """The light an envmap shows, continuous: (azimuth deg in [0, 360), kelvin).
+
+  The inverse of `envmap_rgb` for a model's predicted map: the azimuth is the circular
+  centroid of the columns' brightness above the darkest column (a sharper reading than
+  the brightest column, and one a blob between two columns moves smoothly), the
+  temperature the one of the data's range whose light colour in the convention is
+  nearest the map's mean colour.
+
+  Args:
+    envmap_rgb_map: [16, 32, 3] non-negative, any scale.
+    envmap_convention: the model's (a key of CONVENTIONS).
+  """
+  envmap_map = np.maximum(np.asarray(envmap_rgb_map, np.float64), 0.0)
+  width = envmap_map.shape[1]
+  columns = envmap_map.sum(axis=(0, 2))
+  columns = columns - columns.min()
+  angles = 2 * np.pi * (np.arange(width) / width - convention(envmap_convention).north_column)
+  centroid = np.sum(columns * np.exp(1j * angles))
+  azimuth = float(np.degrees(np.angle(centroid)) % 360.0) if abs(centroid) > 0 else 0.0
+  colour = envmap_map.sum(axis=(0, 1))
+  colour = colour / max(float(colour.max()), 1e-12)
+  kelvins, colours = _temperature_colours(envmap_convention)
+  temperature = float(kelvins[np.argmin(np.sum(np.square(colours - colour), axis=-1))])
+  return azimuth, temperature
+
+
 def envmap_sheet(scale: int = 4, gap: int = 2,
                  envmap_convention: str = DEFAULT_CONVENTION) -> np.ndarray:
   """The 40 envmaps in one uint8 image: rows = temperatures, columns = directions (N first).

@@ -60,6 +60,9 @@ class InferenceModel:
       only a rendered one (lights.parse_light).
     envmap_convention: the generated envmaps the model learned (model.envmap_convention,
       data/envmap.py): a light label's picture is drawn in it; "" where unknown.
+    estimate_light_fn: (input_image [B, S, S, 3]) -> (azimuth deg [B], kelvin [B]), the
+      model's own estimate of an image's light (its envmap or its prediction); None
+      where the model cannot (an exported function).
   """
 
   relight_fn: Callable
@@ -70,6 +73,7 @@ class InferenceModel:
   light_source: str = ""
   any_label_temperature: bool = False
   envmap_convention: str = ""
+  estimate_light_fn: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +184,7 @@ class _LightRelighter:
     self._apply = jax.jit(lambda variables, image, light: model.apply(
         variables, image, light, method="relight_with_light"))
     self._encode = jax.jit(lambda variables, image: model.apply(
-        variables, image, train=False, method="encode")["light"])
+        variables, image, train=False, method="encode"))
     self.variables = variables
     self._references = {}
 
@@ -206,9 +210,28 @@ class _LightRelighter:
                          ) from None
       light = int(lights.light_index(temperature_index, direction_index))
       stack = np.stack([images.image(scene, light) for scene in range(images.num_scenes)])
-      latents = self._encode(self.variables, stack.astype(np.float32) / 255.0)
+      latents = self._encode(self.variables, stack.astype(np.float32) / 255.0)["light"]
       self._references[key] = np.mean(np.asarray(latents), axis=0, keepdims=True)
     return self._references[key]
+
+  def estimate(self, input_image):
+    """The model's estimate of each image's light: (azimuth deg [B], kelvin [B]).
+
+    Read from what its encoder predicts (registry.ModelSpec.light_output): the
+    IlluminationPredicter's (direction, temperature) as is, an envmap as the light it shows
+    (envmap.estimate_light).
+    """
+    # Imported here: relighting by a target image never reads an envmap.
+    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
+    encoded = self._encode(self.variables, np.asarray(input_image, np.float32))
+    if self.spec.light_output == "prediction":
+      prediction = np.asarray(encoded["prediction"], np.float64)  # [b, 2] (deg, K)
+      azimuths, kelvins = prediction[:, 0] % 360.0, prediction[:, 1]
+    else:
+      estimates = [envmap.estimate_light(envmap_map, self.config.model.envmap_convention)
+                   for envmap_map in np.asarray(encoded["envmap"], np.float32)]
+      azimuths, kelvins = (np.asarray(values) for values in zip(*estimates, strict=True))
+    return azimuths, np.clip(kelvins, *lights.LABEL_TEMPERATURE_RANGE_K)
 
   def __call__(self, input_image, temperature_k, direction_index):
     latent = self.light_latent(temperature_k, direction_index)
@@ -238,7 +261,8 @@ def from_model(model, variables, model_config, image_size, description="", confi
                         registry.encoder_downsampling(model_config), description,
                         relight_light_fn=light_fn, light_source=light_source,
                         any_label_temperature=spec.any_label_temperature,
-                        envmap_convention=model_config.envmap_convention)
+                        envmap_convention=model_config.envmap_convention,
+                        estimate_light_fn=light_fn.estimate if light_fn else None)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):
