@@ -180,6 +180,23 @@ def test_a_damaged_or_mismatched_bundle_is_refused(bundle, tmp_path):
     trained_model.load_pretrained(tmp_path)
 
 
+def test_an_intact_bundle_loads_without_tracing_the_model(bundle, tmp_path, monkeypatch):
+  _, folder, manifest, _, _ = bundle
+  for name in ("bundle.json", "config.json", "variables.msgpack"):
+    (tmp_path / name).write_bytes((folder / name).read_bytes())
+  traced = []
+  init_variables = state_lib.init_variables
+  monkeypatch.setattr(state_lib, "init_variables",
+                      lambda *args: traced.append(1) or init_variables(*args))
+  trained_model.load_pretrained(tmp_path)
+  assert not traced
+  # A bundle written before the manifest held the config's sha256: checked by a trace.
+  manifest = {key: value for key, value in manifest.items() if key != "config_sha256"}
+  (tmp_path / "bundle.json").write_text(json.dumps(manifest))
+  assert trained_model.load_pretrained(tmp_path).image_size == manifest["image_size"]
+  assert traced
+
+
 def test_figures_command_draws_the_readme_pictures(bundle, tiny_data_dir, tmp_path):
   workdir, folder, _, _, _ = bundle
   result = subprocess.run(

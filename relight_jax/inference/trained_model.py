@@ -309,12 +309,17 @@ def save_bundle(workdir, folder, *, step=None):
   manifest = {"model": config.model.name, "step": int(step),
               "image_size": int(config.data.image_size),
               "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+              "config_sha256": _file_sha256(folder / BUNDLE_CONFIG),
               "workdir": pathlib.Path(workdir).name}
   atomic.write_text(folder / BUNDLE_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
   return manifest
 
 
 _BUNDLE_FILES = (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)
+
+
+def _file_sha256(path):
+  return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
 class BundleError(ValueError):
@@ -383,7 +388,6 @@ def load_pretrained(folder=None):
 
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
   from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
-  from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   folder = bundle_folder(folder)
   paths = [folder / name for name in (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)]
   for path in paths:
@@ -404,6 +408,22 @@ def load_pretrained(folder=None):
   if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
     raise ValueError(f"{paths[2]}: damaged: its sha256 does not match {paths[0]}")
   restored = serialization.msgpack_restore(data)
+  if manifest.get("config_sha256") != _file_sha256(paths[1]):
+    # A config edited since save_bundle wrote the pair (or an older bundle, which did
+    # not record it): check the variables against the model it describes, which traces
+    # the model's init. An intact bundle needs no check: both files came from one
+    # checkpoint, and the sha256s say that they are still those.
+    _check_bundle_shapes(config, restored, paths[1], paths[2])
+  variables = jax.device_put(restored)
+  model = registry.create_model(config.model)
+  return from_model(model, variables, config.model, config.data.image_size,
+                    f"{folder} ({config.model.name}, step {manifest.get('step', '?')})",
+                    config=config)
+
+
+def _check_bundle_shapes(config, restored, config_path, variables_path):
+  """ValueError unless `restored` has the shapes of `config`'s model's variables."""
+  from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   expected = jax.eval_shape(lambda key: state_lib.init_variables(config, key),
                             state_lib.init_key(0))
   shapes = lambda tree: {jax.tree_util.keystr(path): tuple(np.shape(leaf))
@@ -411,13 +431,8 @@ def load_pretrained(folder=None):
   found, wanted = shapes(restored), shapes(expected)
   if found != wanted:
     differing = sorted(set(found.items()) ^ set(wanted.items()))[:3]
-    raise ValueError(f"{paths[2]} does not hold the variables of {paths[1]}'s "
+    raise ValueError(f"{variables_path} does not hold the variables of {config_path}'s "
                      f"{config.model.name} model (e.g. {differing})")
-  variables = jax.tree_util.tree_map(jax.numpy.asarray, restored)
-  model = registry.create_model(config.model)
-  return from_model(model, variables, config.model, config.data.image_size,
-                    f"{folder} ({config.model.name}, step {manifest.get('step', '?')})",
-                    config=config)
 
 
 def load_exported(path):
