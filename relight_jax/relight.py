@@ -28,6 +28,15 @@ the map the model decodes; the bundled model's and older workdirs' put N at the 
 new models' put N in the middle and W left of it, data/envmap.py);
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
 
+--form=ratio (the default) keeps the photo's own colours, white balance and exposure and
+applies only the change of light: in linear light, the input times relit / own, where
+relit is the network's relighting to the target and own its relighting to the input's own
+light (as the network estimates it; for a target image, the input itself as target).
+A photo relit to its own light comes back unchanged. --form=direct gives the network's
+image itself, which re-renders the photo as the synthetic training scenes looked: their
+renderer's white is a 6500 K light, so a warm photo reads as lit by about 2500 K, and a
+"warm" 3500 K target then cools it (pretrained/MODEL_CARD.md); its exposure is the renders'.
+
 The network runs at a working resolution S (its training `data.image_size`, or `size`):
 the input and the target are reduced to S x S (box filter; non-square photos are
 squashed, see guided_upsample.py), the network relights, and the change is brought back
@@ -109,6 +118,11 @@ def _working_size(relighter, size):
 
 
 UPSAMPLERS = ("guided", "bicubic")
+# What a relighting gives at the working resolution. 'ratio': the input times the
+# network's change of light, relit / (the input relit to its own light, as the network
+# estimates it: for a target image, the input itself as target), in linear light
+# (guided_upsample.ratio_relit). 'direct': the network's output itself.
+FORMS = ("ratio", "direct")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +169,7 @@ def light_label(relighter, label):
 
 
 def relight_detailed(relighter, input_image, target_image=None, *, light=None, size=None,
-                     upsample="guided"):
+                     upsample="guided", form="ratio"):
   """Relights `input_image` under the illumination of `target_image` or of a light label.
 
   Args:
@@ -166,33 +180,41 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
       or a `LightLabel`.
     size: working resolution (default the relighter's training resolution).
     upsample: 'guided' (guided_upsample.py) or 'bicubic' (the baseline).
+    form: 'ratio' (the default: the photo's own colours and exposure kept, only the
+      change of light applied) or 'direct' (the network's image); see FORMS and the
+      module docstring.
 
   Returns:
     A `Relit` with the full-resolution result and the working-resolution images (for a
-    light, `target_low` is its generated envmap).
+    light, `target_low` is its generated envmap; `relit_low` is in `form`).
 
   Raises:
     image_io.ImageError: an image cannot be loaded.
-    RelightError: bad `size`, `upsample` or `light`, or both or neither of
+    RelightError: bad `size`, `upsample`, `form` or `light`, or both or neither of
       `target_image` and `light`.
   """
-  light = _checked_request(relighter, target_image, light, upsample)
+  light = _checked_request(relighter, target_image, light, upsample, form)
   input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
-  return _relight_codes(relighter, input_full, target_image, light, size, upsample)
+  return _relight_codes(relighter, input_full, target_image, light, size, upsample, form)
 
 
-def _checked_request(relighter, target_image, light, upsample):
+def _checked_request(relighter, target_image, light, upsample, form):
   """The `LightLabel` asked for (or None); RelightError for a request that cannot run."""
   if upsample not in UPSAMPLERS:
     raise RelightError(f"upsample={upsample!r}: expected one of {UPSAMPLERS}")
+  if form not in FORMS:
+    raise RelightError(f"form={form!r}: expected one of {FORMS}")
   if (target_image is None) == (light is None):
     raise RelightError("give exactly one of a target image and a light label")
   if light is not None and not isinstance(light, LightLabel):
     light = light_label(relighter, light)
+  if light is not None and form == "ratio" and relighter.relight_light_and_own_fn is None:
+    raise RelightError(f"form='ratio': {relighter.description} cannot estimate the input's "
+                       "own light; pass form='direct' (--form=direct)")
   return light
 
 
-def _relight_codes(relighter, input_full, target_image, light, size, upsample):
+def _relight_codes(relighter, input_full, target_image, light, size, upsample, form):
   """relight_detailed on the input's codes [H, W, 3] (uint8, uint16 or float): the result
   has their dtype."""
   size = _working_size(relighter, size)
@@ -202,11 +224,20 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample):
     target_low = _at_size(
         image_io.load_image(target_image, name=_name(target_image, "target")), size)
     relit_low = relighter.relight_fn(input_low[None], target_low[None])
+    if form == "ratio":
+      own_low = relighter.relight_fn(input_low[None], input_low[None])
   else:
     target_low = light.envmap_image(relighter.envmap_convention)
-    relit_low = relighter.relight_light_fn(input_low[None], light.temperature_k,
-                                           light.direction_index)
+    if form == "ratio":
+      relit_low, own_low = relighter.relight_light_and_own_fn(
+          input_low[None], light.temperature_k, light.direction_index)
+    else:
+      relit_low = relighter.relight_light_fn(input_low[None], light.temperature_k,
+                                             light.direction_index)
   relit_low = np.asarray(jax.device_get(relit_low))[0]  # [S, S, 3]
+  if form == "ratio":
+    relit_low = guided_upsample_lib.ratio_relit(
+        input_low, relit_low, np.asarray(jax.device_get(own_low))[0])
   if upsample == "guided":
     relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
   else:
@@ -216,23 +247,24 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample):
 
 
 def relight_photo(relighter, photo, target_image=None, *, light=None, size=None,
-                  upsample="guided"):
+                  upsample="guided", form="ratio"):
   """Relights a `photo.Photo`, returning it relit as its file held it.
 
   The colour is relit in the photo's own codes (uint8 stays uint8, 16-bit stays 16-bit,
   without a full-resolution float copy); alpha, ICC profile and EXIF are carried through
   unchanged. Arguments and errors as `relight_detailed`.
   """
-  light = _checked_request(relighter, target_image, light, upsample)
-  relit = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample).relit
+  light = _checked_request(relighter, target_image, light, upsample, form)
+  relit = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample,
+                         form).relit
   return photo.with_rgb(relit)
 
 
 def relight(relighter, input_image, target_image=None, *, light=None, size=None,
-            upsample="guided"):
+            upsample="guided", form="ratio"):
   """Like `relight_detailed`, returning only the relit image float32 [H, W, 3] in [0, 1]."""
   return relight_detailed(relighter, input_image, target_image, light=light, size=size,
-                          upsample=upsample).relit
+                          upsample=upsample, form=form).relit
 
 
 def side_by_side(input_image, target_image, relit):
@@ -375,6 +407,9 @@ def _parse_args(argv):
                       "(e.g. 1024): a quick look before the full-resolution run")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step")
   parser.add_argument("--upsample", choices=UPSAMPLERS, default="guided")
+  parser.add_argument("--form", choices=FORMS, default="ratio",
+                      help="ratio: the photo times the network's change of light, its own "
+                      "colours kept (default); direct: the network's image")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs (never an input)")
   parser.add_argument("--side_by_side", action="store_true",
@@ -572,7 +607,7 @@ def main(argv=None):
       target = dict(light=target_path) if isinstance(target_path, LightLabel) else dict(
           target_image=targets[target_path])
       relit = relight_photo(relighter, input_photo, **target, size=size,
-                            upsample=args.upsample)
+                            upsample=args.upsample, form=args.form)
       if args.side_by_side:
         relit = side_by_side(input_photo.float_rgb(), full_targets[target_path],
                              relit.float_rgb())

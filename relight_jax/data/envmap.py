@@ -61,6 +61,9 @@ ENVMAP_WIDTH = 32
 # Report §3.4: σ equal to 10% of the environment map height.
 SIGMA_FRACTION_OF_HEIGHT = 0.1
 ENVMAP_PEAK = lights.ENVMAP_PEAK  # 0..255, the original's units (see lights.py)
+# The renderer's white: its lights are linear sRGB colours (D65 white, about 6504 K),
+# so a white object under a 6500 K light renders white; warmer lights render it orange.
+NEUTRAL_K = 6500
 # The original's light colours (utils/envmap.py, COLORS_HSV): (hue, saturation) in 0..255
 # units, hue 255 = one turn (EnvmapGeneration.ipynb made them with colorsys), value 255.
 ORIGINAL_HSV = {2500: (14, 231), 3500: (19, 192), 4500: (22, 132), 5500: (24, 65),

@@ -26,6 +26,7 @@ import stat
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from relight_jax.common import atomic
@@ -60,6 +61,10 @@ class InferenceModel:
       only a rendered one (lights.parse_light).
     envmap_convention: the generated envmaps the model learned (model.envmap_convention,
       data/envmap.py): a light label's picture is drawn in it; "" where unknown.
+    relight_light_and_own_fn: (input_image [B, S, S, 3], temperature_k, direction_index)
+      -> (relit under the label's light, relit under the model's own estimate of the
+      input's light), each [B, S, S, 3]: the two terms of the ratio form (relight.py);
+      None where `relight_light_fn` is.
   """
 
   relight_fn: Callable
@@ -70,6 +75,7 @@ class InferenceModel:
   light_source: str = ""
   any_label_temperature: bool = False
   envmap_convention: str = ""
+  relight_light_and_own_fn: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,8 +187,40 @@ class _LightRelighter:
         variables, image, light, method="relight_with_light"))
     self._encode = jax.jit(lambda variables, image: model.apply(
         variables, image, train=False, method="encode")["light"])
+
+    def and_own(variables, image, light):
+      # The input's own light as the model estimates it, and both relightings in one
+      # batch: one function to trace and compile.
+      own = model.apply(variables, image, train=False, method="encode")["light"]
+      own = self._neutral(own).astype(light.dtype)
+      relit = model.apply(variables, jnp.concatenate([image, image]),
+                          jnp.concatenate([light, own]), method="relight_with_light")
+      return relit[:image.shape[0]], relit[image.shape[0]:]
+
+    self._apply_and_own = jax.jit(and_own)
     self.variables = variables
     self._references = {}
+
+  def _neutral(self, own):
+    """An estimated light latent with the renderer's white colour (envmap.NEUTRAL_K).
+
+    A light label's kelvin are the renderer's: a 3500 K light is orange beside its
+    6500 K white. A photo's camera has white-balanced its light, but the model, trained
+    on renders, reads a warm photo's colours as a warm light (a red cup and brown wood
+    as 2500 K): relit from that estimate, a "warm" 3500 K label cools it. The photo's
+    own light is taken as white instead, in the direction and strength estimated.
+    Latents with no colour of their own (a free feature map) stay as estimated.
+    """
+    # Imported here: the envmaps (and the model code) are not needed by exported files.
+    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
+    convention = self.config.model.envmap_convention
+    if self.spec.light_output == "envmap":  # [b, 16, 32, 3], colour * brightness
+      return jnp.max(own, axis=-1, keepdims=True) * envmap.light_rgb(envmap.NEUTRAL_K,
+                                                                    convention)
+    if self.spec.light_output == "envmap_hsv":  # [b, 2 + 16 * 32]: hue, saturation, values
+      hue, saturation = envmap.convention(convention).hue_saturation(envmap.NEUTRAL_K)
+      return own.at[:, :2].set(jnp.array([hue, saturation]) * envmap.ENVMAP_PEAK)
+    return own
 
   def light_latent(self, temperature_k, direction_index):
     """The light latent [1, ...] of a light (the model spec's `label_light`)."""
@@ -210,10 +248,20 @@ class _LightRelighter:
       self._references[key] = np.mean(np.asarray(latents), axis=0, keepdims=True)
     return self._references[key]
 
-  def __call__(self, input_image, temperature_k, direction_index):
+  def _batch_latent(self, input_image, temperature_k, direction_index):
     latent = self.light_latent(temperature_k, direction_index)
     latent = np.broadcast_to(latent, (np.shape(input_image)[0], *latent.shape[1:]))
-    return self._apply(self.variables, input_image, np.asarray(latent, np.float32))
+    return np.asarray(latent, np.float32)
+
+  def __call__(self, input_image, temperature_k, direction_index):
+    return self._apply(self.variables, input_image,
+                       self._batch_latent(input_image, temperature_k, direction_index))
+
+  def and_own(self, input_image, temperature_k, direction_index):
+    """(relit under the label's light, relit under the input's own estimated light)."""
+    return self._apply_and_own(
+        self.variables, input_image,
+        self._batch_latent(input_image, temperature_k, direction_index))
 
 
 def from_model(model, variables, model_config, image_size, description="", config=None):
@@ -238,7 +286,8 @@ def from_model(model, variables, model_config, image_size, description="", confi
                         registry.encoder_downsampling(model_config), description,
                         relight_light_fn=light_fn, light_source=light_source,
                         any_label_temperature=spec.any_label_temperature,
-                        envmap_convention=model_config.envmap_convention)
+                        envmap_convention=model_config.envmap_convention,
+                        relight_light_and_own_fn=None if light_fn is None else light_fn.and_own)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):
