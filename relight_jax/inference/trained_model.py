@@ -436,7 +436,7 @@ def load_pretrained(folder=None):
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
-  from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import config_file  # pylint: disable=g-import-not-at-top
   folder = bundle_folder(folder)
   paths = [folder / name for name in (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)]
   for path in paths:
@@ -452,7 +452,7 @@ def load_pretrained(folder=None):
     raise ValueError(f"{paths[0]}: expected a JSON object holding the variables' sha256, "
                      f"found a {type(manifest).__name__} without it; write the bundle again "
                      "with python -m relight_jax.pretrained")
-  config = checkpointing.load_config(paths[1])
+  config = config_file.load_config(paths[1])
   data = paths[2].read_bytes()
   if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
     raise ValueError(f"{paths[2]}: damaged: its sha256 does not match {paths[0]}")
