@@ -5,7 +5,8 @@
   python -m bench.photo_speed --before=/path/to/an/older/checkout   # its command too
 
 The photo is generated (smooth shading times fine texture, saved as a quality-92 JPEG with
-EXIF), so that nothing is downloaded. Rows:
+EXIF), so that nothing is downloaded. Every row relights in the default (ratio) form.
+Rows:
 
   * `api uint8`: `model(photo, light=...)` on the decoded uint8 array, after one warm-up
     call (the model loaded and compiled): what an interactive caller waits for.

@@ -9,10 +9,11 @@ the published leaderboards).
 
 Each pair's input and guide, at the release's resolution, go through
 `relight.relight_detailed` as the relight command would take them: reduced to the
-model's working resolution, relit, the change brought back to the release's resolution
-by guided upsampling. The result is rounded to 8 bits, the PNG a participant submits,
-and that is what is scored, next to the identity mapping (prediction = input), with 95%
-bootstrap intervals over pairs, in the table of our other evaluations.
+model's working resolution, relit (the network's image, `form="direct"`), the change
+brought back to the release's resolution by guided upsampling. The result is rounded to
+8 bits, the PNG a participant submits, and that is what is scored, next to the identity
+mapping (prediction = input), with 95% bootstrap intervals over pairs, in the table of
+our other evaluations.
 
 `--write_predictions=DIR` writes the submission layout: one `PairNNN.png` per pair, named
 as the ground truth, plus the `readme.txt` of the published submissions (runtime per
@@ -62,8 +63,10 @@ def model_predictor(relighter, *, size=None, upsample="guided"):
   def predict(pair, input_image, guide_image):
     del pair
     start = time.perf_counter()
+    # The network's own image: the pairs are renders with the training data's white, and
+    # the challenges score what the network predicts (the photo default keeps a photo's).
     relit = relight.relight_detailed(relighter, input_image, guide_image, size=size,
-                                     upsample=upsample).relit
+                                     upsample=upsample, form="direct").relit
     seconds.append(time.perf_counter() - start)
     return image_io.to_uint8(relit)
 

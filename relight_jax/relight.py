@@ -33,6 +33,15 @@ the map the model decodes; the bundled model's and older workdirs' put N at the 
 new models' put N in the middle and W left of it, data/envmap.py);
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
 
+--form=ratio (the default) keeps the photo's own colours, white balance and exposure and
+applies only the change of light: in linear light, the input times relit / own, where
+relit is the network's relighting to the target and own its relighting to the input's own
+light (as the network estimates it; for a target image, the input itself as target).
+A photo relit to its own light comes back unchanged. --form=direct gives the network's
+image itself, which re-renders the photo as the synthetic training scenes looked: their
+renderer's white is a 6500 K light, so a warm photo reads as lit by about 2500 K, and a
+"warm" 3500 K target then cools it (pretrained/MODEL_CARD.md); its exposure is the renders'.
+
 The network runs at a working resolution S (its training `data.image_size`, or `size`):
 the input and the target are reduced to S x S (box filter; non-square photos are
 squashed, see guided_upsample.py), the network relights, and the change is brought back
@@ -117,6 +126,11 @@ def _working_size(relighter, size):
 
 
 UPSAMPLERS = ("guided", "bicubic")
+# What a relighting gives at the working resolution. 'ratio': the input times the
+# network's change of light, relit / (the input relit to its own light, as the network
+# estimates it: for a target image, the input itself as target), in linear light
+# (guided_upsample.ratio_relit). 'direct': the network's output itself.
+FORMS = ("ratio", "direct")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +204,7 @@ def lighting_of(relighter, light):
 
 
 def relight_detailed(relighter, input_image, target_image=None, *, light=None, size=None,
-                     upsample="guided"):
+                     upsample="guided", form="ratio"):
   """Relights `input_image` under the illumination of `target_image` or of a light label.
 
   Args:
@@ -203,33 +217,42 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
       (inference/light_mix.py).
     size: working resolution (default the relighter's training resolution).
     upsample: 'guided' (guided_upsample.py) or 'bicubic' (the baseline).
+    form: 'ratio' (the default: the photo's own colours and exposure kept, only the
+      change of light applied) or 'direct' (the network's image); see FORMS and the
+      module docstring.
 
   Returns:
     A `Relit` with the full-resolution result and the working-resolution images (for a
-    light, `target_low` is its generated envmap, or the mix of the labels' envmaps).
+    light, `target_low` is its generated envmap, or the mix of the labels' envmaps;
+    `relit_low` is in `form`).
 
   Raises:
     image_io.ImageError: an image cannot be loaded.
-    RelightError: bad `size`, `upsample` or `light`, or both or neither of
+    RelightError: bad `size`, `upsample`, `form` or `light`, or both or neither of
       `target_image` and `light`.
   """
-  light = _checked_request(relighter, target_image, light, upsample)
+  light = _checked_request(relighter, target_image, light, upsample, form)
   input_full = image_io.load_image(input_image, name=_name(input_image, "input"))
-  return _relight_codes(relighter, input_full, target_image, light, size, upsample)
+  return _relight_codes(relighter, input_full, target_image, light, size, upsample, form)
 
 
-def _checked_request(relighter, target_image, light, upsample):
+def _checked_request(relighter, target_image, light, upsample, form):
   """The `LightLabel` asked for (or None); RelightError for a request that cannot run."""
   if upsample not in UPSAMPLERS:
     raise RelightError(f"upsample={upsample!r}: expected one of {UPSAMPLERS}")
+  if form not in FORMS:
+    raise RelightError(f"form={form!r}: expected one of {FORMS}")
   if (target_image is None) == (light is None):
     raise RelightError("give exactly one of a target image and a light label")
   if light is not None:
     light = lighting_of(relighter, light)
+  if light is not None and form == "ratio" and relighter.relight_own_fn is None:
+    raise RelightError(f"form='ratio': {relighter.description} cannot estimate the input's "
+                       "own light; pass form='direct' (--form=direct)")
   return light
 
 
-def _relight_codes(relighter, input_full, target_image, light, size, upsample):
+def _relight_codes(relighter, input_full, target_image, light, size, upsample, form):
   """relight_detailed on the input's codes [H, W, 3] (uint8, uint16 or float): the result
   has their dtype."""
   size = _working_size(relighter, size)
@@ -240,11 +263,21 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample):
         image_io.load_image(target_image, name=_name(target_image, "target")), size)
     relit_low = relighter.relight_fn(input_low[None], target_low[None])
     relit_low = np.asarray(jax.device_get(relit_low))[0]  # [S, S, 3]
+    if form == "ratio":
+      own_low = relighter.relight_fn(input_low[None], input_low[None])
   else:
+    # In the ratio form the input's own light is white (trained_model._neutral): a light
+    # that keeps the input's colour is white too.
+    mixer = light_mix.LightMixer(relighter, input_low, white=form == "ratio")
     try:
-      relit_low, target_low = light_mix.LightMixer(relighter, input_low).relight(light)
+      relit_low, target_low = mixer.relight(light)
     except ValueError as error:
       raise RelightError(str(error)) from None
+    if form == "ratio":
+      own_low = relighter.relight_own_fn(input_low[None])
+  if form == "ratio":
+    relit_low = guided_upsample_lib.ratio_relit(
+        input_low, relit_low, np.asarray(jax.device_get(own_low))[0])
   if upsample == "guided":
     relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
   else:
@@ -254,7 +287,7 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample):
 
 
 def relight_photo(relighter, photo, target_image=None, *, light=None, size=None,
-                  upsample="guided"):
+                  upsample="guided", form="ratio"):
   """Relights a `photo.Photo`, returning it relit as its file held it.
 
   The colour is relit in the photo's own codes (uint8 stays uint8, 16-bit stays 16-bit,
@@ -262,22 +295,22 @@ def relight_photo(relighter, photo, target_image=None, *, light=None, size=None,
   unchanged. Arguments and errors as `relight_detailed`.
   """
   return _relit_photo(relighter, photo, target_image, light=light, size=size,
-                      upsample=upsample)[0]
+                      upsample=upsample, form=form)[0]
 
 
 def _relit_photo(relighter, photo, target_image=None, *, light=None, size=None,
-                 upsample="guided"):
+                 upsample="guided", form="ratio"):
   """(`relight_photo`'s result, the `Relit` behind it)."""
-  light = _checked_request(relighter, target_image, light, upsample)
-  result = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample)
+  light = _checked_request(relighter, target_image, light, upsample, form)
+  result = _relight_codes(relighter, photo.rgb, target_image, light, size, upsample, form)
   return photo.with_rgb(result.relit), result
 
 
 def relight(relighter, input_image, target_image=None, *, light=None, size=None,
-            upsample="guided"):
+            upsample="guided", form="ratio"):
   """Like `relight_detailed`, returning only the relit image float32 [H, W, 3] in [0, 1]."""
   return relight_detailed(relighter, input_image, target_image, light=light, size=size,
-                          upsample=upsample).relit
+                          upsample=upsample, form=form).relit
 
 
 def sweep(relighter, input_image, kind, frames, light=None, *, size=None):
@@ -459,6 +492,9 @@ def _parse_args(argv):
                       "(e.g. 1024): a quick look before the full-resolution run")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step")
   parser.add_argument("--upsample", choices=UPSAMPLERS, default="guided")
+  parser.add_argument("--form", choices=FORMS, default="ratio",
+                      help="ratio: the photo times the network's change of light, its own "
+                      "colours kept (default); direct: the network's image")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs (never an input)")
   parser.add_argument("--side_by_side", action="store_true",
@@ -654,7 +690,7 @@ def main(argv=None):
       target = dict(light=target_path) if is_light else dict(
           target_image=targets[target_path])
       relit, result = _relit_photo(relighter, input_photo, **target, size=size,
-                                   upsample=args.upsample)
+                                   upsample=args.upsample, form=args.form)
       if is_light:
         full_targets[target_path] = result.target_low  # the light as mixed for this input
       if args.side_by_side:

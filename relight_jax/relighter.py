@@ -29,7 +29,8 @@ from relight_jax.inference import trained_model
 class Relighter(trained_model.InferenceModel):
   """An `InferenceModel` that relights a photo when called (module docstring)."""
 
-  def __call__(self, image, target=None, *, light=None, size=None, upsample="guided"):
+  def __call__(self, image, target=None, *, light=None, size=None, upsample="guided",
+               form="ratio"):
     """Relights `image` under the light of `target` or of a label such as "W,3500".
 
     Args:
@@ -39,19 +40,21 @@ class Relighter(trained_model.InferenceModel):
       size: the network's working resolution (default: the one it was trained at).
       upsample: 'guided' (the change carried to full resolution along the photo's edges)
         or 'bicubic'.
+      form: 'ratio' (the photo's own colours and exposure, only the change of light
+        applied) or 'direct' (the network's image); relight.FORMS.
 
     Returns:
       The relit photo, of `image`'s kind and size (module docstring).
 
     Raises:
       image_io.ImageError: an image cannot be read (the message names it).
-      relight.RelightError: bad `size`, `upsample` or `light`, or both or neither of
+      relight.RelightError: bad `size`, `upsample`, `form` or `light`, or both or neither of
         `target` and `light`.
     """
     name = None if isinstance(image, (str, os.PathLike, Image.Image)) else "image"
     photo = photo_lib.load_photo(image, name=name)
     relit = relight.relight_photo(self, photo, target, light=light, size=size,
-                                  upsample=upsample)
+                                  upsample=upsample, form=form)
     if isinstance(image, (str, os.PathLike, Image.Image)):
       return _pil_image(relit)
     return _like(relit, np.asarray(image))

@@ -61,7 +61,9 @@ def _fake_model():
       relight_fn=relight_fn, image_size=16, size_multiple=8, description="fake",
       relight_light_fn=relight_light_fn, any_label_temperature=True,
       envmap_convention="original",
-      estimate_light_fn=lambda image: (np.full(len(image), 90.0), np.full(len(image), 4000.0)))
+      estimate_light_fn=lambda image, white=False: (np.full(len(image), 90.0),
+                                                   np.full(len(image), 4000.0)),
+      relight_own_fn=lambda image: np.asarray(image))
 
 
 def test_the_handlers_write_full_resolution_results(tmp_path):

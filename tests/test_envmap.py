@@ -36,6 +36,17 @@ def test_v1_colour_matches_colour_science(temperature):
                                atol=1e-5)
 
 
+def test_v1_colours_match_colour_science_across_kang_2002s_range():
+  # Every label temperature (and Kang's range, split at 2222 and 4000 K) without importing
+  # colour-science at run time: the written-out formula must stay colour's.
+  temperatures = [1667, 2222, 2223, 3999.5, 4000, 4001, 6504.38938305, 25000,
+                  *range(lights.LABEL_TEMPERATURE_RANGE_K[0],
+                         lights.LABEL_TEMPERATURE_RANGE_K[1] + 1, 37)]
+  for temperature in temperatures:
+    np.testing.assert_allclose(envmap.colour_science_rgb(temperature),
+                               _reference_rgb(temperature), atol=2e-6, err_msg=temperature)
+
+
 @pytest.mark.parametrize("convention", sorted(envmap.CONVENTIONS))
 def test_colours_go_from_warm_to_white(convention):
   warm, white = envmap.light_rgb(2500, convention), envmap.light_rgb(6500, convention)

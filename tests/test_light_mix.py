@@ -127,7 +127,7 @@ def _fake_relighter(*, any_temperature=False, estimate=(100.0, 4000.0), calls=No
       calls.append((kelvin, direction))
     return np.full(np.shape(input_image), _label_value(kelvin, direction), np.float32)
 
-  def estimate_light_fn(input_image):
+  def estimate_light_fn(input_image, white=False):
     return np.full(len(input_image), estimate[0]), np.full(len(input_image), estimate[1])
 
   return trained_model.InferenceModel(
@@ -195,13 +195,13 @@ def test_a_form_the_model_cannot_make_is_refused_naming_it():
 def test_relight_takes_any_light_and_a_label_as_before():
   relighter = _fake_relighter()
   image = np.full((24, 40, 3), 0.5, np.float32)
-  by_label = relight.relight_detailed(relighter, image, light="E,3500")
+  by_label = relight.relight_detailed(relighter, image, light="E,3500", form="direct")
   np.testing.assert_array_equal(by_label.relit_low, _label_value(3500, 2))
   assert by_label.relit.shape == (24, 40, 3)
   by_label_object = relight.relight_detailed(relighter, image,
-                                             light=relight.LightLabel(3500, 2))
+                                             light=relight.LightLabel(3500, 2), form="direct")
   np.testing.assert_array_equal(by_label_object.relit, by_label.relit)
-  mixed = relight.relight_detailed(relighter, image, light="67.5,3500")
+  mixed = relight.relight_detailed(relighter, image, light="67.5,3500", form="direct")
   assert _label_value(3500, 1) < mixed.relit_low.mean() < _label_value(3500, 2)
 
 

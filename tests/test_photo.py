@@ -51,6 +51,23 @@ def test_sixteen_bit_files_round_trip_exactly(tmp_path, extension, channels):
     assert Image.open(path).getexif()[_CAMERA] == "Test camera"
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_eight_bit_pngs_compressed_in_pieces_are_standard_files(tmp_path, monkeypatch,
+                                                                  channels):
+  # Pieces of 1,000 bytes: many sync-flushed deflate streams in one zlib stream.
+  monkeypatch.setattr(photo_lib, "_ZLIB_PIECE_BYTES", 1000)
+  samples = _codes((37, 45, channels), np.uint8)
+  alpha = samples[..., 3] if channels == 4 else None
+  path = tmp_path / "photo.png"
+  photo_lib.save_photo(path, photo_lib.Photo(samples[..., :3], alpha, b"any profile", _exif()))
+  with Image.open(path) as image:
+    image.load()  # PIL checks each chunk's CRC
+    assert image.mode == ("RGBA" if channels == 4 else "RGB")
+    np.testing.assert_array_equal(np.asarray(image), samples)
+    assert image.info["icc_profile"] == b"any profile"
+    assert image.getexif()[_CAMERA] == "Test camera"
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_orientation_is_applied_and_reset_and_exif_travels(tmp_path, orientation):
   pixels = _codes((12, 20, 3), np.uint8)

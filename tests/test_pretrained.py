@@ -48,3 +48,36 @@ def test_cli_default_model_and_light_labels(tmp_path, capsys):
   with pytest.raises(SystemExit):  # argparse: --light and --target are exclusive
     relight.main([f"--input={photo}", "--light=W,3500", f"--target={photo}",
                   f"--output={tmp_path / 'x.png'}"])
+
+
+@pytest.fixture(scope="module")
+def coffee():
+  """A warm indoor photo with a white cup rim, and the rim's pixels."""
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  photo = data.coffee()  # [400, 600, 3] uint8
+  rim = np.all(photo > 215, axis=-1) & (np.arange(photo.shape[0])[:, None] < 250)
+  return photo, rim
+
+
+def _psnr(image, reference):
+  error = np.mean((image.astype(np.float64) - reference) ** 2)
+  return np.inf if error == 0 else 10 * np.log10(255.0**2 / error)
+
+
+def test_a_photo_relit_to_its_own_light_comes_back_unchanged(coffee):
+  photo, _ = coffee
+  model = relight_jax.load_pretrained()
+  assert _psnr(model(photo, photo), photo) >= 35.0  # the ratio form, the default
+  # The network's own image re-renders the photo as its training scenes looked.
+  assert _psnr(model(photo, photo, form="direct"), photo) < 35.0
+
+
+def test_a_warm_light_warms_a_white_cup_and_a_cooler_one_less(coffee):
+  photo, rim = coffee
+  model = relight_jax.load_pretrained()
+  warmth = lambda image: float(np.mean(image[rim][:, 0].astype(np.float64)
+                                       - image[rim][:, 2]))  # red minus blue
+  ratio = [warmth(model(photo, light=f"W,{kelvin}")) for kelvin in (2500, 3500, 5500)]
+  assert ratio[0] > ratio[1] > warmth(photo) > ratio[2]
+  # The network's image reads the warm photo as lit by ~2500 K: 3500 K cools the rim.
+  assert warmth(model(photo, light="W,3500", form="direct")) < 0 < warmth(photo)

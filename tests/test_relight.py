@@ -102,7 +102,7 @@ def test_relight_any_size_matches_the_model_at_working_resolution(setup):
   size = config.data.image_size  # 32
   photo = _photo(64, 64)
   target = _photo(50, 30, seed=1)
-  result = relight.relight_detailed(relighter, photo, target)
+  result = relight.relight_detailed(relighter, photo, target, form="direct")
   assert result.relit.shape == (64, 64, 3) and result.relit.dtype == np.float32
   assert 0.0 <= result.relit.min() and result.relit.max() <= 1.0
   # The network sees the 2x2 block means of the photo (independent reference).
@@ -113,8 +113,29 @@ def test_relight_any_size_matches_the_model_at_working_resolution(setup):
           result.input_low[None], result.target_low[None])[0]
   np.testing.assert_allclose(result.relit_low, direct, atol=1e-5)
   # Deterministic, and paths / PIL images / arrays all give the same result.
-  again = relight.relight(relighter, Image.fromarray(photo), Image.fromarray(target))
+  again = relight.relight(relighter, Image.fromarray(photo), Image.fromarray(target),
+                          form="direct")
   np.testing.assert_array_equal(again, result.relit)
+
+
+def test_the_ratio_form_applies_the_networks_change_of_light_to_the_input(setup):
+  _, _, _, relighter, _ = setup
+  photo = _photo(64, 64)
+  target = _photo(50, 30, seed=1)
+  direct = relight.relight_detailed(relighter, photo, target, form="direct")
+  ratio = relight.relight_detailed(relighter, photo, target)  # the default
+  own = np.asarray(relighter.relight_fn(ratio.input_low[None], ratio.input_low[None]))[0]
+  # In linear light (IEC 61966-2-1, written out): input * relit / own, e = 0.01.
+  linear = lambda srgb: np.where(srgb <= 0.04045, srgb / 12.92,
+                                 ((srgb + 0.055) / 1.055) ** 2.4) + 0.01
+  expected = np.clip(linear(ratio.input_low) * linear(direct.relit_low) / linear(own) - 0.01,
+                     0, 1)
+  np.testing.assert_allclose(gu.srgb_to_linear(ratio.relit_low), expected, atol=1e-5)
+  # A photo relit to its own light is the photo.
+  np.testing.assert_allclose(relight.relight(relighter, photo, photo), photo / 255.0,
+                             atol=0.5 / 255)
+  with pytest.raises(relight.RelightError, match="form='network': expected one of"):
+    relight.relight(relighter, photo, target, form="network")
 
 
 def test_non_square_input_size_override_and_bicubic(setup):

@@ -1,5 +1,6 @@
 """Relighting by a light label (--light=W,3500) and the bundled model (load_pretrained)."""
 
+import colorsys
 import json
 import subprocess
 import sys
@@ -89,6 +90,28 @@ def test_envmap_models_relight_by_the_generated_envmap(name, convention):
   np.testing.assert_allclose(relighter.relight_light_fn(image, 3500, 6), expected, atol=1e-6)
   # Another light gives another image.
   assert not np.allclose(relighter.relight_light_fn(image, 3500, 2), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["envmap", "envmap_scene", "geometry_envmap"])
+def test_the_ratio_forms_reference_is_the_estimated_light_in_the_renderers_white(name):
+  config = load_config(name, "smoke", **{"model.envmap_convention": "v1"})
+  model = registry.create_model(config.model)
+  variables = _variables(model)
+  relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
+  image = np.random.default_rng(2).uniform(size=(1, 32, 32, 3)).astype(np.float32)
+  own = relighter.relight_own_fn(image)
+  estimate = np.asarray(model.apply(variables, image, train=False, method="encode")["light"])
+  # The estimate's direction and strength, the 6500 K light's colour (largest channel 1).
+  white = envmap.light_rgb(6500, "v1")
+  if name == "envmap_scene":  # hue and saturation, then the 16 x 32 values
+    neutral = estimate.copy()
+    neutral[:, :2] = np.array(colorsys.rgb_to_hsv(*white)[:2]) * lights.ENVMAP_PEAK
+  else:
+    neutral = estimate.max(axis=-1, keepdims=True) * white
+  expected = _relight_with_light(model)(variables, image, neutral)
+  np.testing.assert_allclose(own, expected, atol=2e-5)
+  # The light that keeps the input's colour in the ratio form: that white.
+  assert relighter.estimate_light_fn(image, white=True)[1][0] == 6500
 
 
 def test_illumination_predictor_uses_its_training_images_of_that_light(tiny_data_dir, tmp_path):
@@ -194,6 +217,23 @@ def test_a_damaged_or_mismatched_bundle_is_refused(bundle, tmp_path):
   (tmp_path / "bundle.json").unlink()
   with pytest.raises(FileNotFoundError, match="bundle.json: no such file"):
     trained_model.load_pretrained(tmp_path)
+
+
+def test_an_intact_bundle_loads_without_tracing_the_model(bundle, tmp_path, monkeypatch):
+  _, folder, manifest, _, _ = bundle
+  for name in ("bundle.json", "config.json", "variables.msgpack"):
+    (tmp_path / name).write_bytes((folder / name).read_bytes())
+  traced = []
+  init_variables = state_lib.init_variables
+  monkeypatch.setattr(state_lib, "init_variables",
+                      lambda *args: traced.append(1) or init_variables(*args))
+  trained_model.load_pretrained(tmp_path)
+  assert not traced
+  # A bundle written before the manifest held the config's sha256: checked by a trace.
+  manifest = {key: value for key, value in manifest.items() if key != "config_sha256"}
+  (tmp_path / "bundle.json").write_text(json.dumps(manifest))
+  assert trained_model.load_pretrained(tmp_path).image_size == manifest["image_size"]
+  assert traced
 
 
 def test_figures_command_draws_the_readme_pictures(bundle, tiny_data_dir, tmp_path):

@@ -49,7 +49,6 @@ import colorsys
 import dataclasses
 import functools
 import os
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -62,23 +61,51 @@ ENVMAP_WIDTH = 32
 # Report §3.4: σ equal to 10% of the environment map height.
 SIGMA_FRACTION_OF_HEIGHT = 0.1
 ENVMAP_PEAK = lights.ENVMAP_PEAK  # 0..255, the original's units (see lights.py)
+# The renderer's white: its lights are linear sRGB colours (D65 white, about 6504 K),
+# so a white object under a 6500 K light renders white; warmer lights render it orange.
+NEUTRAL_K = 6500
 # The original's light colours (utils/envmap.py, COLORS_HSV): (hue, saturation) in 0..255
 # units, hue 255 = one turn (EnvmapGeneration.ipynb made them with colorsys), value 255.
 ORIGINAL_HSV = {2500: (14, 231), 3500: (19, 192), 4500: (22, 132), 5500: (24, 65),
                 6500: (54, 0)}
 
 
+# colour-science's sRGB (IEC 61966-2-1) XYZ -> linear RGB matrix, D65 white: the light's
+# white point is the colourspace's, so `colour.XYZ_to_sRGB` adapts nothing.
+_XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986],
+                         [-0.9689, 1.8758, 0.0415],
+                         [0.0557, -0.2040, 1.0570]])
+
+
+def _kang_2002_xy(temperature_k: float) -> tuple[float, float]:
+  """CIE xy of a colour temperature on the Planckian locus (Kang et al. 2002, the cubic
+  splines of `colour.temperature.CCT_to_xy_Kang2002`).
+
+  Written out instead of calling colour-science: its import (scipy, matplotlib) would be
+  most of a light label's relighting; tests/test_envmap.py checks it against colour.
+  """
+  t = float(temperature_k)
+  if t <= 4000:
+    x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+  else:
+    x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.24039
+  if t <= 2222:
+    y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+  elif t <= 4000:
+    y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+  else:
+    y = 3.0817580 * x**3 - 5.8733867 * x**2 + 3.75112997 * x - 0.37001483
+  return x, y
+
+
 @functools.cache
 def _light_rgb(temperature_k: float) -> tuple[float, float, float]:
-  # Imported here: colour-science is slow to import, and only the v1 convention and the
-  # light glyphs need it (the training step and relighting by image never do).
-  with warnings.catch_warnings():
-    # Without matplotlib (the core install) colour-science warns on import that its
-    # plotting is unavailable: nothing here plots.
-    warnings.filterwarnings("ignore", message='"Matplotlib" related API features')
-    import colour  # pylint: disable=g-import-not-at-top
-  xy = colour.temperature.CCT_to_xy(float(temperature_k), method="Kang 2002")
-  rgb = np.clip(colour.XYZ_to_sRGB(colour.xy_to_XYZ(xy)), 0.0, None)
+  x, y = _kang_2002_xy(temperature_k)
+  linear = _XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])  # XYZ with Y = 1
+  # The sRGB curve on the scaled values, as colour.XYZ_to_sRGB encodes (negatives clip).
+  rgb = np.where(linear <= 0.0031308, 12.92 * linear,
+                 1.055 * np.abs(linear) ** (1 / 2.4) - 0.055)
+  rgb = np.clip(rgb, 0.0, None)
   return tuple(float(c) for c in rgb / rgb.max())
 
 

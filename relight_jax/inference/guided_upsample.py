@@ -148,6 +148,28 @@ def linear_to_srgb(image):
                   1.055 * np.maximum(image, 0.0031308) ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
+def ratio_relit(input_low, relit_low, own_low, ratio_epsilon=0.01):
+  """The input times the network's change of light, in linear light (relight.py's ratio form).
+
+  input_low * relit_low / own_low, where own_low is the network's relighting of the input
+  to its own estimated light: what the network cannot reproduce of the input (its white
+  balance, exposure, detail) cancels, and only the difference between the two lights is
+  applied. An input relit to its own light comes back unchanged.
+
+  Args:
+    input_low, relit_low, own_low: float [..., 3] sRGB in [0, 1], at one resolution.
+    ratio_epsilon: e added to linear values, as `guided_upsample`'s: the ratio stays
+      finite in black.
+
+  Returns:
+    float32 [..., 3] sRGB in [0, 1] (clipped).
+  """
+  epsilon = np.float32(ratio_epsilon)
+  input_linear, relit_linear, own_linear = (srgb_to_linear(image) + epsilon
+                                            for image in (input_low, relit_low, own_low))
+  return linear_to_srgb(input_linear * relit_linear / own_linear - epsilon)
+
+
 def box_filter(image, radius):
   """Mean over the (2r+1) x (2r+1) window, over the pixels inside the image.
 

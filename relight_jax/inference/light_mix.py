@@ -177,11 +177,14 @@ class LightMixer:
   A sweep over azimuths at one temperature needs only the 8 directions' outputs.
   """
 
-  def __init__(self, relighter, input_low):
+  def __init__(self, relighter, input_low, *, white=False):
     """
     Args:
       relighter: a `trained_model.InferenceModel` that relights by light labels.
       input_low: [S, S, 3] float32 in [0, 1], the input at the working resolution.
+      white: the input's own light is taken as white (the ratio form, relight.py): a
+        light that keeps the input's colour is the renderer's white, and a relative
+        temperature counts from it.
     """
     if relighter.relight_light_fn is None:
       raise LightMixError(f"{relighter.description} cannot relight by a light (an exported "
@@ -191,11 +194,13 @@ class LightMixer:
     self.input_low = np.asarray(input_low, np.float32)
     self._outputs = {}
     self._estimate = None
+    self._white = white
 
   def estimate(self):
     """(azimuth deg, kelvin) of the input's light as the model estimates it, or None."""
     if self._estimate is None and self.relighter.estimate_light_fn is not None:
-      azimuths, kelvins = self.relighter.estimate_light_fn(self.input_low[None])
+      azimuths, kelvins = self.relighter.estimate_light_fn(self.input_low[None],
+                                                           white=self._white)
       self._estimate = (float(np.asarray(azimuths)[0]), float(np.asarray(kelvins)[0]))
     return self._estimate
 

@@ -26,6 +26,7 @@ import stat
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from relight_jax.common import atomic
@@ -60,9 +61,14 @@ class InferenceModel:
       only a rendered one (lights.parse_light).
     envmap_convention: the generated envmaps the model learned (model.envmap_convention,
       data/envmap.py): a light label's picture is drawn in it; "" where unknown.
-    estimate_light_fn: (input_image [B, S, S, 3]) -> (azimuth deg [B], kelvin [B]), the
-      model's own estimate of an image's light (its envmap or its prediction); None
-      where the model cannot (an exported function).
+    estimate_light_fn: (input_image [B, S, S, 3], white=False) -> (azimuth deg [B],
+      kelvin [B]), the model's own estimate of an image's light (its envmap or its
+      prediction); with `white`, an envmap model's kelvin is the renderer's white
+      (envmap.NEUTRAL_K), the light `relight_own_fn` relights by. None where the model
+      cannot (an exported function).
+    relight_own_fn: (input_image [B, S, S, 3]) -> the input relit under the model's own
+      estimate of its light, coloured white for an envmap model: the denominator of the
+      ratio form (relight.py); None where `relight_light_fn` is.
   """
 
   relight_fn: Callable
@@ -74,6 +80,7 @@ class InferenceModel:
   any_label_temperature: bool = False
   envmap_convention: str = ""
   estimate_light_fn: Callable | None = None
+  relight_own_fn: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,8 +192,36 @@ class _LightRelighter:
         variables, image, light, method="relight_with_light"))
     self._encode = jax.jit(lambda variables, image: model.apply(
         variables, image, train=False, method="encode"))
+
+    def own(variables, image):
+      light = model.apply(variables, image, train=False, method="encode")["light"]
+      return model.apply(variables, image, self._neutral(light).astype(jnp.float32),
+                         method="relight_with_light")
+
+    self._own = jax.jit(own)
     self.variables = variables
     self._references = {}
+
+  def _neutral(self, own):
+    """An estimated light latent with the renderer's white colour (envmap.NEUTRAL_K).
+
+    A light label's kelvin are the renderer's: a 3500 K light is orange beside its
+    6500 K white. A photo's camera has white-balanced its light, but the model, trained
+    on renders, reads a warm photo's colours as a warm light (a red cup and brown wood
+    as 2500 K): relit from that estimate, a "warm" 3500 K label cools it. The photo's
+    own light is taken as white instead, in the direction and strength estimated.
+    Latents with no colour of their own (a free feature map) stay as estimated.
+    """
+    # Imported here: the envmaps (and the model code) are not needed by exported files.
+    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
+    convention = self.config.model.envmap_convention
+    if self.spec.light_output == "envmap":  # [b, 16, 32, 3], colour * brightness
+      return jnp.max(own, axis=-1, keepdims=True) * envmap.light_rgb(envmap.NEUTRAL_K,
+                                                                    convention)
+    if self.spec.light_output == "envmap_hsv":  # [b, 2 + 16 * 32]: hue, saturation, values
+      hue, saturation = envmap.convention(convention).hue_saturation(envmap.NEUTRAL_K)
+      return own.at[:, :2].set(jnp.array([hue, saturation]) * envmap.ENVMAP_PEAK)
+    return own
 
   def light_latent(self, temperature_k, direction_index):
     """The light latent [1, ...] of a light (the model spec's `label_light`)."""
@@ -214,12 +249,13 @@ class _LightRelighter:
       self._references[key] = np.mean(np.asarray(latents), axis=0, keepdims=True)
     return self._references[key]
 
-  def estimate(self, input_image):
+  def estimate(self, input_image, white=False):
     """The model's estimate of each image's light: (azimuth deg [B], kelvin [B]).
 
     Read from what its encoder predicts (registry.ModelSpec.light_output): the
     IlluminationPredicter's (direction, temperature) as is, an envmap as the light it shows
-    (envmap.estimate_light).
+    (envmap.estimate_light). With `white`, an envmap's kelvin is envmap.NEUTRAL_K, the
+    colour `relight_own` gives the input's light (`_neutral`).
     """
     # Imported here: relighting by a target image never reads an envmap.
     from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
@@ -231,12 +267,22 @@ class _LightRelighter:
       estimates = [envmap.estimate_light(envmap_map, self.config.model.envmap_convention)
                    for envmap_map in np.asarray(encoded["envmap"], np.float32)]
       azimuths, kelvins = (np.asarray(values) for values in zip(*estimates, strict=True))
+      if white:
+        kelvins = np.full_like(kelvins, envmap.NEUTRAL_K, dtype=np.float64)
     return azimuths, np.clip(kelvins, *lights.LABEL_TEMPERATURE_RANGE_K)
 
-  def __call__(self, input_image, temperature_k, direction_index):
+  def _batch_latent(self, input_image, temperature_k, direction_index):
     latent = self.light_latent(temperature_k, direction_index)
     latent = np.broadcast_to(latent, (np.shape(input_image)[0], *latent.shape[1:]))
-    return self._apply(self.variables, input_image, np.asarray(latent, np.float32))
+    return np.asarray(latent, np.float32)
+
+  def __call__(self, input_image, temperature_k, direction_index):
+    return self._apply(self.variables, input_image,
+                       self._batch_latent(input_image, temperature_k, direction_index))
+
+  def relight_own(self, input_image):
+    """The input relit under its own estimated light, coloured white (`_neutral`)."""
+    return self._own(self.variables, np.asarray(input_image, np.float32))
 
 
 def from_model(model, variables, model_config, image_size, description="", config=None):
@@ -262,7 +308,8 @@ def from_model(model, variables, model_config, image_size, description="", confi
                         relight_light_fn=light_fn, light_source=light_source,
                         any_label_temperature=spec.any_label_temperature,
                         envmap_convention=model_config.envmap_convention,
-                        estimate_light_fn=light_fn.estimate if light_fn else None)
+                        estimate_light_fn=light_fn.estimate if light_fn else None,
+                        relight_own_fn=light_fn.relight_own if light_fn else None)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):
@@ -333,12 +380,17 @@ def save_bundle(workdir, folder, *, step=None):
   manifest = {"model": config.model.name, "step": int(step),
               "image_size": int(config.data.image_size),
               "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+              "config_sha256": _file_sha256(folder / BUNDLE_CONFIG),
               "workdir": pathlib.Path(workdir).name}
   atomic.write_text(folder / BUNDLE_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
   return manifest
 
 
 _BUNDLE_FILES = (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)
+
+
+def _file_sha256(path):
+  return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
 class BundleError(ValueError):
@@ -406,8 +458,7 @@ def load_pretrained(folder=None):
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
-  from relight_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
-  from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
+  from relight_jax.training import config_file  # pylint: disable=g-import-not-at-top
   folder = bundle_folder(folder)
   paths = [folder / name for name in (BUNDLE_MANIFEST, BUNDLE_CONFIG, BUNDLE_VARIABLES)]
   for path in paths:
@@ -423,11 +474,27 @@ def load_pretrained(folder=None):
     raise ValueError(f"{paths[0]}: expected a JSON object holding the variables' sha256, "
                      f"found a {type(manifest).__name__} without it; write the bundle again "
                      "with python -m relight_jax.pretrained")
-  config = checkpointing.load_config(paths[1])
+  config = config_file.load_config(paths[1])
   data = paths[2].read_bytes()
   if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
     raise ValueError(f"{paths[2]}: damaged: its sha256 does not match {paths[0]}")
   restored = serialization.msgpack_restore(data)
+  if manifest.get("config_sha256") != _file_sha256(paths[1]):
+    # A config edited since save_bundle wrote the pair (or an older bundle, which did
+    # not record it): check the variables against the model it describes, which traces
+    # the model's init. An intact bundle needs no check: both files came from one
+    # checkpoint, and the sha256s say that they are still those.
+    _check_bundle_shapes(config, restored, paths[1], paths[2])
+  variables = jax.device_put(restored)
+  model = registry.create_model(config.model)
+  return from_model(model, variables, config.model, config.data.image_size,
+                    f"{folder} ({config.model.name}, step {manifest.get('step', '?')})",
+                    config=config)
+
+
+def _check_bundle_shapes(config, restored, config_path, variables_path):
+  """ValueError unless `restored` has the shapes of `config`'s model's variables."""
+  from relight_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   expected = jax.eval_shape(lambda key: state_lib.init_variables(config, key),
                             state_lib.init_key(0))
   shapes = lambda tree: {jax.tree_util.keystr(path): tuple(np.shape(leaf))
@@ -435,13 +502,8 @@ def load_pretrained(folder=None):
   found, wanted = shapes(restored), shapes(expected)
   if found != wanted:
     differing = sorted(set(found.items()) ^ set(wanted.items()))[:3]
-    raise ValueError(f"{paths[2]} does not hold the variables of {paths[1]}'s "
+    raise ValueError(f"{variables_path} does not hold the variables of {config_path}'s "
                      f"{config.model.name} model (e.g. {differing})")
-  variables = jax.tree_util.tree_map(jax.numpy.asarray, restored)
-  model = registry.create_model(config.model)
-  return from_model(model, variables, config.model, config.data.image_size,
-                    f"{folder} ({config.model.name}, step {manifest.get('step', '?')})",
-                    config=config)
 
 
 def load_exported(path):

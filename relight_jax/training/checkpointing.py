@@ -42,14 +42,12 @@ import shutil
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from relight_jax.common import atomic
-from relight_jax.config import config_utils
-from relight_jax.models import registry
+from relight_jax.training import config_file
 from relight_jax.training import state as state_lib
 
 CONFIG_FILE = "config.json"
@@ -158,94 +156,12 @@ def remove_unfinished(directory):
   return removed
 
 
-def save_config(config, path):
-  """Writes `config` as JSON to `path` atomically (a workdir's `config.json`)."""
-  atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
-
-
-def load_config(path):
-  """Reads a config written by `save_config`; tuples come back as tuples.
-
-  Raises:
-    FileNotFoundError: no file at `path`.
-    ValueError: not JSON, or keys other than this version's (named, with defaults).
-  """
-  path = pathlib.Path(path)
-  try:
-    raw = json.loads(path.read_text())
-  except FileNotFoundError:
-    raise FileNotFoundError(f"no config at {path}: is this a training workdir?") from None
-  except json.JSONDecodeError as error:
-    raise ValueError(f"{path} is not valid JSON: {error}") from None
-
-  def to_tuples(value):
-    if isinstance(value, list):
-      return tuple(to_tuples(item) for item in value)
-    if isinstance(value, dict):
-      return {key: to_tuples(item) for key, item in value.items()}
-    return value
-
-  config = ml_collections.ConfigDict(to_tuples(raw))
-  _add_switched_off_features(config, path)
-  _check_keys(config, path)
-  return config
-
-
-# Keys added after workdirs were written, each with the value that does what the code did
-# before the key existed (a feature switched off): a config.json lacking them means that.
-# Any other missing key is an error (_check_keys): its old meaning is unknown.
-ADDED_KEYS = {
-    "model.relit_shading": False,
-    "loss.shading_weight": 0.0,
-    "loss.relit_shading_weight": 0.0,
-    "eval.data": "",
-    "model.envmap_convention": "v1",
-}
-
-
-def _add_switched_off_features(config, path):
-  for dotted, value in ADDED_KEYS.items():
-    section, key = dotted.split(".")
-    if section in config and key not in config[section]:
-      logging.info("%s predates %s: reading it as %r (the behaviour before it existed)",
-                   path, dotted, value)
-      config[section][key] = value
-
-
-def _check_keys(config, path):
-  """Raises unless `config` has exactly the keys this version declares for its model.
-
-  A config.json written by another version of relight_jax would otherwise be read with
-  silent defaults for what it lacks; the message names each key and its current default.
-  The reference is the config file of the model's spec (models/registry.py).
-  """
-  name = config.get("model", {}).get("name")
-  try:
-    spec = registry.spec_of(name)
-  except ValueError as error:
-    raise ValueError(f"{path}: {error}") from None
-  reference = config_utils.config_from_file(spec.config_file)
-  flat = dict(_flat_items(reference.to_dict()))
-  found = {key for key, _ in _flat_items(config.to_dict())}
-  missing, unknown = sorted(set(flat) - found), sorted(found - set(flat))
-  if not missing and not unknown:
-    return
-  parts = []
-  if missing:
-    parts.append("it lacks " + ", ".join(f"{key} (default {flat[key]!r})" for key in missing))
-  if unknown:
-    parts.append("this version has no " + ", ".join(unknown))
-  raise ValueError(f"{path} was written by another version of relight_jax: "
-                   f"{'; '.join(parts)}. Edit it (add the keys with the values the run "
-                   "used, remove the others) or train again in a new workdir.")
-
-
-def _flat_items(tree, prefix=""):
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      yield from _flat_items(value, f"{prefix}{key}.")
-    else:
-      yield f"{prefix}{key}", value
+# The config file's reading and writing live in config_file.py (which loading a bundled
+# model imports without orbax); their names stay here for the workdir code and tests.
+save_config = config_file.save_config
+load_config = config_file.load_config
+ADDED_KEYS = config_file.ADDED_KEYS
+_flat_items = config_file._flat_items  # pylint: disable=protected-access
 
 
 class CheckpointManager(ocp.CheckpointManager):
