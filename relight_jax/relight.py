@@ -246,7 +246,7 @@ def _checked_request(relighter, target_image, light, upsample, form):
     raise RelightError("give exactly one of a target image and a light label")
   if light is not None:
     light = lighting_of(relighter, light)
-  if light is not None and form == "ratio" and relighter.relight_own_fn is None:
+  if light is not None and form == "ratio" and relighter.estimate_light_fn is None:
     raise RelightError(f"form='ratio': {relighter.description} cannot estimate the input's "
                        "own light; pass form='direct' (--form=direct)")
   return light
@@ -266,18 +266,23 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample, f
     if form == "ratio":
       own_low = relighter.relight_fn(input_low[None], input_low[None])
   else:
-    # In the ratio form the input's own light is white (trained_model._neutral): a light
-    # that keeps the input's colour is white too.
+    # In the ratio form the input's own light is the model's estimate of its direction
+    # in the renderer's white (a camera white-balanced it; the model, trained on renders,
+    # reads a warm photo's colours as a warm light), made like the target light: the
+    # ratio is then the model's change between two lights of one kind, and exactly 1
+    # when the target is the input's own light.
     mixer = light_mix.LightMixer(relighter, input_low, white=form == "ratio")
     try:
       relit_low, target_low = mixer.relight(light)
+      if form == "ratio":
+        own_low = mixer.relight(mixer.own_lighting())[0][None]
     except ValueError as error:
       raise RelightError(str(error)) from None
-    if form == "ratio":
-      own_low = relighter.relight_own_fn(input_low[None])
   if form == "ratio":
+    keep_colour = light is not None and all(
+        term.temperature_k is None and not term.temperature_shift_k for term in light.terms)
     relit_low = guided_upsample_lib.ratio_relit(
-        input_low, relit_low, np.asarray(jax.device_get(own_low))[0])
+        input_low, relit_low, np.asarray(jax.device_get(own_low))[0], keep_colour=keep_colour)
   if upsample == "guided":
     relit = guided_upsample_lib.guided_upsample(input_full, input_low, relit_low)
   else:

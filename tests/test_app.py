@@ -62,8 +62,7 @@ def _fake_model():
       relight_light_fn=relight_light_fn, any_label_temperature=True,
       envmap_convention="original",
       estimate_light_fn=lambda image, white=False: (np.full(len(image), 90.0),
-                                                   np.full(len(image), 4000.0)),
-      relight_own_fn=lambda image: np.asarray(image))
+                                                   np.full(len(image), 4000.0)))
 
 
 def test_the_handlers_write_full_resolution_results(tmp_path):

@@ -268,3 +268,23 @@ def test_animation_formats_are_refused_in_one_line(tmp_path, monkeypatch):
 def test_an_mp4_is_written_where_its_writer_is_installed(tmp_path):
   animation.write_animation(tmp_path / "sweep.mp4", _frames(6, 21, 31))
   assert (tmp_path / "sweep.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+def test_the_ratio_form_applies_the_change_of_light_and_by_direction_keeps_colour():
+  rng = np.random.default_rng(5)
+  input_low, relit_low, own_low = (rng.uniform(0.05, 0.95, (8, 8, 3)).astype(np.float32)
+                                   for _ in range(3))
+  np.testing.assert_allclose(guided_upsample.ratio_relit(input_low, own_low, own_low),
+                             input_low, atol=1e-5)
+  linear = lambda image: guided_upsample.srgb_to_linear(image) + 0.01
+  relit = guided_upsample.ratio_relit(input_low, relit_low, own_low)
+  change = linear(relit_low) / linear(own_low)
+  np.testing.assert_allclose(linear(np.clip(relit, 0, 1)),
+                             np.clip(linear(input_low) * change, 0.01, 1.01), rtol=1e-3)
+  # By direction alone: one change for the three channels, so each pixel keeps its colour.
+  kept = linear(guided_upsample.ratio_relit(input_low, relit_low, own_low, keep_colour=True))
+  unclipped = ((kept > 0.0101) & (kept < 1.0)).all(axis=-1)
+  assert unclipped.sum() > 20
+  chroma = lambda image: image / image.sum(axis=-1, keepdims=True)
+  np.testing.assert_allclose(chroma(kept)[unclipped], chroma(linear(input_low))[unclipped],
+                             rtol=1e-3)

@@ -148,7 +148,7 @@ def linear_to_srgb(image):
                   1.055 * np.maximum(image, 0.0031308) ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
-def ratio_relit(input_low, relit_low, own_low, ratio_epsilon=0.01):
+def ratio_relit(input_low, relit_low, own_low, ratio_epsilon=0.01, *, keep_colour=False):
   """The input times the network's change of light, in linear light (relight.py's ratio form).
 
   input_low * relit_low / own_low, where own_low is the network's relighting of the input
@@ -160,6 +160,9 @@ def ratio_relit(input_low, relit_low, own_low, ratio_epsilon=0.01):
     input_low, relit_low, own_low: float [..., 3] sRGB in [0, 1], at one resolution.
     ratio_epsilon: e added to linear values, as `guided_upsample`'s: the ratio stays
       finite in black.
+    keep_colour: only the change's luminance is applied, the same to every channel: a
+      light asked for by its direction alone keeps the input's colour in every pixel,
+      where the network's outputs for two directions differ in colour here and there.
 
   Returns:
     float32 [..., 3] sRGB in [0, 1] (clipped).
@@ -167,7 +170,10 @@ def ratio_relit(input_low, relit_low, own_low, ratio_epsilon=0.01):
   epsilon = np.float32(ratio_epsilon)
   input_linear, relit_linear, own_linear = (srgb_to_linear(image) + epsilon
                                             for image in (input_low, relit_low, own_low))
-  return linear_to_srgb(input_linear * relit_linear / own_linear - epsilon)
+  change = relit_linear / own_linear
+  if keep_colour:
+    change = (change @ _LUMINANCE)[..., None]
+  return linear_to_srgb(input_linear * change - epsilon)
 
 
 def box_filter(image, radius):

@@ -204,6 +204,11 @@ class LightMixer:
       self._estimate = (float(np.asarray(azimuths)[0]), float(np.asarray(kelvins)[0]))
     return self._estimate
 
+  def own_lighting(self):
+    """The input's own light as the model estimates it, as a `lights.Lighting`."""
+    azimuth, kelvin = self.estimate()
+    return lights.parse_lighting(f"{azimuth % 360.0:.6g},{kelvin:.6g}K")
+
   def weights(self, lighting):
     """{(kelvin, direction_index): weight} of a lighting for this input and model."""
     lighting = lights.parse_lighting(lighting)

@@ -26,7 +26,6 @@ import stat
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from relight_jax.common import atomic
@@ -64,11 +63,8 @@ class InferenceModel:
     estimate_light_fn: (input_image [B, S, S, 3], white=False) -> (azimuth deg [B],
       kelvin [B]), the model's own estimate of an image's light (its envmap or its
       prediction); with `white`, an envmap model's kelvin is the renderer's white
-      (envmap.NEUTRAL_K), the light `relight_own_fn` relights by. None where the model
-      cannot (an exported function).
-    relight_own_fn: (input_image [B, S, S, 3]) -> the input relit under the model's own
-      estimate of its light, coloured white for an envmap model: the denominator of the
-      ratio form (relight.py); None where `relight_light_fn` is.
+      (envmap.NEUTRAL_K): the input's own light in the ratio form (relight.py). None
+      where the model cannot (an exported function).
   """
 
   relight_fn: Callable
@@ -80,7 +76,6 @@ class InferenceModel:
   any_label_temperature: bool = False
   envmap_convention: str = ""
   estimate_light_fn: Callable | None = None
-  relight_own_fn: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,36 +187,8 @@ class _LightRelighter:
         variables, image, light, method="relight_with_light"))
     self._encode = jax.jit(lambda variables, image: model.apply(
         variables, image, train=False, method="encode"))
-
-    def own(variables, image):
-      light = model.apply(variables, image, train=False, method="encode")["light"]
-      return model.apply(variables, image, self._neutral(light).astype(jnp.float32),
-                         method="relight_with_light")
-
-    self._own = jax.jit(own)
     self.variables = variables
     self._references = {}
-
-  def _neutral(self, own):
-    """An estimated light latent with the renderer's white colour (envmap.NEUTRAL_K).
-
-    A light label's kelvin are the renderer's: a 3500 K light is orange beside its
-    6500 K white. A photo's camera has white-balanced its light, but the model, trained
-    on renders, reads a warm photo's colours as a warm light (a red cup and brown wood
-    as 2500 K): relit from that estimate, a "warm" 3500 K label cools it. The photo's
-    own light is taken as white instead, in the direction and strength estimated.
-    Latents with no colour of their own (a free feature map) stay as estimated.
-    """
-    # Imported here: the envmaps (and the model code) are not needed by exported files.
-    from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
-    convention = self.config.model.envmap_convention
-    if self.spec.light_output == "envmap":  # [b, 16, 32, 3], colour * brightness
-      return jnp.max(own, axis=-1, keepdims=True) * envmap.light_rgb(envmap.NEUTRAL_K,
-                                                                    convention)
-    if self.spec.light_output == "envmap_hsv":  # [b, 2 + 16 * 32]: hue, saturation, values
-      hue, saturation = envmap.convention(convention).hue_saturation(envmap.NEUTRAL_K)
-      return own.at[:, :2].set(jnp.array([hue, saturation]) * envmap.ENVMAP_PEAK)
-    return own
 
   def light_latent(self, temperature_k, direction_index):
     """The light latent [1, ...] of a light (the model spec's `label_light`)."""
@@ -254,8 +221,10 @@ class _LightRelighter:
 
     Read from what its encoder predicts (registry.ModelSpec.light_output): the
     IlluminationPredicter's (direction, temperature) as is, an envmap as the light it shows
-    (envmap.estimate_light). With `white`, an envmap's kelvin is envmap.NEUTRAL_K, the
-    colour `relight_own` gives the input's light (`_neutral`).
+    (envmap.estimate_light). With `white`, an envmap's kelvin is envmap.NEUTRAL_K: a
+    photo's camera has white-balanced its light, but the model, trained on renders
+    whose white is a 6500 K light, reads a warm photo's colours as a warm light (a red
+    cup and brown wood as 2500 K), from which a "warm" 3500 K label would cool it.
     """
     # Imported here: relighting by a target image never reads an envmap.
     from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
@@ -279,10 +248,6 @@ class _LightRelighter:
   def __call__(self, input_image, temperature_k, direction_index):
     return self._apply(self.variables, input_image,
                        self._batch_latent(input_image, temperature_k, direction_index))
-
-  def relight_own(self, input_image):
-    """The input relit under its own estimated light, coloured white (`_neutral`)."""
-    return self._own(self.variables, np.asarray(input_image, np.float32))
 
 
 def from_model(model, variables, model_config, image_size, description="", config=None):
@@ -308,8 +273,7 @@ def from_model(model, variables, model_config, image_size, description="", confi
                         relight_light_fn=light_fn, light_source=light_source,
                         any_label_temperature=spec.any_label_temperature,
                         envmap_convention=model_config.envmap_convention,
-                        estimate_light_fn=light_fn.estimate if light_fn else None,
-                        relight_own_fn=light_fn.relight_own if light_fn else None)
+                        estimate_light_fn=light_fn.estimate if light_fn else None)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):
