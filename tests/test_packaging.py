@@ -77,8 +77,8 @@ def test_the_wheel_holds_the_configs_license_and_console_scripts(installed, tmp_
   assert sorted(path.name for path in pathlib.Path(configs).glob("*.py")) == sorted(
       path.name for path in (REPO / "configs").glob("*.py"))
   assert license_name == "MIT"
-  assert scripts == str(["relight", "relight-jax", "relight-jax-build", "relight-jax-demo",
-                         "relight-jax-export"])
+  assert scripts == str(["relight", "relight-jax", "relight-jax-app", "relight-jax-build",
+                         "relight-jax-demo", "relight-jax-export"])
 
 
 def test_installed_commands_run_from_any_directory(installed, tiny_data_dir, tmp_path):
