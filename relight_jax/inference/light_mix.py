@@ -48,13 +48,15 @@ class Light:
   intensity: float = 1.0
 
 
-def resolve(lighting, estimate=None):
+def resolve(lighting, estimate=None, *, white=False):
   """The `Light`s of a lighting, its left-out fields read from the input's estimate.
 
   Args:
     lighting: a `lights.Lighting` or its text.
     estimate: (azimuth deg, kelvin) of the input's light; needed only where a field is
       left out.
+    white: the estimate's kelvin is the renderer's white taken for the input's light
+      (LightMixer), not a measurement (it names the reason in an error).
 
   Returns:
     A tuple of `Light`.
@@ -75,6 +77,13 @@ def resolve(lighting, estimate=None):
     if temperature is None:
       temperature = float(estimate[1]) + term.temperature_shift_k
       low, high = lights.LABEL_TEMPERATURE_RANGE_K
+      if not low <= temperature <= high and white:
+        raise LightMixError(
+            f"light {term.text!r}: in the ratio form the input's own light counts as the "
+            f"renderer's white, {float(estimate[1]):.0f} K, and {temperature:.0f} K is "
+            f"outside the training data's {low}-{high} K: make it warmer (a negative "
+            "shift such as -800K), or count from the model's estimate with "
+            "form='direct' (--form=direct)")
       if not low <= temperature <= high:
         raise LightMixError(f"light {term.text!r}: the input's light is about "
                             f"{float(estimate[1]):.0f} K (the model's estimate), and "
@@ -213,7 +222,7 @@ class LightMixer:
     """{(kelvin, direction_index): weight} of a lighting for this input and model."""
     lighting = lights.parse_lighting(lighting)
     estimate = self.estimate() if lighting.needs_estimate else None
-    return label_weights(resolve(lighting, estimate),
+    return label_weights(resolve(lighting, estimate, white=self._white),
                          any_temperature=self.relighter.any_label_temperature)
 
   def output(self, kelvin, direction_index):
