@@ -28,9 +28,9 @@ from the labels' outputs in linear light (inference/light_mix.py: an approximati
 temperature running 2500 -> 6500 K as a GIF (or MP4, or a PNG strip; inference/sweep.py).
 
 --side_by_side writes input | target | result as one image instead of the result alone (for
-a light label, the target is its generated envmap in the model's `model.envmap_convention`:
-the map the model decodes; the bundled model's and older workdirs' put N at the left edge,
-new models' put N in the middle and W left of it, data/envmap.py);
+a light, the target is a picture of it: its generated envmap as the original code lays
+envmaps out, whatever the model decodes: N (behind the scene) in the middle, a light from
+the image's left left of it, from its right right of it, S at the edges; data/envmap.py);
 --jpeg_quality (default 95) sets the quality of .jpg / .jpeg outputs.
 
 --form=ratio (the default) keeps the photo's own colours, white balance and exposure and

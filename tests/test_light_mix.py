@@ -5,6 +5,8 @@ A fake relighter stands in for a model: its output for a label is a flat image w
 value encodes the label, so every mixing weight can be read back exactly.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -288,3 +290,13 @@ def test_the_ratio_form_applies_the_change_of_light_and_by_direction_keeps_colou
   chroma = lambda image: image / image.sum(axis=-1, keepdims=True)
   np.testing.assert_allclose(chroma(kept)[unclipped], chroma(linear(input_low))[unclipped],
                              rtol=1e-3)
+
+
+def test_the_picture_of_a_light_puts_a_light_from_the_right_on_the_right():
+  # Whatever layout the model learned (the bundled model's is "v1": N at the left edge).
+  relighter = dataclasses.replace(_fake_relighter(), envmap_convention="v1")
+  mixer = light_mix.LightMixer(relighter, np.full((SIZE, SIZE, 3), 0.5, np.float32))
+  for light, side in (("E,3500", slice(17, 32)), ("W,3500", slice(0, 16))):
+    picture = mixer.relight(light)[1]
+    column = int(np.argmax(picture.sum(axis=(0, 2))))
+    assert column in range(32)[side], (light, column)

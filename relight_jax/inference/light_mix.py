@@ -244,5 +244,6 @@ class LightMixer:
     """
     weights = self.weights(lighting)
     outputs = {label: self.output(*label) for label in weights}
-    return (mix(outputs, weights),
-            envmap_picture(weights, self.relighter.envmap_convention or "original"))
+    # The picture is for people: drawn in the original's layout (N in the middle, a light
+    # from the image's left on the left), whichever layout the model learned.
+    return mix(outputs, weights), envmap_picture(weights, "original")
