@@ -195,9 +195,9 @@ def test_config_from_file_accepts_names_and_paths():
     ("train.eval_every", 0, "a positive integer"),
     ("train.eval_every", True, "a positive integer"),
     ("eval.num_pairs", 0, "a positive integer"),
-    ("data.image_size", 0, "a positive multiple of 16"),
-    ("data.image_size", 40, "a positive multiple of 16, as the encoder halves the image "
-     r"model.depth \+ 1 = 4 times"),
+    ("data.image_size", 0, "a positive multiple of 4"),
+    ("data.image_size", 42, "a positive multiple of 4, as the encoder halves the image "
+     r"model.depth \+ 1 = 2 times"),
     ("model.width", 0.0, "a finite channel multiplier > 0"),
     ("model.width", float("nan"), "a finite channel multiplier > 0"),
     ("loss.envmap_weight", -1.0, "a finite weight >= 0"),

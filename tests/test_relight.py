@@ -147,8 +147,8 @@ def test_non_square_input_size_override_and_bicubic(setup):
   bicubic = relight.relight(relighter, photo, target, size=48, upsample="bicubic")
   np.testing.assert_allclose(bicubic, gu.bicubic_upsample(result.relit_low, 40, 72),
                              atol=1e-6)
-  with pytest.raises(relight.RelightError, match="size=24: expected a positive multiple of 16"):
-    relight.relight(relighter, photo, target, size=24)
+  with pytest.raises(relight.RelightError, match="size=22: expected a positive multiple of 4"):
+    relight.relight(relighter, photo, target, size=22)
   with pytest.raises(relight.RelightError, match="upsample='nearest'"):
     relight.relight(relighter, photo, target, upsample="nearest")
   with pytest.raises(image_io.ImageError, match="target: array of shape"):
@@ -158,7 +158,7 @@ def test_non_square_input_size_override_and_bicubic(setup):
 def test_load_relighter_restores_the_checkpoint(setup):
   _, _, _, relighter, workdir = setup
   loaded = trained_model.load_workdir(workdir)
-  assert loaded.image_size == 32 and loaded.size_multiple == 16
+  assert loaded.image_size == 32 and loaded.size_multiple == 4
   assert "step 7" in loaded.description
   photo, target = _photo(48, 40), _photo(32, 32, seed=4)
   np.testing.assert_allclose(relight.relight(loaded, photo, target),
@@ -240,7 +240,7 @@ def test_cli_refuses_bad_input_with_one_line_and_status_1(setup, tmp_path, capsy
   cases = [  # (input, target, further arguments, expected message)
       (photo, photo, [f"--output={photo}"], "is one of the inputs; refusing to overwrite it"),
       (photo, photo, [f"--output={tmp_path / 'taken.png'}"], "exists; pass --overwrite"),
-      (photo, photo, [out, "--size=20"], "size=20: expected a positive multiple of 16"),
+      (photo, photo, [out, "--size=22"], "size=22: expected a positive multiple of 4"),
       (photo, fake, [out], "fake.jpg: not an image file"),
       (fake, photo, [out], "fake.jpg: not an image file"),
       (photo, tmp_path / "none.png", [out], "none.png: no such file"),

