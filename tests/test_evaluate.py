@@ -128,6 +128,28 @@ def test_combining_seeds_of_each_model_resamples_them_in_the_paired_ratio(tmp_pa
     evaluate.combine_workdirs([*envmap, stray_reference, *shadow])
 
 
+def test_reproduce_pairs_every_model_with_the_first_over_its_seeds(tmp_path):
+  import json
+
+  from test_results import _pairs
+
+  from relight_jax import reproduce
+  pairs = _pairs(4)
+  mse = np.full(len(pairs), 0.03)
+  workdirs = {"envmap": _seed_workdirs(tmp_path, "envmap", pairs, [mse, mse * 1.1]),
+              "illumination_predictor": _seed_workdirs(tmp_path, "ip", pairs,
+                                                       [mse / 2, mse / 2.2])}
+  columns = {model: [json.loads((workdir / "eval" / "metrics.json").read_text())
+                     for workdir in workdirs[model]] for model in workdirs}
+  paired = reproduce._paired(columns, workdirs)
+  ratio = paired["eval"][reproduce.LABELS["illumination_predictor"]]
+  assert (ratio["reference_seeds"], ratio["model_seeds"]) == (2, 2)
+  assert ratio["mean"] == pytest.approx(2.1 / (1 / 2 + 1 / 2.2), rel=1e-5)
+  assert reproduce._paired({"envmap": columns["envmap"]}, workdirs) is None
+  (workdirs["envmap"][1] / "eval" / evaluate.PER_EXAMPLE_FILE).unlink()
+  assert reproduce._paired(columns, workdirs) is None
+
+
 def test_other_splits_do_not_replace_the_test_tables(evaluated_workdir, tiny_data_dir,
                                                      tmp_path):
   import json
