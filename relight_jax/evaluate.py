@@ -3,8 +3,10 @@
   python -m relight_jax.evaluate --workdir=runs/envmap --workdir=runs/ip --output=table.md
 
 Where every workdir has its per_example.npz, the table adds each model's Score over the
-first column's with a paired interval (relight_jax/evaluation/evaluate.py). Evaluations
-of different sets are refused.
+first column's with a paired interval (relight_jax/evaluation/evaluate.py). Workdirs of
+one folder name in different parents (runs/seed0/envmap, runs/seed1/envmap) are seeds of
+one model: one column, and paired intervals that resample the seeds too. Evaluations of
+different sets are refused.
 """
 
 from absl import app

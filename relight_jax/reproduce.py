@@ -10,7 +10,9 @@ Trains the report's three models the way the original code trained them (recipe
 with the identity mapping as a baseline, and writes:
 
   DIR/table1.md     the report's Table 1 layout: our figures with 95% CIs beside the
-                    report's printed ones, per evaluation subset
+                    report's printed ones, per evaluation subset, and each model's Score
+                    over the first's (Envmap by default) with a paired CI that resamples
+                    the test locations and, over several --seeds, each model's seeds
   DIR/metrics.json  {model: {subset: {metric: {"mean": x, "ci95": [lo, hi]}}}}, models
                     envmap, envmap_scene, illumination_predictor and identity
   DIR/figures/      per model: Score during training on Train, Eval and Eval[d_I = d_T]
@@ -173,7 +175,7 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
   output = pathlib.Path(output)
   figures = output / "figures"
   figures.mkdir(parents=True, exist_ok=True)
-  columns = {}
+  columns, workdirs = {}, {}
   for model in models:
     for seed in seeds:
       config = model_config(model, scale, seed, data_dir)
@@ -185,6 +187,7 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
       _, record, _ = train.train_and_evaluate(config, workdir)
       with_label = dict(record, meta=dict(record["meta"], label=LABELS[model]))
       columns.setdefault(model, []).append(with_label)
+      workdirs.setdefault(model, []).append(workdir)
       print(f"[reproduce] {LABELS[model]} seed {seed} done in {time.time() - start:.0f} s: "
             f"Score on test Eval {record['subsets']['eval']['metrics']['score']['mean']:.3f}",
             flush=True)
@@ -196,7 +199,9 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
   labelled = {LABELS[model]: records for model, records in columns.items()}
   # The report printed Table 1 for its Eval set only.
   reference = {"eval": {LABELS[model]: REPORT_TABLE1[model] for model in columns}}
-  table = ("# Table 1, reproduced\n\n" + results_lib.format_table(labelled, reference=reference)
+  table = ("# Table 1, reproduced\n\n"
+           + results_lib.format_table(labelled, reference=reference,
+                                      paired=_paired(columns, workdirs))
            + "\nThe report's columns: its VIDIT evaluation set (real renders, 256 px), not our "
            "data, so they set a scale, not a target. Its \"SSIM\" was kornia's DSSIM = "
            "(1 - SSIM) / 2 and is shown in the DSSIM row; its LPIPS saw [0, 1] images and is not "
@@ -205,6 +210,26 @@ def reproduce(scale, output, seeds=(0,), models=MODELS, data_dir="data/tfds"):
   atomic.write_text(output / "metrics.json", json.dumps(result, indent=2, sort_keys=True))
   atomic.write_text(output / "table1.md", table)
   return result, table
+
+
+def _paired(columns, workdirs):
+  """Every model's Score over the first's, paired (`evaluate.paired_ratios`), or None.
+
+  From the per-example files the evaluations wrote; None for a single model, or where
+  an evaluation has none.
+  """
+  if len(columns) < 2:
+    return None
+  per_examples = [[evaluate.load_per_example(workdir) for workdir in workdirs[model]]
+                  for model in columns]
+  if any(item is None for seeds in per_examples for item in seeds):
+    print("[reproduce] no paired Score ratios: an evaluation has no "
+          f"{evaluate.PER_EXAMPLE_FILE}", flush=True)
+    return None
+  return evaluate.paired_ratios([records[0] for records in columns.values()], per_examples,
+                                [LABELS[model] for model in columns],
+                                [[str(workdir) for workdir in workdirs[model]]
+                                 for model in columns])
 
 
 def main(argv):

@@ -82,6 +82,74 @@ def test_combining_models_evaluated_on_the_same_pairs_compares_them_paired(tmp_p
   assert broken.returncode != 0 and "not a readable per-example record" in broken.stderr
 
 
+def _seed_workdirs(tmp_path, name, pairs, mses):
+  """Workdirs seed<k>/<name> of one model's training seeds, each evaluated on `pairs`."""
+  workdirs = []
+  for seed, mse in enumerate(mses):
+    workdir = tmp_path / f"seed{seed}" / name
+    _write_record(workdir, seed=seed)
+    _write_per_example(workdir, pairs, mse)
+    workdirs.append(workdir)
+  return workdirs
+
+
+def test_combining_seeds_of_each_model_resamples_them_in_the_paired_ratio(tmp_path):
+  import re
+
+  from test_results import _pairs
+
+  from relight_jax.evaluation import results
+  pairs = _pairs(4)
+  rng = np.random.default_rng(0)
+  mse = 0.03 * np.exp(rng.normal(0.0, 0.3, len(pairs)))
+  envmap_mse = [mse * factor for factor in (0.95, 1.0, 1.05)]
+  shadow_mse = [mse / 2 * factor for factor in (0.9, 1.0, 1.1)]
+  envmap = _seed_workdirs(tmp_path, "envmap", pairs, envmap_mse)
+  shadow = _seed_workdirs(tmp_path, "shadow", pairs, shadow_mse)
+  table = evaluate.combine_workdirs([*envmap, *shadow])
+  # per_example.npz stores float32; the record's bootstrap: 100 replicates over scenes.
+  expected = results.score_ratio_seeds(np.float32(envmap_mse), np.float32(shadow_mse), pairs,
+                                       4, samples=100, seed=0)
+  low, high = expected["ci95"]
+  assert (f"| Score / envmap (paired) | – | 1 | {expected['mean']:.3f} [{low:.3f}, "
+          f"{high:.3f}] (3 vs 3 seeds) |") in table
+  assert low < 2.0 < high and high - low > 0.1  # the seeds' spread, not only the scenes'
+  assert "seed 0: 100 steps, seed 1: 100 steps, seed 2: 100 steps" in table
+  assert results.PAIRED_SEEDS_NOTE in table
+  # One seed of the reference against three of the model.
+  assert "(3 vs 1 seeds)" in evaluate.combine_workdirs([envmap[0], *shadow])
+  # A seed evaluated on other pairs is refused, naming its workdir.
+  stray = _seed_workdirs(tmp_path / "stray", "shadow", pairs[::-1], shadow_mse[:1])[0]
+  with pytest.raises(ValueError, match=re.escape(f"cannot pair {stray} with {envmap[0]}: "
+                                                 "their Eval evaluations relit different")):
+    evaluate.combine_workdirs([*envmap, *shadow, stray])
+  stray_reference = _seed_workdirs(tmp_path / "stray", "envmap", pairs[::-1], envmap_mse[:1])[0]
+  with pytest.raises(ValueError, match=re.escape(f"cannot pair {stray_reference} with")):
+    evaluate.combine_workdirs([*envmap, stray_reference, *shadow])
+
+
+def test_reproduce_pairs_every_model_with_the_first_over_its_seeds(tmp_path):
+  import json
+
+  from test_results import _pairs
+
+  from relight_jax import reproduce
+  pairs = _pairs(4)
+  mse = np.full(len(pairs), 0.03)
+  workdirs = {"envmap": _seed_workdirs(tmp_path, "envmap", pairs, [mse, mse * 1.1]),
+              "illumination_predictor": _seed_workdirs(tmp_path, "ip", pairs,
+                                                       [mse / 2, mse / 2.2])}
+  columns = {model: [json.loads((workdir / "eval" / "metrics.json").read_text())
+                     for workdir in workdirs[model]] for model in workdirs}
+  paired = reproduce._paired(columns, workdirs)
+  ratio = paired["eval"][reproduce.LABELS["illumination_predictor"]]
+  assert (ratio["reference_seeds"], ratio["model_seeds"]) == (2, 2)
+  assert ratio["mean"] == pytest.approx(2.1 / (1 / 2 + 1 / 2.2), rel=1e-5)
+  assert reproduce._paired({"envmap": columns["envmap"]}, workdirs) is None
+  (workdirs["envmap"][1] / "eval" / evaluate.PER_EXAMPLE_FILE).unlink()
+  assert reproduce._paired(columns, workdirs) is None
+
+
 def test_other_splits_do_not_replace_the_test_tables(evaluated_workdir, tiny_data_dir,
                                                      tmp_path):
   import json

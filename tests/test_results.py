@@ -136,6 +136,119 @@ def test_the_paired_row_follows_the_table():
   assert "(paired)" not in results.format_table({"Envmap": [_record("Envmap", 0.03)]})
 
 
+def _seeded(seed_factors, base, rng, noise=0.05):
+  """[S, N] per-seed MSE: `base` scaled by each seed's factor, with per-pair noise."""
+  return np.stack([base * factor * np.exp(rng.normal(0.0, noise, len(base)))
+                   for factor in seed_factors])
+
+
+def _located_mse(rng):
+  """Pairs of 12 scenes in 4 locations of 3 views, their locations and a reference MSE
+  whose difficulty varies by location far more than the models differ."""
+  pairs = _pairs(12)
+  locations = np.repeat(np.arange(4), 3)
+  difficulty = np.exp(rng.normal(0.0, 0.5, 4))[locations][pairs[:, 0]]
+  return pairs, locations, 0.02 * difficulty * np.exp(rng.normal(0.0, 0.05, len(pairs)))
+
+
+@pytest.mark.parametrize("samples", [0, 300])
+@pytest.mark.parametrize("with_locations", [False, True])
+def test_one_seed_each_is_the_single_runs_paired_ratio(samples, with_locations):
+  rng = np.random.default_rng(4)
+  pairs, locations, mse_a = _located_mse(rng)
+  # float32, as per_example.npz stores them
+  mse_b = (mse_a / 1.1 * np.exp(rng.normal(0.0, 0.1, len(pairs)))).astype(np.float32)
+  locations = locations if with_locations else None
+  expected = results.score_ratio(mse_a, mse_b, pairs, 12, samples=samples, seed=7,
+                                 locations=locations)
+  for reference, model in ((mse_a[None], mse_b[None]), (mse_a, mse_b)):
+    found = results.score_ratio_seeds(reference, model, pairs, 12, samples=samples, seed=7,
+                                      locations=locations)
+    assert found.pop("reference_seeds") == 1 and found.pop("model_seeds") == 1
+    assert found == expected  # to the last bit
+
+
+def test_a_model_better_on_every_location_and_seed_is_above_one_over_seeds():
+  rng = np.random.default_rng(0)
+  pairs, locations, mse_a = _located_mse(rng)
+  reference = _seeded((0.95, 1.0, 1.05), mse_a, rng)
+  model = _seeded((1 / 1.25, 1 / 1.2, 1 / 1.3), mse_a, rng)
+  ratio = results.score_ratio_seeds(reference, model, pairs, 12, samples=1000, seed=0,
+                                    locations=locations)
+  assert ratio["mean"] == pytest.approx(reference.mean() / model.mean())
+  assert 1.1 < ratio["ci95"][0] < ratio["mean"] < ratio["ci95"][1] < 1.45
+  assert ratio["share_above_one"] == 1.0
+  assert (ratio["reference_seeds"], ratio["model_seeds"]) == (3, 3)
+  # Deterministic given the bootstrap seed; another seed draws other replicates.
+  again = results.score_ratio_seeds(reference, model, pairs, 12, samples=1000, seed=0,
+                                    locations=locations)
+  assert again == ratio
+  assert results.score_ratio_seeds(reference, model, pairs, 12, samples=1000, seed=1,
+                                   locations=locations)["ci95"] != ratio["ci95"]
+
+
+def test_one_good_seed_does_not_make_a_better_model():
+  # Better than the reference by 1.25x with its seed 0, worse with the two others: that
+  # run alone is clearly better, the model over its seeds is not.
+  rng = np.random.default_rng(1)
+  pairs, locations, mse_a = _located_mse(rng)
+  reference = _seeded((0.98, 1.0, 1.02), mse_a, rng)
+  model = _seeded((0.8, 1.05, 1.1), mse_a, rng)
+  lucky = results.score_ratio(reference[0], model[0], pairs, 12, samples=1000, seed=0,
+                              locations=locations)
+  assert 1.0 < lucky["ci95"][0]
+  ratio = results.score_ratio_seeds(reference, model, pairs, 12, samples=1000, seed=0,
+                                    locations=locations)
+  assert ratio["ci95"][0] < 1.0 < ratio["ci95"][1]
+  assert 0.1 < ratio["share_above_one"] < 0.9
+
+
+def test_resampling_seeds_widens_the_interval_only_where_seeds_disagree():
+  rng = np.random.default_rng(2)
+  pairs, locations, mse_a = _located_mse(rng)
+  width = lambda ratio: ratio["ci95"][1] - ratio["ci95"][0]
+
+  def with_and_without_seeds(reference, model):
+    over_seeds = results.score_ratio_seeds(reference, model, pairs, 12, samples=1000,
+                                           seed=0, locations=locations)
+    # The seeds' mean as if it were one run: the locations' spread alone.
+    averaged = results.score_ratio(reference.mean(axis=0), model.mean(axis=0), pairs, 12,
+                                   samples=1000, seed=0, locations=locations)
+    assert over_seeds["mean"] == pytest.approx(averaged["mean"])
+    return width(over_seeds), width(averaged)
+
+  disagreeing = with_and_without_seeds(_seeded((0.9, 1.0, 1.1), mse_a, rng),
+                                       _seeded((0.75, 0.9, 1.05), mse_a, rng))
+  assert disagreeing[0] > 2 * disagreeing[1]
+  agreeing = with_and_without_seeds(np.stack([mse_a] * 3), np.stack([mse_a / 1.1] * 2))
+  assert agreeing[0] == pytest.approx(agreeing[1], rel=1e-9)
+
+
+def test_per_seed_values_of_other_pairs_are_refused():
+  pairs = _pairs(4)
+  mse = np.full((3, len(pairs)), 0.02)
+  with pytest.raises(ValueError, match=r"one MSE per pair for every seed of both models: "
+                     r"36 pairs, \(3, 36\) and \(2, 35\)"):
+    results.score_ratio_seeds(mse, mse[:2, :-1], pairs, 4, samples=10, seed=0)
+  with pytest.raises(ValueError, match="one MSE per pair"):
+    results.score_ratio_seeds(mse[:0], mse, pairs, 4, samples=10, seed=0)
+
+
+def test_the_paired_row_says_how_many_seeds_it_resampled():
+  ratio = {"mean": 1.5, "ci95": [1.2, 1.8], "share_above_one": 1.0, "reference_seeds": 2,
+           "model_seeds": 3}
+  columns = {"Envmap": [_record("Envmap", 0.03), _record("Envmap", 0.03, seed=1)],
+             "IP": [_record("IP", 0.02, seed=k) for k in range(3)]}
+  table = results.format_table(columns, paired={"eval": {"IP": ratio}})
+  assert "| Score / Envmap (paired) | – | 1 | 1.500 [1.200, 1.800] (3 vs 2 seeds) |" in table
+  assert results.PAIRED_SEEDS_NOTE in table and results.PAIRED_ONE_SEED_NOTE not in table
+  single = dict(ratio, reference_seeds=1, model_seeds=1)
+  table = results.format_table({"Envmap": [_record("Envmap", 0.03)],
+                                "IP": [_record("IP", 0.02)]}, paired={"eval": {"IP": single}})
+  assert "| Score / Envmap (paired) | – | 1 | 1.500 [1.200, 1.800] |" in table
+  assert results.PAIRED_ONE_SEED_NOTE in table and results.PAIRED_SEEDS_NOTE not in table
+
+
 def test_location_weights_draw_the_views_of_a_location_together():
   pairs = _pairs(6)
   locations = np.array([10, 10, 11, 11, 12, 12])  # 3 locations of 2 views

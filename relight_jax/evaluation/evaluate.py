@@ -19,10 +19,12 @@ the checkpoint's step, under `final_<split>/` (e.g. `final_test/eval/score`, nex
 training's periodic `eval/score`).
 
 Several workdirs' metrics.json combine into one table with a column per model; it
-refuses evaluations of different sets. Where every workdir has its per_example.npz (and
-one evaluation each), the table adds each model's Score over the first column's with a
-paired interval (`results.score_ratio`): the test of "does B beat A", which two
-overlapping intervals cannot answer (`combine_workdirs`; the command is
+refuses evaluations of different sets. Where every workdir has its per_example.npz, the
+table adds each model's Score over the first column's with a paired interval
+(`results.score_ratio_seeds`): the test of "does B beat A", which two overlapping
+intervals cannot answer. Workdirs of one folder name in different parents are training
+seeds of one model (one column, mean +- sd); the paired interval then resamples their
+seeds as well as the locations (`combine_workdirs`; the command is
 relight_jax/evaluate.py, `python -m relight_jax.evaluate`).
 
 Where clu's metrics fit: the periodic evaluation during training wants plain means, which
@@ -308,32 +310,49 @@ def load_per_example(workdir, split="test", data=""):
   return {subset: (values.pop("pairs"), values) for subset, values in metrics.items()}
 
 
-def paired_ratios(records, per_examples, labels):
-  """{subset: {label: `results.score_ratio`}} of every model after the first against it.
+def paired_ratios(records, per_examples, labels, sources=None):
+  """{subset: {label: `results.score_ratio_seeds`}} of every model after the first against it.
+
+  A model of several training seeds has several per-example results; the ratios then
+  resample its seeds as well as the locations (`results.score_ratio_seeds`).
 
   Args:
     records: one evaluation record per model (bootstrap settings, scene counts).
-    per_examples: their `load_per_example` results, in the same order.
+    per_examples: per model, its `load_per_example` result, or a list of one per seed;
+      in the same order.
     labels: the models' column titles.
+    sources: per model, what each of its per-example results came from (its workdirs),
+      named in the messages; default the label with the seed's position.
 
   Raises:
-    ValueError: two models were evaluated on different pairs.
+    ValueError: some seed of some model relit other pairs than the first model's first
+      seed (the message names both).
   """
   meta = records[0]["meta"]
+  per_examples = [list(item) if isinstance(item, list | tuple) else [item]
+                  for item in per_examples]
+  if sources is None:
+    sources = [[label] if len(seeds) == 1 else [f"{label} (seed {k + 1} of {len(seeds)})"
+                                                for k in range(len(seeds))]
+               for label, seeds in zip(labels, per_examples, strict=True)]
+  sources = [list(names) for names in sources]
+  reference, reference_sources = per_examples[0], sources[0]
   paired = {}
-  reference = per_examples[0]
-  for record, per_example, label in zip(records[1:], per_examples[1:], labels[1:],
-                                        strict=True):
-    for subset, (pairs, values) in per_example.items():
-      if subset not in reference:
+  for record, seeds, label, names in zip(records[1:], per_examples[1:], labels[1:],
+                                         sources[1:], strict=True):
+    for subset, (pairs, _) in reference[0].items():
+      if not all(subset in per_example for per_example in reference + seeds):
         continue
-      reference_pairs, reference_values = reference[subset]
-      if not np.array_equal(pairs, reference_pairs):
-        raise ValueError(f"cannot pair {labels[0]} and {label}: their "
-                         f"{SUBSET_TITLES.get(subset, subset)} evaluations relit different "
-                         "pairs; re-run --mode=evaluate for both with this version")
-      paired.setdefault(subset, {})[label] = results_lib.score_ratio(
-          reference_values["mse"], values["mse"], pairs,
+      title = SUBSET_TITLES.get(subset, subset)
+      for per_example, name in zip(reference[1:] + seeds, reference_sources[1:] + names,
+                                   strict=True):
+        if not np.array_equal(per_example[subset][0], pairs):
+          raise ValueError(f"cannot pair {name} with {reference_sources[0]}: their {title} "
+                           "evaluations relit different pairs; re-run --mode=evaluate for "
+                           "both with this version")
+      paired.setdefault(subset, {})[label] = results_lib.score_ratio_seeds(
+          np.stack([per_example[subset][1]["mse"] for per_example in reference]),
+          np.stack([per_example[subset][1]["mse"] for per_example in seeds]), pairs,
           record["subsets"][subset]["num_scenes"], samples=meta["bootstrap_samples"],
           seed=meta["bootstrap_seed"], locations=meta.get("scene_locations"))
   return paired
@@ -520,7 +539,9 @@ def combine_workdirs(workdirs, split="test", data=""):
   """One table of several workdirs' evaluations (a column per model), with paired ratios.
 
   Args:
-    workdirs: evaluated workdirs; the first is the reference of the paired Score ratios.
+    workdirs: evaluated workdirs, a column per folder name: workdirs of one name (in
+      different parents) are training seeds of one model. The first column is the
+      reference of the paired Score ratios, which resample the seeds too.
     split: which evaluation of each (eval/ holds test's, eval_<split>/ the others').
     data: the evaluated dataset where it is not the training data's (`eval.data`).
 
@@ -528,21 +549,26 @@ def combine_workdirs(workdirs, split="test", data=""):
     The Markdown table.
 
   Raises:
-    FileNotFoundError, ValueError: a workdir without that evaluation, or evaluations of
-      different sets.
+    FileNotFoundError, ValueError: a workdir without that evaluation, evaluations of
+      different sets, or a seed that relit other pairs (the message names its workdir).
   """
-  columns, per_examples = {}, []
+  columns, per_examples, sources = {}, {}, {}
   for workdir in workdirs:
-    columns.setdefault(pathlib.Path(workdir).name, []).append(
-        load_record(workdir, split, data))
-    per_examples.append(load_per_example(workdir, split, data))
+    label = pathlib.Path(workdir).name
+    columns.setdefault(label, []).append(load_record(workdir, split, data))
+    per_examples.setdefault(label, []).append(load_per_example(workdir, split, data))
+    sources.setdefault(label, []).append(str(workdir))
   paired = None
   labels = list(columns)
-  if len(labels) > 1 and len(labels) == len(workdirs):
-    if all(item is not None for item in per_examples):
-      paired = paired_ratios([columns[label][0] for label in labels], per_examples, labels)
+  if len(labels) > 1:
+    missing = [source for label in labels
+               for source, item in zip(sources[label], per_examples[label], strict=True)
+               if item is None]
+    if not missing:
+      paired = paired_ratios([columns[label][0] for label in labels],
+                             [per_examples[label] for label in labels], labels,
+                             [sources[label] for label in labels])
     else:
-      missing = [w for w, item in zip(workdirs, per_examples, strict=True) if item is None]
       logging.warning("No paired comparison: no %s in the evaluation of %s (evaluated "
                       "before it was written; re-run --mode=evaluate)", PER_EXAMPLE_FILE,
                       ", ".join(missing))

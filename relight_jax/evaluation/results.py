@@ -29,7 +29,9 @@ Records combine into one table only when they evaluated the same sets
 Two models evaluated on the same pairs are compared *paired* (`score_ratio`): the ratio of
 their Scores with an interval from the same resampled locations (or scenes) for both,
 which is much tighter than two separate intervals, since most of their spread is the
-locations' and common to both.
+locations' and common to both. Over several training seeds (`score_ratio_seeds`) each
+replicate also resamples each model's seeds, independently for the two, since a second
+training run moves a Score by more than one run's interval over locations says.
 """
 
 
@@ -214,6 +216,70 @@ def score_ratio(reference_mse, model_mse, pairs, num_scenes, *, samples, seed,
           "share_above_one": float(np.mean(ratios > 1))}
 
 
+def score_ratio_seeds(reference_mse, model_mse, pairs, num_scenes, *, samples, seed,
+                      locations=None):
+  """`score_ratio` over several training seeds of each model, resampling the seeds too.
+
+  The point estimate is the reference's MSE averaged over its seeds and pairs over the
+  model's. Every replicate weights the pairs by one draw of locations (or scenes,
+  `scene_weights`), shared by both models as in `score_ratio`, and also draws each
+  model's seeds with replacement, independently for the two: a seed of one model has no
+  counterpart among the other's, while a pair does. The interval then covers how
+  training varies with its seed as well as how the locations vary; with one seed each it
+  is `score_ratio`'s.
+
+  Args:
+    reference_mse, model_mse: [S_reference, N] and [S_model, N] per-example MSE of each
+      training seed of the two models on `pairs` ([N]: one seed).
+    pairs: int [N, 4], the pairs every seed of both was evaluated on.
+    num_scenes: scenes of the evaluated split.
+    samples: bootstrap replicates (0: the ci95 is [mean, mean]).
+    seed: bootstrap seed (of both the locations' and the seeds' draws).
+    locations: optional [num_scenes] location of every scene (resample locations).
+
+  Returns:
+    {"mean": ratio, "ci95": [low, high], "share_above_one": fraction of replicates > 1,
+    "reference_seeds": S_reference, "model_seeds": S_model}.
+  """
+  reference = np.asarray(reference_mse, np.float64)
+  model = np.asarray(model_mse, np.float64)
+  reference = reference[None] if reference.ndim == 1 else reference
+  model = model[None] if model.ndim == 1 else model
+  if (reference.ndim != 2 or model.ndim != 2 or not len(reference) or not len(model)
+      or reference.shape[1] != len(pairs) or model.shape[1] != len(pairs)):
+    raise ValueError(f"score_ratio_seeds needs one MSE per pair for every seed of both "
+                     f"models: {len(pairs)} pairs, {reference.shape} and {model.shape} "
+                     "values")
+  counts = {"reference_seeds": len(reference), "model_seeds": len(model)}
+  # Each seed's own mean first, then the seeds': the order `score_ratio` sums in, so
+  # that one seed each gives its result to the last bit.
+  mean = float(np.mean([row.mean() for row in reference])
+               / max(np.mean([row.mean() for row in model]), 1e-12))
+  if not samples:
+    return {"mean": mean, "ci95": [mean, mean], "share_above_one": float(mean > 1), **counts}
+  weights = scene_weights(pairs, num_scenes, samples, seed, locations)
+  usable = weights.sum(axis=1) > 0  # the replicates that `replicate_means` keeps
+  replicates = replicate_means(weights, {
+      (name, index): row for name, values in (("reference", reference), ("model", model))
+      for index, row in enumerate(values)})
+  # The seeds' draws come from a stream of their own: the locations' draws stay those
+  # of `scene_weights(..., seed)`, whatever the seed counts.
+  rng = np.random.default_rng((seed, 1))
+
+  def over_drawn_seeds(name, values):
+    """[replicates] mean over the replicate's drawn seeds of their weighted means."""
+    per_seed = np.stack([replicates[name, index] for index in range(len(values))], axis=1)
+    picked = rng.integers(len(values), size=(samples, len(values)))[usable]
+    return np.take_along_axis(per_seed, picked, axis=1).mean(axis=1)
+
+  reference_means = over_drawn_seeds("reference", reference)
+  model_means = over_drawn_seeds("model", model)
+  ratios = reference_means / np.maximum(model_means, 1e-12)
+  low, high = np.percentile(ratios, [2.5, 97.5])
+  return {"mean": mean, "ci95": [float(low), float(high)],
+          "share_above_one": float(np.mean(ratios > 1)), **counts}
+
+
 def means(per_example):
   """Plain means of every metric and the Scores (no intervals)."""
   return with_score({key: float(np.mean(value)) for key, value in per_example.items()})
@@ -331,8 +397,16 @@ NOTES = ("MSE and PSNR on [0, 1]; SSIM: 11x11 Gaussian window, sigma 1.5; LPIPS:
 
 
 PAIRED_NOTE = ("Paired rows: each model's Score over the first column's on the same pairs "
-               "(`score_ratio`); their 95% CIs resample the bootstrap's units jointly for "
-               "both models.")
+               "(`score_ratio_seeds`); their 95% CIs resample the bootstrap's units jointly "
+               "for both models.")
+# What the paired rows' intervals say of training seeds: over several, or one each.
+PAIRED_SEEDS_NOTE = ("Where a column holds several training seeds, each replicate also draws "
+                     "each model's seeds with replacement, independently for the two models "
+                     "(a seed of one has no counterpart in the other), and averages each "
+                     "model's MSE over its drawn seeds; \"(m vs r seeds)\" counts the "
+                     "model's seeds and the first column's.")
+PAIRED_ONE_SEED_NOTE = ("One training seed per model: the paired intervals do not cover how "
+                        "training varies with its seed (compare over several seeds).")
 
 
 def format_table(columns, *, reference=None, titles=None, rows=None, protocol=None,
@@ -349,8 +423,9 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
     protocol: the lines that state the protocol (default `protocol_lines` of the first
       record's meta).
     notes: the closing paragraph that defines the rows.
-    paired: optional {subset: {label: `score_ratio` result}} of the columns after the
-      first against the first, shown as a row "Score / <first label> (paired)".
+    paired: optional {subset: {label: `score_ratio_seeds` (or `score_ratio`) result}}
+      of the columns after the first against the first, shown as a row "Score / <first
+      label> (paired)"; a ratio over several seeds says how many each side had.
 
   Returns:
     Markdown text. Raises ValueError (check_compatible) for evaluations of other sets.
@@ -390,7 +465,7 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
       cells = ["–"] * len(shown)
       for index, label in enumerate(labels):
         ratio = paired[subset].get(label)
-        cells.append("1" if index == 0 else "–" if ratio is None else _interval(ratio, "{:.3f}"))
+        cells.append("1" if index == 0 else "–" if ratio is None else _paired_cell(ratio))
         if label in printed:
           cells.append("–")
       lines.append(f"| Score / {labels[0]} (paired) | " + " | ".join(cells) + " |")
@@ -399,9 +474,23 @@ def format_table(columns, *, reference=None, titles=None, rows=None, protocol=No
   unit = first["meta"].get("bootstrap_unit", _PROTOCOL_DEFAULTS["bootstrap_unit"])
   lines += ["", f"Resampled unit of the 95% CIs: {UNIT_WORDS[unit]}."]
   if paired:
-    lines.append("")
-    lines.append(PAIRED_NOTE)
+    ratios = [ratio for by_label in paired.values() for ratio in by_label.values()]
+    seeds_note = (PAIRED_SEEDS_NOTE if any(_seed_counts(ratio) != (1, 1) for ratio in ratios)
+                  else PAIRED_ONE_SEED_NOTE)
+    lines += ["", f"{PAIRED_NOTE} {seeds_note}"]
   return "\n".join(lines) + "\n"
+
+
+def _seed_counts(ratio):
+  """(the model's, the reference's) training seeds of a paired ratio (`score_ratio`: 1)."""
+  return ratio.get("model_seeds", 1), ratio.get("reference_seeds", 1)
+
+
+def _paired_cell(ratio):
+  """A paired ratio's mean [CI], with its seed counts where seeds were resampled."""
+  cell = _interval(ratio, "{:.3f}")
+  counts = _seed_counts(ratio)
+  return cell if counts == (1, 1) else f"{cell} ({counts[0]} vs {counts[1]} seeds)"
 
 
 def _counted(summary):
