@@ -199,8 +199,8 @@ def test_a_generator_lacking_a_part_is_refused():
       generators.Generator(**{**whole, part: None})
   with pytest.raises(TypeError, match="render"):
     generators.Generator(**{key: value for key, value in whole.items() if key != "render"})
-  with pytest.raises(ValueError, match="stored AOV 'transport'"):
-    generators.Generator(**{**whole, "stored_aovs": ("transport",)})
+  with pytest.raises(ValueError, match="stored AOV 'specular'"):
+    generators.Generator(**{**whole, "stored_aovs": ("specular",)})
   with pytest.raises(ValueError, match="release notes"):
     generators.Generator(**{**whole, "version": "9.0.0"})
   with pytest.raises(ValueError, match=r"generator 'v9' is not one of \['v1', 'v2'"):

@@ -50,6 +50,11 @@ class RenderedScene:
   #                      +z towards the camera)
   albedo: np.ndarray | None = None  # v2: float32 [S, S, 3] linear reflectance in [0, 1]
   shading: np.ndarray | None = None  # v2: float32 [8, S, S] white-scene direct light, [0, 1]
+  # v2: the linear renders `images` are composed from (`mitsuba_scene.compose`'s `main` and
+  # `fixed`, before EXPOSURE): float32 [8, S, S, 3] white main light per direction, and
+  # float32 [S, S, 3] the fixed lights.
+  transport: np.ndarray | None = None
+  fixed_light: np.ndarray | None = None
   samples: np.ndarray | None = None  # v2: int [8] samples per pixel of each direction
   cpu_seconds: float | None = None  # set by render_split: CPU time of the scene's render
 
@@ -144,8 +149,9 @@ def _v2_render(location, view, image_size, samples_per_pixel, seed):
                                                        samples_per_pixel, seed)
   images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
   depth, normals, albedo, shading = mitsuba_v2.render_aovs(location, view, image_size, seed)
+  # The exact arrays `images` was composed from, so that they recompose it.
   return RenderedScene(images=images, depth=depth, normals=normals, albedo=albedo,
-                       shading=shading, samples=samples)
+                       shading=shading, samples=samples, transport=main, fixed_light=fixed)
 
 
 V1 = Generator(
