@@ -23,6 +23,7 @@ import tensorflow_datasets as tfds
 from relight_jax.data import lights
 from relight_jax.datasets import build
 from relight_jax.datasets import preview
+from relight_jax.datasets import scene_images
 from relight_jax.datasets import vidit as vidit_package
 from relight_jax.datasets.vidit import configs
 from relight_jax.render import generators
@@ -228,6 +229,23 @@ def test_v2_images_recompose_from_the_stored_transport(v2_tiny_build):
   assert np.mean(differences) < 0.02  # 0.7% of the values on the machine that wrote this
 
 
+def test_scene_images_read_the_transport(v2_tiny_build, v2_tiny_data_dir):
+  _, sources = v2_tiny_build
+  images = scene_images.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir,
+                                    _V2_SPEC.image_size)
+  record = sources["train"][int(lights.record_index(1, 2))]
+  transport = images.transport(1, 2)
+  assert transport.dtype == np.float32 and transport.shape == (32, 32, 3)
+  np.testing.assert_array_equal(transport, record["transport"].astype(np.float32))
+  np.testing.assert_array_equal(images.fixed_light(1), record["fixed_light"].astype(np.float32))
+  with pytest.raises(ValueError, match="direction 8"):
+    images.transport(1, 8)
+  # A smaller data.image_size averages the linear values, like the other maps.
+  half = scene_images.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir, 16)
+  np.testing.assert_allclose(half.transport(1, 2),
+                             transport.reshape(16, 2, 16, 2, 3).mean(axis=(1, 3)), rtol=1e-6)
+
+
 def test_v2_versions_have_their_own_features(tmp_path):
   config = configs.CONFIGS["synthetic_v2_tiny"]
   assert str(config.version) == generators.V2.version == "2.2.0"
@@ -272,6 +290,15 @@ def test_the_earlier_version_builds_the_same_records_without_the_transport(
     for key in old:
       assert np.asarray(old[key]).tobytes() == np.asarray(new[key]).tobytes(), (light, key)
   assert int(old["scene"]) == ref.scene
+  # Asked for the transport, data without it says which data it is and what has it.
+  images = scene_images.SceneImages("vidit/synthetic_v2_tiny:2.1.0", "test_heldout",
+                                    os.fspath(tmp_path), _V2_SPEC.image_size)
+  with pytest.raises(ValueError, match=r"vidit/synthetic_v2_tiny:2.1.0 version 2.1.0 split "
+                     r"'test_heldout' has no transport.*from version 2.2.0 on.*build "
+                     r"vidit/synthetic_v2_tiny "):
+    images.transport(0, 0)
+  with pytest.raises(ValueError, match="has no fixed_light"):
+    images.fixed_light(0)
 
 
 def test_pixels_depth_normals_match_an_independent_render(tiny_build):
