@@ -15,7 +15,10 @@ within half a code value (`_QUADRANT_TOLERANCE`): far below what moving an objec
 light or a colour changes. Regenerate both only for a change of output that is meant
 (and then give the data a new version):
 
-  PYTHONPATH=. python tests/test_render_generators.py
+  PYTHONPATH=. python tests/test_render_generators.py [config ...]
+
+(naming configs regenerates only their fingerprints and prints only their digests; the
+other configs' fingerprints are kept as they are).
 """
 
 import dataclasses
@@ -45,12 +48,12 @@ _DIGESTS = {
         "features.json": "96f7d65209af68c1de96eb6f0f3d7fe8c59924ab8bdb91be94a7764bf79d6442",
     },
     "synthetic_v2_tiny": {
-        "train": (80, "c34ad6405f88f906dc8a7a3b396a3743b02f7e2e57ac494865d1a08533d5b0ad"),
-        "validation": (80, "70177ce8a74e0ff54ed008e7fd16c3d7c63b36e8ad8a8c796c6bf74d016245a9"),
-        "test": (80, "a0989115c4cc56dc6cb7c629af4ffadc053a33b05620a3bf9ccc72fd7dec6fd2"),
+        "train": (80, "9788318a5ba16c785803eff3e5139467f6063167d754294b4e1e8d144dabc66d"),
+        "validation": (80, "7a32014f2fcbf82fd1f48382239aff9903dcc67350e8f1324e0058aac8b470b9"),
+        "test": (80, "fa7b5f939721da3b851b08652105eca87e8071ddd9256abb9e72fd9282593990"),
         "test_heldout": (80,
-                         "ae0d9d213cd93557a3469e01d6ba699d6e79b2e0b30a616258e1aaf9e33f45b5"),
-        "features.json": "86da3052e62fe4f715f6b7989ba1ee7d6b052e37c3e6d29c6d3fdb77befed501",
+                         "6f19da4f943210028df33929fdd1b45c3e73eef6d5ca675c2cbdb52a806c98b9"),
+        "features.json": "246103388d0f826b5255819a4105b3af9f3cf22f38d1ac8b1d2988f56adbe6bc",
     },
 }
 # Per synthetic config: an existing one must not change; a new one is added here.
@@ -58,10 +61,10 @@ _CONFIGS_SHA256 = {
     "synthetic_tiny": "af4fb4cc1a289edcc41561cc65767ca86decd002adf88bc3a44ef81690165d01",
     "synthetic_small": "0c314a8ee7653413b9ae7ccbc409585505a834c23df254641a6967f1df3d40f5",
     "synthetic": "515180e3444e3523f47a3de1ca6defd05120ef8d53c796d04418ae945efac24e",
-    "synthetic_v2_tiny": "1290a007c49b0da36d7838f451ff65d434fb183312160d11fea594a75c326620",
-    "synthetic_v2_small": "3744cfa6af8d5f9319442564b56f5b6474e31fb07b9a54e2b631f3c882c6f8a6",
-    "synthetic_v2": "b4ecfbb4d8543e655a5e32ebb076b56b0f1cf9a6941d0bb7642135da1819281d",
-    "synthetic_v2_eval": "20fb67d63447f899d55f571d25be66d14f4a8b1ead25d7731f19076b2cb9b0cc",
+    "synthetic_v2_tiny": "ad8361ead61bf6a36ef860f0f1d19ca77d18de4e86f451abe9ebbb20fc67ec50",
+    "synthetic_v2_small": "9af81f8879b3bc047ab892883f3ab6bccf0134253b7538188dffd57e13d40de9",
+    "synthetic_v2": "66617af3b4dde1ea9a13f940e14b14ba6e01f42ddee87e4e9c7db17f4fd77808",
+    "synthetic_v2_eval": "63099fdd22335aedc7e4f8d0cc73c336ff4f0a9757b9362cf9710f98f0e368c1",
 }
 
 
@@ -163,7 +166,8 @@ def test_every_generator_has_the_whole_interface():
   assert set(generators.GENERATORS) >= {"v1", "v2"}
   parts = {field.name for field in dataclasses.fields(generators.Generator)}
   assert parts == {"name", "contents", "sample_location", "sample_view", "render",
-                   "stored_aovs", "version", "release_notes", "description"}
+                   "stored_aovs", "version", "release_notes", "description",
+                   "earlier_versions"}
   for name, generator in generators.GENERATORS.items():
     assert isinstance(generator, generators.Generator) and generator.name == name
     for part in ("sample_location", "sample_view", "render"):
@@ -174,6 +178,9 @@ def test_every_generator_has_the_whole_interface():
     if generator.version is not None:
       tfds.core.Version(generator.version)  # raises unless "x.y.z"
       assert generator.version in generator.release_notes, name
+    for version, aovs in generator.earlier_versions.items():
+      assert tfds.core.Version(version) < tfds.core.Version(generator.version), (name, version)
+      assert set(aovs) <= set(generator.stored_aovs), (name, version)
     description = generator.description.format(size=32, scenes=2, splits="train: 1 locations")
     assert "{" not in description and "32 px" in description, name
     # Draws of every content set are deterministic and give a View.
@@ -188,6 +195,7 @@ def test_every_generator_has_the_whole_interface():
     generator = synthetic.generator_of(spec)
     config = configs.CONFIGS[spec.name]
     assert config.release_notes == generator.release_notes, spec.name
+    assert config.supported_versions == list(generator.earlier_versions), spec.name
     for split, _ in spec.split_locations:
       assert spec.content_of(split) in generator.contents, (spec.name, split)
 
@@ -199,10 +207,17 @@ def test_a_generator_lacking_a_part_is_refused():
       generators.Generator(**{**whole, part: None})
   with pytest.raises(TypeError, match="render"):
     generators.Generator(**{key: value for key, value in whole.items() if key != "render"})
-  with pytest.raises(ValueError, match="stored AOV 'transport'"):
-    generators.Generator(**{**whole, "stored_aovs": ("transport",)})
+  with pytest.raises(ValueError, match="stored AOV 'specular'"):
+    generators.Generator(**{**whole, "stored_aovs": ("specular",)})
   with pytest.raises(ValueError, match="release notes"):
     generators.Generator(**{**whole, "version": "9.0.0"})
+  # An earlier version it still builds: below its version, with notes and fewer AOVs.
+  v2 = dataclasses.asdict(generators.V2)
+  for earlier in ({"2.3.0": ()}, {"1.9.0": ()}):
+    with pytest.raises(ValueError, match="must be below its version '2.2.0'"):
+      generators.Generator(**{**v2, "earlier_versions": earlier})
+  with pytest.raises(ValueError, match="not a subset"):
+    generators.Generator(**{**v2, "earlier_versions": {"2.1.0": ("depth",)}})
   with pytest.raises(ValueError, match=r"generator 'v9' is not one of \['v1', 'v2'"):
     synthetic.render_scene(dataclasses.replace(synthetic.SPECS["synthetic_tiny"],
                                                generator="v9"), synthetic.SceneRef(0, 0, 0))
@@ -212,13 +227,19 @@ def test_a_generator_lacking_a_part_is_refused():
 
 
 if __name__ == "__main__":
+  import sys
   import tempfile
 
   from relight_jax.datasets import vidit  # noqa: F401  registers the builder
 
+  chosen = sys.argv[1:] or list(_DIGESTS)
+  unknown = sorted(set(chosen) - set(_DIGESTS))
+  if unknown:
+    sys.exit(f"unknown configs {unknown}; expected some of {sorted(_DIGESTS)}")
   with tempfile.TemporaryDirectory() as tmp:
-    arrays = {}
-    for config_name in _DIGESTS:
+    with np.load(_FINGERPRINTS) as kept:  # the configs not regenerated stay as they are
+      arrays = {key: kept[key] for key in kept.files if key.split("/")[0] not in chosen}
+    for config_name in chosen:
       tfds.builder(f"vidit/{config_name}", data_dir=tmp).download_and_prepare()
       print(config_name, features_digest(config_name, tmp),
             json.dumps(record_digests(config_name, tmp), indent=1))

@@ -4,7 +4,8 @@ Checks that meshes are well formed and stand on the ground, that locations are
 deterministic and that the held-out content never shares an object family, conductor,
 photograph or pattern with the training content, that the firefly clamp removes outliers
 only, and on rendered v2 scenes: the noise bound with glossy and metallic objects, the AOVs'
-conventions (albedo of a known material, shading follows the light), fixed lights fixed.
+conventions (albedo of a known material, shading follows the light), fixed lights fixed,
+and the stored light transport recomposes the images.
 """
 
 import dataclasses
@@ -250,8 +251,14 @@ def test_v2_tiny_scene_renders_with_aovs_deterministically():
   assert rendered.images.shape == (40, size, size, 3)
   assert rendered.albedo.shape == (size, size, 3) and rendered.albedo.dtype == np.float32
   assert rendered.shading.shape == (8, size, size) and rendered.shading.dtype == np.float32
-  for field in ("images", "depth", "normals", "albedo", "shading"):
+  for field in ("images", "depth", "normals", "albedo", "shading", "transport", "fixed_light"):
     assert getattr(rendered, field).tobytes() == getattr(again, field).tobytes(), field
+  # The stored transport is what the images were composed from, exactly.
+  assert rendered.transport.shape == (8, size, size, 3) and rendered.transport.dtype == np.float32
+  assert rendered.fixed_light.shape == (size, size, 3)
+  recomposed = mitsuba_scene.compose(rendered.transport, rendered.fixed_light,
+                                     illumination.light_rgbs())
+  assert recomposed.tobytes() == rendered.images.tobytes()
   assert len({image.tobytes() for image in rendered.images}) == 40
   other_seed = synthetic.render_scene(V2_TINY, ref, sampler_seed=1)
   psnrs = [_psnr(a, b) for a, b in zip(rendered.images, other_seed.images, strict=True)]

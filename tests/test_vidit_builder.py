@@ -3,8 +3,11 @@
 One tiny build (the session's `tiny_data_dir`, built once per test run through
 `relight_jax.datasets.build.build`, the build CLI's function) is checked against the
 renderer's own `split_scenes` / `render_scene` and `relight_jax.data.lights`' index arithmetic.
+The v2 tiny build (`v2_tiny_data_dir`) is checked the same way, with its AOVs and the
+light transport its images recompose from, and against a build of its earlier version.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -20,9 +23,12 @@ import tensorflow_datasets as tfds
 from relight_jax.data import lights
 from relight_jax.datasets import build
 from relight_jax.datasets import preview
+from relight_jax.datasets import scene_images
 from relight_jax.datasets import vidit as vidit_package
 from relight_jax.datasets.vidit import configs
 from relight_jax.render import generators
+from relight_jax.render import illumination
+from relight_jax.render import mitsuba_scene
 from relight_jax.render import synthetic
 
 _SPEC = synthetic.SPECS["synthetic_tiny"]
@@ -153,14 +159,23 @@ def v2_tiny_build(v2_tiny_data_dir):
   return result, _sources(_V2_SPEC, v2_tiny_data_dir)
 
 
+# The scene the v2 tests render again (a few seconds): test_heldout's second.
+_V2_POSITION = 1
+
+
+@functools.cache
+def _v2_rendered():
+  ref = synthetic.split_scenes(_V2_SPEC, "test_heldout")[_V2_POSITION]
+  return ref, synthetic.render_scene(_V2_SPEC, ref)
+
+
 def test_v2_build_has_its_version_splits_and_aovs(v2_tiny_build):
   result, sources = v2_tiny_build
   assert result["path"].endswith(os.path.join("synthetic_v2_tiny", generators.V2.version))
   assert set(sources) == {"train", "validation", "test", "test_heldout"}
   size = _V2_SPEC.image_size
-  position = 1
-  ref = synthetic.split_scenes(_V2_SPEC, "test_heldout")[position]
-  rendered = synthetic.render_scene(_V2_SPEC, ref)
+  position = _V2_POSITION
+  ref, rendered = _v2_rendered()
   for light in (0, 13, 39):
     record = sources["test_heldout"][int(lights.record_index(position, light))]
     assert int(record["scene"]) == ref.scene and int(record["light"]) == light
@@ -175,10 +190,115 @@ def test_v2_build_has_its_version_splits_and_aovs(v2_tiny_build):
     direction = int(lights.direction_of(light))
     np.testing.assert_allclose(record["shading"][..., 0] / 255.0, rendered.shading[direction],
                                atol=0.5 / 255 + 1e-6)
+    # transport and fixed_light: the renders the images are composed from, as float16.
+    for name in ("transport", "fixed_light"):
+      assert record[name].shape == (size, size, 3) and record[name].dtype == np.float16
+    np.testing.assert_array_equal(record["transport"],
+                                  rendered.transport[direction].astype(np.float16))
+    np.testing.assert_array_equal(record["fixed_light"],
+                                  rendered.fixed_light.astype(np.float16))
   # The train split's records carry other shading per direction, one albedo per scene.
   train = sources["train"]
   assert not np.array_equal(train[2]["shading"], train[6]["shading"])
   np.testing.assert_array_equal(train[2]["albedo"], train[6 + 8]["albedo"])
+
+
+def test_v2_images_recompose_from_the_stored_transport(v2_tiny_build):
+  # image(t, d) = srgb_uint8(EXPOSURE * (c_t * M_d + F)) for every record of every split,
+  # up to the float16 rounding of M_d and F.
+  _, sources = v2_tiny_build
+  rgbs = np.asarray(illumination.light_rgbs(), np.float32)  # [5, 3]
+  differences = []
+  for split, source in sources.items():
+    for scene in range(len(source) // lights.NUM_LIGHTS):
+      records = [source[int(lights.record_index(scene, light))]
+                 for light in range(lights.NUM_LIGHTS)]
+      fixed = records[0]["fixed_light"]
+      for light, record in enumerate(records):
+        temperature, direction = lights.split_light_index(light)
+        # The fixed lights in all 40 records, a direction's transport in its 5.
+        np.testing.assert_array_equal(record["fixed_light"], fixed)
+        np.testing.assert_array_equal(record["transport"], records[direction]["transport"])
+        linear = (rgbs[temperature] * record["transport"].astype(np.float32)
+                  + record["fixed_light"].astype(np.float32))
+        image = mitsuba_scene.srgb_uint8(mitsuba_scene.EXPOSURE * linear)
+        differences.append(np.abs(image.astype(int) - record["image"].astype(int)))
+      assert np.all(np.isfinite(fixed.astype(np.float32))), (split, scene)
+  differences = np.stack(differences)
+  assert differences.max() <= 1
+  assert np.mean(differences) < 0.02  # 0.7% of the values on the machine that wrote this
+
+
+def test_scene_images_read_the_transport(v2_tiny_build, v2_tiny_data_dir):
+  _, sources = v2_tiny_build
+  images = scene_images.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir,
+                                    _V2_SPEC.image_size)
+  record = sources["train"][int(lights.record_index(1, 2))]
+  transport = images.transport(1, 2)
+  assert transport.dtype == np.float32 and transport.shape == (32, 32, 3)
+  np.testing.assert_array_equal(transport, record["transport"].astype(np.float32))
+  np.testing.assert_array_equal(images.fixed_light(1), record["fixed_light"].astype(np.float32))
+  with pytest.raises(ValueError, match="direction 8"):
+    images.transport(1, 8)
+  # A smaller data.image_size averages the linear values, like the other maps.
+  half = scene_images.SceneImages("vidit/synthetic_v2_tiny", "train", v2_tiny_data_dir, 16)
+  np.testing.assert_allclose(half.transport(1, 2),
+                             transport.reshape(16, 2, 16, 2, 3).mean(axis=(1, 3)), rtol=1e-6)
+
+
+def test_v2_versions_have_their_own_features(tmp_path):
+  config = configs.CONFIGS["synthetic_v2_tiny"]
+  assert str(config.version) == generators.V2.version == "2.2.0"
+  assert config.supported_versions == ["2.1.0"]
+  assert "byte-identical to 2.1.0" in config.release_notes["2.2.0"]
+  older = {"albedo", "shading"}
+  newer = older | {"transport", "fixed_light"}
+  for version, aovs in ((None, newer), ("2.2.0", newer), ("2.1.0", older)):
+    builder = vidit_package.Vidit(config="synthetic_v2_tiny", version=version,
+                                  data_dir=os.fspath(tmp_path))
+    features = set(builder.info.features.keys())
+    assert str(builder.version) == (version or "2.2.0")
+    assert features & newer == aovs and "image" in features, version
+  # 2.0.0's renders differ from today's: it is not built any more.
+  with pytest.raises(ValueError, match=r"builds versions \['2.2.0', '2.1.0'\], not '2.0.0'"):
+    build.build("synthetic_v2_tiny", os.fspath(tmp_path), version="2.0.0")
+  assert generators.V1.stored_aovs_at("1.0.0") == ()
+  with pytest.raises(ValueError, match="not '2.0.0'"):
+    generators.V2.stored_aovs_at("2.0.0")
+
+
+def test_the_earlier_version_builds_the_same_records_without_the_transport(
+    v2_tiny_build, tmp_path, monkeypatch):
+  # 2.1.0 built now: every scene the one rendered scene (rendering each is the 2.2.0
+  # build's job), whose records must equal the 2.2.0 build's on 2.1.0's features.
+  _, sources = v2_tiny_build
+  ref, rendered = _v2_rendered()
+  monkeypatch.setattr(synthetic, "render_scene", lambda *args, **kwargs: rendered)
+  result = build.build("synthetic_v2_tiny", os.fspath(tmp_path), render_workers=1,
+                       version="2.1.0")
+  assert result["path"].endswith(os.path.join("synthetic_v2_tiny", "2.1.0"))
+  # The features.json 2.1.0's builds stored (tests/test_render_generators.py pinned it).
+  stored = pathlib.Path(result["path"], "features.json").read_bytes()
+  assert hashlib.sha256(stored).hexdigest() == (
+      "86da3052e62fe4f715f6b7989ba1ee7d6b052e37c3e6d29c6d3fdb77befed501")
+  older = tfds.data_source("vidit/synthetic_v2_tiny:2.1.0", split="test_heldout",
+                           data_dir=os.fspath(tmp_path))
+  for light in range(lights.NUM_LIGHTS):
+    index = int(lights.record_index(_V2_POSITION, light))
+    old, new = older[index], sources["test_heldout"][index]
+    assert set(new) - set(old) == {"transport", "fixed_light"}
+    for key in old:
+      assert np.asarray(old[key]).tobytes() == np.asarray(new[key]).tobytes(), (light, key)
+  assert int(old["scene"]) == ref.scene
+  # Asked for the transport, data without it says which data it is and what has it.
+  images = scene_images.SceneImages("vidit/synthetic_v2_tiny:2.1.0", "test_heldout",
+                                    os.fspath(tmp_path), _V2_SPEC.image_size)
+  with pytest.raises(ValueError, match=r"vidit/synthetic_v2_tiny:2.1.0 version 2.1.0 split "
+                     r"'test_heldout' has no transport.*from version 2.2.0 on.*build "
+                     r"vidit/synthetic_v2_tiny "):
+    images.transport(0, 0)
+  with pytest.raises(ValueError, match="has no fixed_light"):
+    images.fixed_light(0)
 
 
 def test_pixels_depth_normals_match_an_independent_render(tiny_build):

@@ -8,6 +8,10 @@ calls `builder.download_and_prepare` instead and reports how long it took:
       --manual_dir=data/manual/vidit
   python -m relight_jax.datasets.build vidit/synthetic --data_dir=data/tfds \
       --beam_runner=DirectRunner --beam_num_workers=8      # pip install apache-beam
+  python -m relight_jax.datasets.build vidit/synthetic_v2_small:2.1.0 --data_dir=data/tfds
+
+A `:<version>` suffix builds an earlier version a synthetic config still builds (its
+`supported_versions`: the same renders, fewer features); without one, its current version.
 
 With --beam_runner (or --beam_pipeline_options) synthetic scenes render as an Apache
 Beam pipeline, on any Beam runner (docs/beam.md); the records are the same.
@@ -93,7 +97,7 @@ def define_flags():
 
 def build(config: str, data_dir: str, manual_dir: str | None = None,
           render_workers: int | None = None, overwrite: bool = False,
-          beam_options=None) -> dict:
+          beam_options=None, version: str | None = None) -> dict:
   """Builds `vidit/<config>` into `data_dir`.
 
   Args:
@@ -104,6 +108,8 @@ def build(config: str, data_dir: str, manual_dir: str | None = None,
     overwrite: rebuild even if the dataset is already prepared.
     beam_options: Beam `PipelineOptions` (`beam_render.pipeline_options`): render the
       synthetic scenes as a Beam pipeline; None renders them with local processes.
+    version: the config's version to build: None, its current one, or one of its
+      `supported_versions` (an earlier version its generator still builds).
 
   Returns:
     {"seconds": wall time, "images": images stored, "images_per_second": rate,
@@ -112,8 +118,13 @@ def build(config: str, data_dir: str, manual_dir: str | None = None,
   if beam_options is not None and configs.CONFIGS[config].source != "synthetic":
     raise ValueError(f"vidit/{config} reads real VIDIT files; only synthetic configs "
                      "render with Beam (drop --beam_runner / --beam_pipeline_options)")
-  builder = vidit.Vidit(config=config, data_dir=data_dir, render_workers=render_workers,
-                        beam=beam_options is not None)
+  known = configs.CONFIGS.get(config)  # an unknown name: TFDS' error, listing the configs
+  if version is not None and known is not None:
+    versions = [str(known.version or vidit.Vidit.VERSION), *map(str, known.supported_versions)]
+    if version not in versions:
+      raise ValueError(f"vidit/{config} builds versions {versions}, not {version!r}")
+  builder = vidit.Vidit(config=config, version=version, data_dir=data_dir,
+                        render_workers=render_workers, beam=beam_options is not None)
   download_config = tfds.download.DownloadConfig(
       manual_dir=manual_dir, beam_options=beam_options,
       download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
@@ -141,10 +152,12 @@ def build(config: str, data_dir: str, manual_dir: str | None = None,
 
 def main(argv):
   if len(argv) != 2:
-    raise app.UsageError("usage: python -m relight_jax.datasets.build vidit/<config> "
-                         "--data_dir=DIR [--manual_dir=DIR]")
+    raise app.UsageError("usage: python -m relight_jax.datasets.build "
+                         "vidit/<config>[:<version>] --data_dir=DIR [--manual_dir=DIR]")
+  name, _, version = argv[1].partition(":")
+  version = version or None
   try:
-    config = configs.parse_dataset_name(argv[1])
+    config = configs.parse_dataset_name(name)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
   beam_options = None
@@ -158,16 +171,17 @@ def main(argv):
                "docs/beam.md), or drop them to render with local processes")
   try:
     result = build(config, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.render_workers,
-                   FLAGS.overwrite, beam_options)
+                   FLAGS.overwrite, beam_options, version)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
   except BuildBusyError as err:
     sys.exit(f"error: {err}")
+  label = config + (f":{version}" if version else "")
   if result["reused"]:
-    print(f"vidit/{config}: already built at {result['path']} ({result['images']} images); "
+    print(f"vidit/{label}: already built at {result['path']} ({result['images']} images); "
           "pass --overwrite to rebuild")
   else:
-    print(f"vidit/{config}: {result['images']} images in {result['seconds']:.1f} s "
+    print(f"vidit/{label}: {result['images']} images in {result['seconds']:.1f} s "
           f"({result['images_per_second']:.1f} images/s) -> {result['path']}")
 
 

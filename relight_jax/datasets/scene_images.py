@@ -5,6 +5,10 @@
 `data/lights.py` (record = scene * 40 + light). The training pipeline composes triplets
 from it (data/input_pipeline.py); inference reads reference images from it (a model that
 relights a light label by its training images' mean light latent).
+
+The v2 synthetic records from version 2.2.0 on also hold the linear light transport the
+images are composed from; `transport` and `fixed_light` read it on demand (the input
+pipeline does not use it).
 """
 
 import functools
@@ -143,6 +147,47 @@ class SceneImages:
     if name in PER_DIRECTION_AOVS:
       return self._aovs[name][scene][lights.direction_of(light)]
     return self._aovs[name][scene]
+
+  def transport(self, scene, direction):
+    """float32 [size, size, 3] linear render M_d of the white main light in `direction`.
+
+    The record feature `transport` of scene position `scene`, direction index
+    `direction` (0..7, `lights.DIRECTIONS`), in `mitsuba_scene.compose`'s units. With
+    `fixed_light` it recomposes the scene's images: image(t, d) = srgb_uint8(EXPOSURE *
+    (c_t * M_d + F)) (`vidit_dataset_builder`'s docstring), up to float16 rounding, at
+    the stored size (a smaller `image_size` averages the linear values).
+
+    Raises:
+      ValueError: the split's records hold no transport (not v2 2.2.0 or later).
+    """
+    if not 0 <= direction < lights.NUM_DIRECTIONS:
+      raise ValueError(f"direction {direction}: expected an index in "
+                       f"[0, {lights.NUM_DIRECTIONS})")
+    return self._linear("transport", scene, lights.light_index(0, direction))
+
+  def fixed_light(self, scene):
+    """float32 [size, size, 3] linear render F of the fixed lights of scene position `scene`.
+
+    The record feature `fixed_light` (the same in all 40 records of a scene); see
+    `transport`.
+    """
+    return self._linear("fixed_light", scene, 0)
+
+  def _linear(self, name, scene, light):
+    record = self._record(int(lights.record_index(scene, light)))
+    if name not in record:
+      info = getattr(self._source, "dataset_info", None)
+      version = f" version {info.version}" if info is not None else ""
+      # An earlier v2 build is rebuilt at the config's current version; others need v2.
+      config = self.name.partition(":")[0]
+      if not config.startswith("vidit/synthetic_v2"):
+        config = "vidit/synthetic_v2_small"
+      raise ValueError(
+          f"{self.name}{version} split {self.split!r} has no {name}: the linear light "
+          "transport is stored by the v2 synthetic configs (vidit/synthetic_v2*) from "
+          f"version 2.2.0 on; build one: python -m relight_jax.datasets.build {config} "
+          f"--data_dir={self._data_dir}")
+    return self._resize_aov(name, np.asarray(record[name]).astype(np.float32))
 
   def _decode(self, record):
     image = np.asarray(self._record(int(record))["image"])

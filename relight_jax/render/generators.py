@@ -10,8 +10,9 @@ only through that table and this interface:
   stores depth and normals. Its configs have the builder's own version (1.0.0).
 * "v2": `locations_v2` + `meshes` + `mitsuba_v2`: mesh objects in rooms and open
   scenes, photographic textures, four kinds of fixed lights, adaptive samples, and a
-  held-out content set for a `test_heldout` split; also stores albedo and per-direction
-  shading. Version 2.1.0.
+  held-out content set for a `test_heldout` split; also stores albedo, per-direction
+  shading and the linear light transport the images are composed from. Version 2.2.0;
+  2.1.0 (the same records without the transport) still builds.
 
 What the generations share lives in the v1 modules, public: `locations.Material`,
 `locations.View` (a camera pose and the view's objects), `locations.place` / `relayout`,
@@ -50,6 +51,11 @@ class RenderedScene:
   #                      +z towards the camera)
   albedo: np.ndarray | None = None  # v2: float32 [S, S, 3] linear reflectance in [0, 1]
   shading: np.ndarray | None = None  # v2: float32 [8, S, S] white-scene direct light, [0, 1]
+  # v2: the linear renders `images` are composed from (`mitsuba_scene.compose`'s `main` and
+  # `fixed`, before EXPOSURE): float32 [8, S, S, 3] white main light per direction, and
+  # float32 [S, S, 3] the fixed lights.
+  transport: np.ndarray | None = None
+  fixed_light: np.ndarray | None = None
   samples: np.ndarray | None = None  # v2: int [8] samples per pixel of each direction
   cpu_seconds: float | None = None  # set by render_split: CPU time of the scene's render
 
@@ -80,6 +86,10 @@ class Generator:
     release_notes: TFDS release notes by version (None when `version` is None).
     description: description of its configs, a format string of `size` (pixels),
       `scenes` (views per location) and `splits` (e.g. "train: 9 locations, ...").
+    earlier_versions: earlier versions this generator still builds, each with the
+      `stored_aovs` it had: versions whose records differ from the current one's only by
+      AOVs added since (the renders themselves unchanged), so that data of that version
+      can be rebuilt. Versions whose renders differ are not listed.
   """
   name: str
   contents: tuple[str, ...]
@@ -90,6 +100,7 @@ class Generator:
   version: str | None
   release_notes: dict[str, str] | None
   description: str
+  earlier_versions: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     for part in ("sample_location", "sample_view", "render"):
@@ -109,6 +120,33 @@ class Generator:
         self.version is not None and self.version not in self.release_notes):
       raise ValueError(f"generator {self.name!r}: version {self.version!r} needs release "
                        f"notes with that version (got {self.release_notes!r}), or neither")
+    for version, aovs in self.earlier_versions.items():
+      if (self.version is None or version not in self.release_notes
+          or _version_key(version) >= _version_key(self.version)):
+        raise ValueError(f"generator {self.name!r}: earlier version {version!r} must be "
+                         f"below its version {self.version!r} and have release notes")
+      if not set(aovs) <= set(self.stored_aovs):
+        raise ValueError(f"generator {self.name!r}: version {version!r} stores {aovs!r}, "
+                         f"not a subset of its stored AOVs {self.stored_aovs!r}")
+
+  def stored_aovs_at(self, version=None):
+    """The AOVs the records of `version` hold (None or the current version: `stored_aovs`).
+
+    A generator without a version of its own (v1: the builder's VERSION) has one set.
+
+    Raises:
+      ValueError: a version this generator does not build; the message lists those it does.
+    """
+    if self.version is None or version in (None, self.version):
+      return self.stored_aovs
+    if version in self.earlier_versions:
+      return self.earlier_versions[version]
+    raise ValueError(f"generator {self.name!r} builds versions "
+                     f"{[self.version, *self.earlier_versions]}, not {version!r}")
+
+
+def _version_key(version):
+  return tuple(int(part) for part in version.split("."))
 
 
 def _v1_location(seed, location, content):
@@ -144,8 +182,9 @@ def _v2_render(location, view, image_size, samples_per_pixel, seed):
                                                        samples_per_pixel, seed)
   images = mitsuba_scene.compose(main, fixed, illumination.light_rgbs())
   depth, normals, albedo, shading = mitsuba_v2.render_aovs(location, view, image_size, seed)
+  # The exact arrays `images` was composed from, so that they recompose it.
   return RenderedScene(images=images, depth=depth, normals=normals, albedo=albedo,
-                       shading=shading, samples=samples)
+                       shading=shading, samples=samples, transport=main, fixed_light=fixed)
 
 
 V1 = Generator(
@@ -157,9 +196,15 @@ V1 = Generator(
 
 V2 = Generator(
     name="v2", contents=tuple(locations_v2.CONTENTS), sample_location=_v2_location,
-    sample_view=_v2_view, render=_v2_render, stored_aovs=("albedo", "shading"),
-    version="2.1.0",
+    sample_view=_v2_view, render=_v2_render,
+    stored_aovs=("albedo", "shading", "transport", "fixed_light"),
+    version="2.2.0",
+    # 2.2.0 added features only: 2.1.0's records are rebuilt from the same renders.
+    earlier_versions={"2.1.0": ("albedo", "shading")},
     release_notes={
+        "2.2.0": ("Adds transport and fixed_light: the linear renders each record's image is "
+                  "composed from (the white main light of its direction, the fixed lights), "
+                  "float16; images, depth, normals, albedo, shading byte-identical to 2.1.0."),
         "2.1.0": ("Adaptive samples: each render is two independent halves; directions "
                   "whose halves predict < 37.5 dB between two seeds get more samples (up to "
                   "8x), so every scene meets the 35 dB noise bound. Every image differs "
@@ -173,7 +218,8 @@ V2 = Generator(
     description=("Synthetic VIDIT-like scenes v2 (meshes, rooms and open scenes) rendered "
                  "with Mitsuba 3 at {size} px, {scenes} scenes per location ({splits}; "
                  "test_heldout: object families and materials train never has); 40 "
-                 "illuminations per scene, depth, normals, albedo, shading."))
+                 "illuminations per scene, depth, normals, albedo, shading, and the "
+                 "linear light transport they are composed from."))
 
 GENERATORS: dict[str, Generator] = {generator.name: generator for generator in (V1, V2)}
 

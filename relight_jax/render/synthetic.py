@@ -183,7 +183,8 @@ def render_scene(spec, ref, sampler_seed=0):
     sampler_seed: Monte Carlo seed; different seeds give different noise only.
 
   Returns:
-    a `RenderedScene` with the fields its generator fills (v2 also albedo and shading).
+    a `RenderedScene` with the fields its generator fills (v2 also albedo, shading and
+    the linear transport the images are composed from).
   """
   generator = generator_of(spec)
   location, view = scene_description(spec, ref)

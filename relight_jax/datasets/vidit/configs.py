@@ -7,7 +7,8 @@ Three kinds of config (`ViditConfig.source`):
   `synthetic_v2_tiny`, `synthetic_v2_small`, `synthetic_v2`, and `synthetic_v2_eval`, two
   test sets of 24 locations), splits by location. Their
   version, release notes and description are their generator's
-  (`relight_jax.render.generators`).
+  (`relight_jax.render.generators`); the earlier versions their generator still builds
+  are `supported_versions`, each built from a config of its own (`at_version`).
 * "lights": a real release's 40-illumination scenes read from `manual_dir`
   (`full_*`, `ntire21_track2_*`, `aim20_track3_*`), splits by scene number.
 * "pairs": a real release's fixed evaluation pairs (`*_pairs_*`).
@@ -17,6 +18,7 @@ releases, 1024. `vidit_dataset_builder.Vidit` reads these; the dataset README li
 """
 
 import dataclasses
+import functools
 
 import tensorflow_datasets as tfds
 
@@ -66,6 +68,7 @@ def _synthetic_configs():
     configs.append(ViditConfig(
         name=name, source="synthetic", synthetic_spec=name, image_size=spec.image_size,
         version=generator.version, release_notes=generator.release_notes,
+        supported_versions=list(generator.earlier_versions),
         description=generator.description.format(
             size=spec.image_size, scenes=spec.scenes_per_location, splits=splits)))
   return configs
@@ -95,6 +98,33 @@ def _real_configs():
 
 CONFIGS = {config.name: config for config in _synthetic_configs() + _real_configs()}
 DEFAULT_CONFIG = "synthetic"
+
+
+def at_version(name, version):
+  """Synthetic config `name` at an earlier version its generator still builds, or None.
+
+  TFDS prepares only a config's own version (an older one, it assumes, needs older
+  code); a generator lists the earlier versions its current renders still reproduce
+  (`Generator.earlier_versions`), and this config of that version builds their records.
+
+  Args:
+    name: a config name.
+    version: a version (str or `tfds.core.Version`), or None.
+
+  Returns:
+    the config with `version` as its own, or None when `version` is None, the config's
+    current version, or not one of the config's `supported_versions`.
+  """
+  config = CONFIGS.get(name)
+  if (config is None or version is None
+      or str(version) not in map(str, config.supported_versions)):
+    return None
+  return _config_at(name, str(version))
+
+
+@functools.cache  # one object per version: TFDS refuses two config objects of one name
+def _config_at(name, version):
+  return dataclasses.replace(CONFIGS[name], version=version, supported_versions=[])
 
 
 def parse_dataset_name(name: str) -> str:

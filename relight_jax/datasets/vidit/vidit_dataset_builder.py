@@ -12,6 +12,22 @@ layouts are parsed by `real_layouts.py` from a `manual_tree.py` listing (folders
 A synthetic config's records hold what its generator (`relight_jax.render.generators`)
 renders: images, depth and normals for every generator, plus the AOVs it lists in
 `stored_aovs` (their features and encodings: `AOV_FEATURES`).
+
+The v2 records from version 2.2.0 on also hold the light transport their image is
+composed from: `transport`, the linear render of the white main light in the record's
+direction d (M_d), and `fixed_light`, that of the scene's fixed lights (F), both float16
+[S, S, 3], in the units `mitsuba_scene.compose` takes (before `mitsuba_scene.EXPOSURE`).
+Every image of a scene is, for its temperature t with linear colour c_t
+(`illumination.light_rgbs()[t]`),
+
+    image(t, d) = srgb_uint8(EXPOSURE * (c_t * M_d + F))   (`mitsuba_scene.srgb_uint8`)
+
+exactly for the float32 renders, and up to float16 rounding (at most one code value,
+rarely) for the stored ones.
+
+Earlier versions a generator still builds (`Generator.earlier_versions`, e.g.
+`synthetic_v2_tiny:2.1.0`) are configs of their own version (`configs.at_version`),
+holding that version's features: TFDS itself prepares only a config's current version.
 Importing `relight_jax.datasets.vidit` registers this builder as "vidit".
 """
 
@@ -108,6 +124,31 @@ def _shading_values(rendered, size):
           for direction in range(lights.NUM_DIRECTIONS)]  # [S, S, 1]
 
 
+def _float16(linear, name):
+  """Linear renders as float16, refusing values past its range (65504) instead of inf."""
+  stored = np.asarray(linear).astype(np.float16)
+  if not np.all(np.isfinite(stored)):
+    raise ValueError(f"{name}: linear values up to {np.max(linear):.4g} do not fit float16 "
+                     "(at most 65504)")
+  return stored
+
+
+def _transport_values(rendered, size):
+  del size  # stored as rendered
+  # The record's own direction: M_d of the module docstring.
+  return [_float16(rendered.transport[direction], "transport")
+          for direction in range(lights.NUM_DIRECTIONS)]  # [S, S, 3]
+
+
+def _fixed_light_values(rendered, size):
+  del size  # stored as rendered
+  return [_float16(rendered.fixed_light, "fixed_light")] * lights.NUM_DIRECTIONS  # [S, S, 3]
+
+
+def _linear_feature(size):
+  return tfds.features.Tensor(shape=(size, size, 3), dtype=np.float16, encoding=_ZLIB)
+
+
 # The AOVs generators may store (docs/data.md lists their conventions).
 AOV_FEATURES = {
     "albedo": AovFeature(
@@ -118,6 +159,10 @@ AOV_FEATURES = {
         feature=lambda size: tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
                                                   encoding=_ZLIB),
         values=_shading_values),
+    # float16: 11 significant bits, finer than the 8-bit images everywhere (docs/data.md),
+    # and room for the renders' highlights above 1, which the images clip.
+    "transport": AovFeature(feature=_linear_feature, values=_transport_values),
+    "fixed_light": AovFeature(feature=_linear_feature, values=_fixed_light_values),
 }
 
 
@@ -193,13 +238,24 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
           "filename": tfds.features.Text(),
       }
       generator = self._synthetic_generator()
-      for aov in generator.stored_aovs if generator is not None else ():
+      for aov in generator.stored_aovs_at(str(self.version)) if generator is not None else ():
         features[aov] = _aov_feature(aov, generator).feature(size)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage="https://github.com/majedelhelou/VIDIT",
         disable_shuffling=True,
     )
+
+  @classmethod
+  def get_builder_config(cls, name, version=None):
+    """TFDS' config lookup, plus the earlier versions synthetic configs still build.
+
+    TFDS prepares only a config's own version; an earlier version a generator still
+    builds is a config of that version (`configs.at_version`), so that
+    `tfds.builder("vidit/synthetic_v2_tiny:2.1.0")` builds 2.1.0's records.
+    """
+    earlier = configs.at_version(name, version)
+    return earlier or super().get_builder_config(name=name, version=version)
 
   def _synthetic_generator(self):
     """The `generators.Generator` of a synthetic config; None for real ones."""
@@ -215,7 +271,8 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
       if self._beam:
         # The records of the local path, from a picklable stand-in for `self`.
         records = functools.partial(Vidit._synthetic_records,
-                                    types.SimpleNamespace(builder_config=config))
+                                    types.SimpleNamespace(builder_config=config,
+                                                          version=self.version))
         return {split: beam_render.split_transform(spec, split, config.image_size, records)
                 for split, _ in spec.split_locations}
       cache_dir = self._render_cache_dir(dl_manager)
@@ -295,7 +352,7 @@ class Vidit(tfds.core.GeneratorBasedBuilder):
     normals = images.encode_png(_encode_normals(rendered.normals), size)  # [S, S, 3]
     generator = synthetic.generator_of(spec)
     extra = [{} for _ in range(lights.NUM_DIRECTIONS)]
-    for aov in generator.stored_aovs:
+    for aov in generator.stored_aovs_at(str(self.version)):
       for direction, value in enumerate(_aov_feature(aov, generator).values(rendered, size)):
         extra[direction][aov] = value
     for light in range(lights.NUM_LIGHTS):
