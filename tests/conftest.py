@@ -196,7 +196,8 @@ def tiny_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def v2_tiny_data_dir(tmp_path_factory):
-  """TFDS data_dir holding `vidit/synthetic_v2_tiny` (with shading maps), rendered once."""
+  """TFDS data_dir holding `vidit/synthetic_v2_tiny` (shading maps and light transport),
+  rendered once."""
   return str(_built_once(tmp_path_factory, "tfds_v2", _build_vidit("synthetic_v2_tiny")))
 
 
@@ -227,6 +228,18 @@ def trained_workdir(tiny_data_dir, tmp_path_factory):
   with np.load(folder / "final_params.npz") as saved:
     leaves = [saved[f"arr_{index}"] for index in range(len(saved.files))]
   return config, folder / "run", leaves
+
+
+# XLA's CPU compiler without LLVM's optimisation passes: a whole model's gradient then
+# compiles in about a third of the time (the geometry model's three loss gradients: 32 s
+# -> 9 s on 2 cores), and runs slower, which tests that run it once do not notice.
+UNOPTIMISED = {"xla_backend_optimization_level": 0}
+
+
+def compile_unoptimised(function, *args):
+  """jax.jit(function) compiled for `args` with UNOPTIMISED: for tests that run a big
+  program once (gradient wiring checks), whose time is its compilation."""
+  return jax.jit(function).lower(*args).compile(compiler_options=UNOPTIMISED)
 
 
 def load_config(name, arg="smoke", **overrides):

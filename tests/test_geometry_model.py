@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import compile_unoptimised
 from conftest import load_config
 
 from relight_jax.config import defaults
@@ -142,7 +143,6 @@ def _loss_and_grads(loss_config, batch, wanted=("normals", "depth", "reconstruct
                     **model_overrides):
   model = registry.create_model(_config(depth=1, bottleneck_convs=1, **model_overrides))
 
-  @jax.jit
   def run(batch):
     variables = model.init(jax.random.key(0), batch["input_image"], batch["target_image"],
                            train=False)
@@ -157,7 +157,7 @@ def _loss_and_grads(loss_config, batch, wanted=("normals", "depth", "reconstruct
     return {term: jax.grad(loss_fn, has_aux=True)(variables["params"], term)
             for term in wanted}
 
-  return run(batch)
+  return compile_unoptimised(run, batch)(batch)
 
 
 def test_auxiliary_losses_are_wired_and_train_the_geometry_head_and_encoder():

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import compile_unoptimised
 from conftest import load_config
 
 from relight_jax.config import config_utils
@@ -258,7 +259,6 @@ def test_gradient_reaches_every_parameter_and_losses_are_finite(name):
     loss_config.reconstruction = "l1"  # LPIPS has its own tests; keep this compile small.
   needs_ground_truth = registry.SPECS[name].needs_ground_truth_latent
 
-  @jax.jit
   def init_and_grad(batch):
     variables = model.init(_key(), batch["input_image"], batch["target_image"], train=False)
 
@@ -271,7 +271,7 @@ def test_gradient_reaches_every_parameter_and_losses_are_finite(name):
 
     return jax.grad(loss_fn, has_aux=True)(variables["params"])
 
-  grads, terms = init_and_grad(batch)
+  grads, terms = compile_unoptimised(init_and_grad, batch)(batch)
   assert all(np.isfinite(float(v)) for v in terms.values())
   expected_terms = {"envmap": {"envmap"}, "envmap_scene": {"hue", "saturation", "value"},
                     "illumination_predictor": {"temperature", "direction"},
