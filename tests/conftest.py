@@ -236,10 +236,11 @@ def trained_workdir(tiny_data_dir, tmp_path_factory):
 UNOPTIMISED = {"xla_backend_optimization_level": 0}
 
 
-def compile_unoptimised(function, *args):
-  """jax.jit(function) compiled for `args` with UNOPTIMISED: for tests that run a big
-  program once (gradient wiring checks), whose time is its compilation."""
-  return jax.jit(function).lower(*args).compile(compiler_options=UNOPTIMISED)
+def unoptimised_jit(function):
+  """Like jax.jit(function), compiled with UNOPTIMISED at each call (nothing is kept): for
+  tests that run a big program once (gradient wiring checks), whose time is compiling."""
+  return lambda *args: jax.jit(function).lower(*args).compile(compiler_options=UNOPTIMISED)(
+      *args)
 
 
 def load_config(name, arg="smoke", **overrides):

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import compile_unoptimised
 from conftest import load_config
+from conftest import unoptimised_jit
 
 from relight_jax.config import defaults
 from relight_jax.data import envmap
@@ -157,7 +157,7 @@ def _loss_and_grads(loss_config, batch, wanted=("normals", "depth", "reconstruct
     return {term: jax.grad(loss_fn, has_aux=True)(variables["params"], term)
             for term in wanted}
 
-  return compile_unoptimised(run, batch)(batch)
+  return unoptimised_jit(run)(batch)
 
 
 def test_auxiliary_losses_are_wired_and_train_the_geometry_head_and_encoder():

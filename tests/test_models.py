@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import compile_unoptimised
 from conftest import load_config
+from conftest import unoptimised_jit
 
 from relight_jax.config import config_utils
 from relight_jax.config import defaults
@@ -271,7 +271,7 @@ def test_gradient_reaches_every_parameter_and_losses_are_finite(name):
 
     return jax.grad(loss_fn, has_aux=True)(variables["params"])
 
-  grads, terms = compile_unoptimised(init_and_grad, batch)(batch)
+  grads, terms = unoptimised_jit(init_and_grad)(batch)
   assert all(np.isfinite(float(v)) for v in terms.values())
   expected_terms = {"envmap": {"envmap"}, "envmap_scene": {"hue", "saturation", "value"},
                     "illumination_predictor": {"temperature", "direction"},

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 from conftest import checkpointed_workdir
-from conftest import compile_unoptimised
 from conftest import load_config
+from conftest import unoptimised_jit
 from PIL import Image
 
 import relight_jax
@@ -48,9 +48,9 @@ def test_reference_image_models_take_the_rendered_temperatures_only():
     lights.parse_light("W,4000", any_temperature=False)
 
 
-def _relight_with_light(model):
+def _relight_with_light(model, jit=jax.jit):
   # Jitted: compiled once, instead of op by op (the tests' time is compilation).
-  return jax.jit(lambda variables, image, light: model.apply(
+  return jit(lambda variables, image, light: model.apply(
       variables, image, light, method="relight_with_light"))
 
 
@@ -67,11 +67,10 @@ def test_relighting_by_a_light_latent_is_relighting_by_a_target_with_that_latent
   variables = _variables(model)
   rng = np.random.default_rng(0)
   image, target = (rng.uniform(size=(2, 32, 32, 3)).astype(np.float32) for _ in range(2))
-  apply = lambda v, x, t: model.apply(v, x, t, train=False)
-  outputs = compile_unoptimised(apply, variables, image, target)(variables, image, target)
-  relight_with_light = lambda v, x, light: model.apply(v, x, light, method="relight_with_light")
-  by_light = compile_unoptimised(relight_with_light, variables, image, outputs["target_light"])(
-      variables, image, outputs["target_light"])
+  outputs = unoptimised_jit(lambda v, x, t: model.apply(v, x, t, train=False))(
+      variables, image, target)
+  by_light = _relight_with_light(model, unoptimised_jit)(variables, image,
+                                                         outputs["target_light"])
   np.testing.assert_allclose(by_light, outputs["relit"], atol=2e-5)
 
 
