@@ -105,7 +105,10 @@ def _label_of(light):
 
 
 def photo_figure(relighter, path):
-  """scikit-image's `coffee` photo relit by PHOTO_LIGHTS (full resolution, shown small)."""
+  """scikit-image's `coffee` photo relit by PHOTO_LIGHTS in the command's default form.
+
+  Relit at full resolution, shown small.
+  """
   from skimage import data as skimage_data  # pylint: disable=g-import-not-at-top
   photo = skimage_data.coffee().astype(np.float32) / 255.0
   small = lambda image: image[::3, ::3]

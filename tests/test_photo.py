@@ -3,6 +3,7 @@ command's handling of files: bit depth, alpha, ICC and EXIF come back as they ca
 
 import numpy as np
 import pytest
+import tifffile
 from conftest import checkpointed_workdir
 from PIL import Image
 from PIL import ImageOps
@@ -47,8 +48,34 @@ def test_sixteen_bit_files_round_trip_exactly(tmp_path, extension, channels):
   # PIL itself reads the high bytes: the file is a standard one.
   np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")),
                                 (samples[..., :3] >> 8).astype(np.uint8))
-  if extension == ".png":
-    assert Image.open(path).getexif()[_CAMERA] == "Test camera"
+  with Image.open(path) as image:
+    assert image.getexif()[_CAMERA] == "Test camera"
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])  # cameras write both
+def test_sixteen_bit_tiffs_carry_the_camera_and_the_exif_ifd(tmp_path, endian):
+  exif = Image.Exif()
+  exif.endian = endian
+  exif[0x010F], exif[0x0110], exif[_DATE] = "Test make", "Test model", "2024:01:02 03:04:05"
+  exif.get_ifd(0x8769).update({0x9003: "2023:12:31 23:59:58", 0x8827: 400})  # date taken, ISO
+  samples = _codes((19, 26, 3), np.uint16)
+  path = tmp_path / "photo.tif"
+  photo_lib.save_photo(path, photo_lib.Photo(samples, None, None, exif.tobytes()))
+  with Image.open(path) as image:
+    read = image.getexif()
+    assert (read[0x010F], read[0x0110], read[_DATE]) == (
+        "Test make", "Test model", "2024:01:02 03:04:05")
+    assert read.get_ifd(0x8769) == {0x9003: "2023:12:31 23:59:58", 0x8827: 400}
+  with tifffile.TiffFile(path) as tiff:  # a second reader of the same tags
+    page = tiff.pages[0]
+    assert page.tags["Model"].value == "Test model"
+    assert page.tags["ExifTag"].value["DateTimeOriginal"] == "2023:12:31 23:59:58"
+    np.testing.assert_array_equal(page.asarray(), samples)
+  loaded = photo_lib.load_photo(path)  # and relighting it again keeps them
+  np.testing.assert_array_equal(loaded.rgb, samples)
+  again = Image.Exif()
+  again.load(loaded.exif)
+  assert again[0x010F] == "Test make" and again.get_ifd(0x8769)[0x8827] == 400
 
 
 @pytest.mark.parametrize("channels", [3, 4])

@@ -16,8 +16,18 @@ back as it came, so `load_photo` keeps what that view drops and `save_photo` wri
     for cameras' and phones' profiles (Display P3, Adobe RGB) has sRGB's tone curve or
     nearly, what the relighting's linearisation assumes; outputs carry the same profile
     (sRGB when the input had none).
-  * EXIF (camera, date, ...) travels too. The pixels are rotated upright on load (as
-    `load_image` does) and the orientation tag of the output is 1.
+  * EXIF (camera, date, exposure, ...) travels too. The pixels are rotated upright on
+    load (as `load_image` does) and the orientation tag of the output is 1.
+
+What each output format keeps:
+
+  format       depth         alpha   ICC   EXIF
+  PNG          8 or 16 bits  yes     yes   yes (eXIf chunk)
+  TIFF         8 or 16 bits  yes     yes   yes (IFD0 tags, EXIF and GPS IFDs; 16 bits:
+                                                `_with_exif`)
+  WEBP         8 bits        yes     yes   yes
+  JPEG         8 bits        no      yes   yes
+  BMP, PPM     8 bits        no      no    no
 """
 
 import concurrent.futures
@@ -274,7 +284,7 @@ def save_photo(path, photo, *, protected=(), overwrite=True,
     if image_format == "PNG":
       stream.write(_png_bytes(samples, icc, photo.exif))
     elif depth == np.uint16:
-      _write_tiff16(stream, samples, icc)
+      _write_tiff16(stream, samples, icc, photo.exif)
     else:
       options = {"icc_profile": icc}
       if photo.exif:
@@ -345,10 +355,77 @@ def _zlib_stream(data):
   return b"\x78\x01" + b"".join(pieces) + struct.pack(">I", zlib.adler32(data))
 
 
-def _write_tiff16(stream, samples, icc):
-  """A 16-bit TIFF (PIL writes no 16-bit colour TIFFs) with its ICC profile."""
+def _write_tiff16(stream, samples, icc, exif):
+  """A 16-bit TIFF (PIL writes no 16-bit colour TIFFs) with its ICC profile and EXIF."""
   import tifffile  # pylint: disable=g-import-not-at-top
+  exif_tiff = exif.removeprefix(_EXIF_HEADER) if exif else b""
+  # PIL serialises the EXIF in the byte order it was read in, so the file takes that order.
+  order = ">" if exif_tiff[:2] == b"MM" else "<"
   encoded = io.BytesIO()  # tifffile wants a named file or a BytesIO, not a descriptor
-  tifffile.imwrite(encoded, samples, photometric="rgb", iccprofile=icc,
+  # No JSON shape in ImageDescription: that tag is the photo's caption.
+  tifffile.imwrite(encoded, samples, photometric="rgb", iccprofile=icc, metadata=None,
+                   byteorder=order,
                    extrasamples=["unassalpha"] if samples.shape[-1] == 4 else None)
-  stream.write(encoded.getvalue())
+  tiff = encoded.getbuffer()  # no copy of a file as large as the photo
+  tail = _exif_ifds(tiff, order, exif) if exif_tiff else b""
+  if tail:
+    # The header's offset of the first IFD: the new one, at the end.
+    stream.write(tiff[:4])
+    stream.write(struct.pack(order + "I", len(tiff) + len(tail[0])))
+    stream.write(tiff[8:])
+    stream.write(b"".join(tail))
+  else:
+    stream.write(tiff)
+
+
+# Tags of a TIFF's first IFD that say how its pixels are stored. PIL reads all of a TIFF
+# input's first IFD as its EXIF, these included; the output's own (from tifffile) are the
+# ones that hold, and the ICC profile comes from `Photo.icc_profile`.
+_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 322, 323, 324,
+    325, 330, 338, 339, 513, 514, 529, 530, 531, 532, 34675})
+
+
+def _exif_ifds(tiff, order, exif):
+  """What to append to `tiff` (one classic TIFF image from tifffile) to carry `exif`.
+
+  tifffile writes no EXIF or GPS IFD, so PIL serialises the EXIF (its first IFD with the
+  EXIF and GPS IFDs it points to) for the end of the file, and a new first IFD after it
+  merges tifffile's entries with that IFD's: the camera's description tags (Make, Model,
+  DateTime, Artist, ...) become TIFF tags, and 34665 points to a real EXIF IFD. Values
+  stored outside the entries keep their offsets; the old first IFD is left unused.
+
+  Args:
+    tiff: the file's bytes (or a buffer of them).
+    order: its byte order, "<" or ">"; `exif`'s is the same.
+    exif: EXIF bytes as `Photo.exif`.
+
+  Returns:
+    (the serialised EXIF, the new first IFD), to append in that order; () when there is
+    nothing to add, or when the file is a BigTIFF (past 4 GB, larger than any photo
+    `load_photo` accepts), whose offsets are 64-bit.
+  """
+  if struct.unpack_from(order + "H", tiff, 2)[0] != 42:
+    return ()
+  pil_exif = Image.Exif()
+  pil_exif.load(exif)
+  for tag in _LAYOUT_TAGS.intersection(pil_exif):
+    del pil_exif[tag]
+  if not len(pil_exif):
+    return ()
+
+  def entries(data, at):
+    count, = struct.unpack_from(order + "H", data, at)
+    return {struct.unpack_from(order + "H", data, at + 2 + 12 * i)[0]:
+            bytes(data[at + 2 + 12 * i:at + 14 + 12 * i]) for i in range(count)}
+
+  padding = b"\0" * (len(tiff) % 2)  # IFDs and values start on a word boundary
+  # The EXIF as an IFD at the end of the file: entries, then the values and sub-IFDs (all
+  # words, so what follows is word-aligned too).
+  block = padding + pil_exif.tobytes(len(tiff) + len(padding))[len(_EXIF_HEADER) + 8:]
+  first, = struct.unpack_from(order + "I", tiff, 4)
+  image_entries = entries(tiff, first)
+  merged = image_entries | entries(block, len(padding))
+  next_ifd = bytes(tiff[first + 2 + 12 * len(image_entries):][:4])
+  return block, (struct.pack(order + "H", len(merged))
+                 + b"".join(merged[tag] for tag in sorted(merged)) + next_ifd)
