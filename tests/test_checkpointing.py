@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import checkpointed_workdir
 from conftest import load_config
+from conftest import unoptimised_jit
 
 from relight_jax.training import checkpointing
 from relight_jax.training import state as state_lib
@@ -197,8 +198,8 @@ def test_states_saved_replica_parallel_or_from_one_replica_restore_alike(tmp_pat
   from relight_jax.training import parallel
   config = load_config("envmap", "smoke")
   placement = parallel.create_placement()
-  train_state = jax.device_put(state_lib.create_train_state(config, state_lib.init_key(4)),
-                               placement.replicated)
+  train_state = unoptimised_jit(lambda key: state_lib.create_train_state(config, key),
+                                out_shardings=placement.replicated)(state_lib.init_key(4))
   expected = jax.device_get(train_state)
   for replica_parallel in (True, False):
     ocp.type_handlers.register_type_handler(

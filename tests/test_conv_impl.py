@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import unoptimised_jit
 
 from relight_jax.config import defaults
 from relight_jax.cpu_kernels import winograd
@@ -68,14 +69,14 @@ def test_relighter_outputs_and_gradients_agree_with_xla():
     conv = nn.Conv if function is None else functools.partial(nn.Conv,
                                                               conv_general_dilated=function)
     model = registry.create_model(config, conv=conv)
-    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(7), image,
-                                                                     image)
+    variables = unoptimised_jit(functools.partial(model.init, train=False))(
+        jax.random.key(7), image, image)
 
     def loss(params, model=model, variables=variables):
       outputs = model.apply({**variables, "params": params}, image, image[::-1], train=False)
       return jnp.mean((outputs["relit"] - image) ** 2), outputs["relit"]
 
-    grads[setting], relit[setting] = jax.jit(jax.grad(loss, has_aux=True))(
+    grads[setting], relit[setting] = unoptimised_jit(jax.grad(loss, has_aux=True))(
         variables["params"])
   _assert_close(relit["winograd"], relit["xla"])
   flat_xla = jax.tree_util.tree_leaves_with_path(grads["xla"])

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config
+from conftest import unoptimised_jit
 
 from bench import envmap_loss_scale
 from relight_jax.data import envmap
@@ -76,9 +77,10 @@ def test_le_weighs_against_reconstruction_as_in_the_original_at_initialisation()
     batch[f"{role}_envmap"] = jnp.asarray(envmap.batch_envmaps(
         temperatures, directions, config.model.envmap_convention)[0])
   # Jitted: compiled once, instead of hundreds of eagerly compiled ops at 256 px.
-  init = jax.jit(lambda key: model.init(key, images[0][:1], images[1][:1], train=False))
-  apply = jax.jit(lambda variables: model.apply(variables, images[0], images[1], train=True,
-                                                mutable=["batch_stats"])[0])
+  init = unoptimised_jit(lambda key: model.init(key, images[0][:1], images[1][:1],
+                                                train=False))
+  apply = unoptimised_jit(lambda variables: model.apply(
+      variables, images[0], images[1], train=True, mutable=["batch_stats"])[0])
   ratios = []
   for seed in range(2):
     outputs = apply(init(jax.random.key(seed)))

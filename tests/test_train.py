@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import load_config
+from conftest import unoptimised_jit
 
 from relight_jax.data import input_pipeline
 from relight_jax.datasets import scene_images
@@ -139,11 +140,11 @@ def test_four_devices_match_one_device(tiny_data_dir):
   for devices in (jax.devices()[:1], jax.devices()[:4]):
     placement = parallel.create_placement(devices)
     assert placement.mesh.size == len(devices)
-    train_state = jax.jit(lambda key: state_lib.create_train_state(config, key),
-                          out_shardings=placement.replicated)(state_lib.init_key(0))
-    step = jax.jit(lambda s, b: step_lib.train_step(s, b, config=config),
-                   in_shardings=(placement.replicated, placement.batch),
-                   out_shardings=(placement.replicated, placement.replicated))
+    train_state = unoptimised_jit(lambda key: state_lib.create_train_state(config, key),
+                                  out_shardings=placement.replicated)(state_lib.init_key(0))
+    step = unoptimised_jit(lambda s, b: step_lib.train_step(s, b, config=config),
+                           in_shardings=(placement.replicated, placement.batch),
+                           out_shardings=(placement.replicated, placement.replicated))
     new_state, metrics = step(train_state, placement.put_batch(host_batch))
     results.append(jax.device_get((metrics, new_state.batch_stats)))
   (metrics_1, stats_1), (metrics_4, stats_4) = results
@@ -294,9 +295,10 @@ def test_latent_losses_train_and_move_the_scene_latents(form, tiny_data_dir):
   images = scene_images.SceneImages(config.data.name, "train", tiny_data_dir, 32)
   pairs = input_pipeline.eval_pairs(images.num_scenes, ("different_scene",), 8, 0)
   batch = input_pipeline.stack_examples(images, pairs)
-  train_state = state_lib.create_train_state(config, jax.random.key(0))
-  step = jax.jit(lambda s, b: step_lib.train_step(s, b, config=config))
-  _, metrics = step(train_state, batch)
+  train_state = unoptimised_jit(lambda key: state_lib.create_train_state(config, key))(
+      jax.random.key(0))
+  _, metrics = unoptimised_jit(lambda s, b: step_lib.train_step(s, b, config=config))(
+      train_state, batch)
   assert np.isfinite(float(metrics["scene_latent"])) and float(metrics["scene_latent"]) > 0
   assert np.isfinite(float(metrics["light_latent"]))
   with_weight = float(metrics["loss"])
