@@ -145,3 +145,17 @@ def test_without_stored_transport_the_data_and_the_loss_say_what_to_build(v2_tin
       outputs, batch, loss_config, code=transport.transport_code,
       compose_all=transport.compose_all_lights, light_rgbs=transport.temperature_rgbs())) == {
           "light_direction", "light_colour"}
+
+
+def test_the_transport_model_trains_and_evaluates(v2_tiny_data_dir, tmp_path):
+  # The one run of the training loop for this model (integration tier): its batches carry
+  # the transport, its light estimate feeds the evaluation's light metrics.
+  from relight_jax.training import train
+
+  config = load_config("transport", "smoke", **{
+      "data.data_dir": v2_tiny_data_dir, "train.num_steps": 2, "train.eval_every": 2,
+      "train.checkpoint_every": 2, "train.log_every": 2, "train.image_every": 100})
+  final_state = train.train(config, tmp_path / "run")
+  assert int(final_state.step) == 2
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(
+      jax.device_get(final_state.params)))
