@@ -44,7 +44,7 @@ transport and T's light estimate directly. For photos the ratio form is the one 
 a photo's exposure, white balance, textures and resolution are not the renders', and the
 ratio applies only the change of light, smooth where the transport is, to the photo's own
 pixels. relight.py's default `--form=ratio` does this with any model, on top of the
-absolute Ĝ (equal to this model's ratio form but where a bright pixel clips);
+absolute Ĝ (by a target image, this model's ratio form but where a bright pixel clips);
 `model.transport_form="ratio"` builds it into the model itself (an exported function,
 an evaluation of the ratio form).
 
