@@ -68,12 +68,15 @@ def test_ratio_form_returns_the_input_when_the_target_light_is_its_estimate():
     variables = model.init(jax.random.key(0), x, x, train=False)
     # T = I: T's estimated light is I's, the ratio is 1, and every pixel of I comes back.
     same = model.apply(variables, x, x, train=False)["relit"]
-    other = model.apply(variables, x, jnp.flip(x, axis=0), train=False)["relit"]
-    return same, other
+    other = model.apply(variables, x, jnp.flip(x, axis=0), train=False)
+    # Relighting by a light vector is relighting by a target of that estimated light.
+    by_light = model.apply(variables, x, other["target_light"], method="relight_with_light")
+    return same, other["relit"], by_light
 
-  same, other = unoptimised_jit(run)(image)
+  same, other, by_light = unoptimised_jit(run)(image)
   np.testing.assert_allclose(same, image, atol=1e-6)  # sRGB -> linear -> sRGB rounding only
   assert not np.allclose(other, image, atol=1e-3)
+  np.testing.assert_allclose(by_light, other, atol=1e-6)
 
 
 def test_the_stored_transport_recomposes_the_dataset_and_reaches_the_batch(v2_tiny_data_dir):
