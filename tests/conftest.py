@@ -93,6 +93,7 @@ INTEGRATION = {
                       "test_non_finite_loss_stops_and_keeps_last_good_checkpoint",
                       "test_refuses_to_resume_another_model",
                       "test_resuming_with_another_schedule_names_it_and_keeps_config"},
+    "test_transport_model.py": {"test_the_transport_model_trains_and_evaluates"},
     "test_vidit_builder.py": {"test_preview_cli"},
     "test_without_tensorflow.py": None,
     "test_workdir.py": {"test_command_line_refuses_a_workdir_another_process_holds",

@@ -112,6 +112,9 @@ def test_every_registered_model_has_its_whole_spec(name):
                 for role in roles})
   batch.update({f"{role}_{aov}": outputs[f"input_{aov}"] for role in roles
                 for aov in ("normals", "depth", "shading") if f"input_{aov}" in outputs})
+  # I's stored light transport (data.aovs 'transport'), the shapes the model predicts.
+  batch.update({key: outputs[key] for key in ("input_transport", "input_fixed_light")
+                if key in outputs})
   terms = jax.eval_shape(lambda o, b: spec.loss_terms(o, b, config.loss), outputs, batch)
   assert terms, f"{name} has no loss terms of its own"
   for term, (_, value) in terms.items():
@@ -226,6 +229,11 @@ def _batch(batch_size=2, size=32, seed=0):
     normals = rng.normal(size=(batch_size, size, size, 3)).astype(np.float32)
     batch[f"{role}_normals"] = normals / np.linalg.norm(normals, axis=-1, keepdims=True)
     batch[f"{role}_depth"] = rng.uniform(size=(batch_size, size, size)).astype(np.float32)
+  # I's light transport (data.aovs 'transport'): linear, non-negative, highlights above 1.
+  batch["input_transport"] = rng.uniform(0.0, 1.5, size=(batch_size, 8, size, size, 3)).astype(
+      np.float32)
+  batch["input_fixed_light"] = rng.uniform(0.0, 0.3, size=(batch_size, size, size, 3)).astype(
+      np.float32)
   return batch
 
 
@@ -275,7 +283,9 @@ def test_gradient_reaches_every_parameter_and_losses_are_finite(name):
   assert all(np.isfinite(float(v)) for v in terms.values())
   expected_terms = {"envmap": {"envmap"}, "envmap_scene": {"hue", "saturation", "value"},
                     "illumination_predictor": {"temperature", "direction"},
-                    "geometry_envmap": {"envmap", "normals", "depth"}}[name]
+                    "geometry_envmap": {"envmap", "normals", "depth"},
+                    "transport": {"transport", "fixed_light", "all_lights", "light_direction",
+                                  "light_colour"}}[name]
   assert set(terms) == expected_terms | {"reconstruction", "total"}
   # A conv bias right before BatchNorm (kept for the original's parameter count) has an
   # exactly zero gradient in train mode: BatchNorm subtracts the batch mean.

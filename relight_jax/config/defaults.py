@@ -86,8 +86,8 @@ def base_config():
   # stream then only composes triplets (bench/input_pipeline.py measures the gain).
   config.data.cache_mib = 2048
   # Per-scene maps of the renderer added to every triplet as {input,target}_<name>
-  # (scene_images.AOVS: 'depth', 'normals', 'shading'); only models with geometry losses
-  # read them.
+  # (scene_images.AOVS: 'depth', 'normals', 'shading'; 'transport' adds I's
+  # input_transport and input_fixed_light); only models with losses on them read them.
   config.data.aovs = ()
   config.data.prefetch = 2                    # batches prepared ahead by a background thread
 
@@ -169,7 +169,8 @@ def model_section(name: str = "envmap") -> ml_collections.ConfigDict:
   # geometry_envmap: predict the shading of I's scene under T's light, cast shadows
   # included, and give it to the decoder (models/geometry.py; needs v2 data's shading).
   config.relit_shading = False
-  config.predictor_hidden = (20, 10)  # illumination_predictor: MLP hidden sizes.
+  # illumination_predictor and transport: hidden sizes of the light estimate's MLP.
+  config.predictor_hidden = (20, 10)
   config.dtype = "float32"  # Compute dtype: 'float32' | 'bfloat16' (params float32).
   # How the convolutions are computed (relight_jax/cpu_kernels, docs/cpu_kernels.md):
   # 'cpu_fast' (Winograd and two other rewrites on the CPU, for the layers where they

@@ -21,7 +21,9 @@ the same for `target_`; G shares I's) and, for "shading" (v2 datasets), the dire
 shading of each image's own light direction, G's included (`input_shading`,
 `target_shading`, `ground_truth_shading` [S, S] in [0, 1]: G's is I's scene under T's
 direction): models with geometry losses read them in training, nothing needs them at
-inference.
+inference. "transport" (v2 from 2.2.0 on) adds I's scene's linear light transport,
+`input_transport` [8, S, S, 3] (the white main light from each direction) and
+`input_fixed_light` [S, S, 3], float32 in the renderer's units (models/transport.py).
 """
 
 import dataclasses
@@ -164,7 +166,11 @@ def compose_triplet(images, pair, envmap_convention=envmap.DEFAULT_CONVENTION):
     example.update(_labels(role, light, envmap_convention))
   # Any object with `image(scene, light)` composes triplets; one without `aovs` adds no maps.
   for name in getattr(images, "aovs", ()):
-    if name in scene_images.PER_DIRECTION_AOVS:
+    if name in scene_images.AOV_MAPS:
+      # I's scene only: G shares it, and no loss reads T's scene's transport.
+      for map_name in scene_images.AOV_MAPS[name]:
+        example[f"input_{map_name}"] = images.aov(map_name, scene_input)
+    elif name in scene_images.PER_DIRECTION_AOVS:
       example[f"input_{name}"] = images.aov(name, scene_input, light_input)
       example[f"target_{name}"] = images.aov(name, scene_target, light_target)
       example[f"ground_truth_{name}"] = images.aov(name, scene_input, light_target)

@@ -7,8 +7,9 @@ from it (data/input_pipeline.py); inference reads reference images from it (a mo
 relights a light label by its training images' mean light latent).
 
 The v2 synthetic records from version 2.2.0 on also hold the linear light transport the
-images are composed from; `transport` and `fixed_light` read it on demand (the input
-pipeline does not use it).
+images are composed from; `transport` and `fixed_light` read it on demand, and the AOV
+"transport" reads all of a scene's (the 8 main-light renders and the fixed lights) once,
+for the input pipeline (models/transport.py learns to predict it).
 """
 
 import functools
@@ -24,8 +25,12 @@ from relight_jax.data import lights
 # Maps of the renderer a split can add to its triplets (SceneImages(aovs=...)). Depth and
 # normals are the same under all 40 lights, so each is read once per scene, from its first
 # record; shading depends on the light's direction only, so 8 are read per scene.
-AOVS = ("depth", "normals", "shading")
+# "transport" is the scene's linear light transport (v2 from 2.2.0 on): the 8 white
+# main-light renders and the fixed lights' render, read once per scene; two maps.
+AOVS = ("depth", "normals", "shading", "transport")
 PER_DIRECTION_AOVS = ("shading",)
+# AOVs that are several maps: {aov: the names `aov()` reads them by}.
+AOV_MAPS = {"transport": ("transport", "fixed_light")}
 
 
 class DamagedDatasetError(ValueError):
@@ -71,9 +76,26 @@ class SceneImages:
     if unknown:
       raise ValueError(f"data.aovs={tuple(aovs)}: {unknown} not among {AOVS}")
     self.aovs = tuple(aovs)
-    self._aovs = {name: np.stack([self._decode_aov(name, scene)
-                                  for scene in range(self.num_scenes)])
-                  for name in self.aovs}
+    self._aovs = {}
+    for name in self.aovs:
+      if name in AOV_MAPS:
+        self._aovs.update(self._decode_transport())
+      else:
+        self._aovs[name] = np.stack([self._decode_aov(name, scene)
+                                     for scene in range(self.num_scenes)])
+
+  def _decode_transport(self):
+    """{"transport": [scenes, 8, S, S, 3], "fixed_light": [scenes, S, S, 3]} as float16.
+
+    float16 is the records' precision; kept so in memory (half of float32's footprint),
+    widened per example (`aov`). Averaging down to `image_size` is done in float32 first.
+    """
+    transport = np.stack([np.stack([self.transport(scene, direction)
+                                    for direction in range(lights.NUM_DIRECTIONS)])
+                          for scene in range(self.num_scenes)]).astype(np.float16)
+    fixed = np.stack([self.fixed_light(scene)
+                      for scene in range(self.num_scenes)]).astype(np.float16)
+    return {"transport": transport, "fixed_light": fixed}
 
   def _record(self, index):
     """Record `index` of the split; a damaged file is a ValueError naming it and the fix."""
@@ -142,11 +164,13 @@ class SceneImages:
   def aov(self, name, scene, light=0):
     """float32 map `name` of scene position `scene` (see AOVS and the module docstring).
 
-    `light` matters only for the per-direction maps (shading): its direction's map.
+    `light` matters only for the per-direction maps (shading): its direction's map. The
+    AOV "transport" is read as two maps (AOV_MAPS): "transport" [8, S, S, 3] (the white
+    main light from each direction, `transport`) and "fixed_light" [S, S, 3].
     """
     if name in PER_DIRECTION_AOVS:
       return self._aovs[name][scene][lights.direction_of(light)]
-    return self._aovs[name][scene]
+    return self._aovs[name][scene].astype(np.float32, copy=False)
 
   def transport(self, scene, direction):
     """float32 [size, size, 3] linear render M_d of the white main light in `direction`.

@@ -27,6 +27,7 @@ from relight_jax.models import discriminator
 from relight_jax.models import geometry
 from relight_jax.models import latent
 from relight_jax.models import relighter
+from relight_jax.models import transport
 from relight_jax.models import unet
 from relight_jax.training import loss_terms
 
@@ -136,6 +137,35 @@ def _geometry_relighter(model_config, conv, dtype):
       conv=conv)
 
 
+def _transport_relighter(model_config, conv, dtype):
+  if model_config.disabled_skips or model_config.target_skips:
+    raise ValueError(f"model.name={model_config.name!r} decodes I's transport from all of "
+                     "I's skip links: model.disabled_skips and model.target_skips must be empty")
+  # model.output is not read: Ĝ is composed from the predicted transport, and neither a
+  # decoded image nor a change of I's logits ('residual', the 'ours' recipe's) exists here.
+  return transport.TransportRelighter(
+      # configs/transport.py declares the key; a bare defaults.model_section has the default.
+      form=model_config.get("transport_form", transport.FORMS[0]),
+      light_hidden=tuple(model_config.predictor_hidden),
+      width=model_config.width,
+      depth=model_config.depth,
+      bottleneck_convs=model_config.bottleneck_convs,
+      dtype=dtype,
+      conv=conv)
+
+
+def _transport_terms(outputs, batch, loss_config):
+  # The renderer's physics, which the loss terms' layer may not import, comes from the model.
+  return loss_terms.transport_terms(
+      outputs, batch, loss_config, code=transport.transport_code,
+      compose_all=transport.compose_all_lights, light_rgbs=transport.temperature_rgbs())
+
+
+def _transport_light_of_label(temperature_k, direction_index, envmap_convention):
+  del envmap_convention  # its light is numbers, not an envmap
+  return transport.label_light(temperature_k, direction_index)
+
+
 def _rgb_envmap_of_label(temperature_k, direction_index, envmap_convention):
   return envmap.envmap_rgb(temperature_k, direction_index, envmap_convention)[None]
 
@@ -148,7 +178,8 @@ _RGB_ENVMAP_LABEL = "generated RGB envmap (envmap.envmap_rgb)"
 
 # model.name -> its spec. The report's three (its names: "Envmap", "Envmap + scene",
 # "IlluminationPredicter") and ours; configs/shadow_envmap.py is geometry_envmap with
-# its shading switches on.
+# its shading switches on; transport predicts the renderer's light transport
+# (models/transport.py).
 SPECS: dict[str, ModelSpec] = {
     "envmap": ModelSpec(
         title="Envmap", in_report=True, build=_relighter(_envmap_head),
@@ -174,6 +205,13 @@ SPECS: dict[str, ModelSpec] = {
         loss_terms=loss_terms.geometry_envmap_terms, needs_ground_truth_latent=False,
         light_output="envmap", label_light=_rgb_envmap_of_label,
         label_source=_RGB_ENVMAP_LABEL, config_file="geometry_envmap.py"),
+    "transport": ModelSpec(
+        title="Transport", in_report=False, build=_transport_relighter,
+        loss_terms=_transport_terms, needs_ground_truth_latent=False,
+        light_output="prediction", label_light=_transport_light_of_label,
+        label_source="one-hot direction weights and the renderer's linear colour of the "
+                     "temperature (illumination.light_rgb)",
+        config_file="transport.py"),
 }
 
 
@@ -222,7 +260,8 @@ def create_model(model_config: ml_collections.ConfigDict, *, conv=None) -> nn.Mo
       (benchmarks compare the kernels of cpu_kernels one by one this way).
 
   Returns:
-    An unbound relighter (`Relighter` or `GeometryRelighter`); initialise with
+    An unbound relighter (`Relighter`, `GeometryRelighter` or `TransportRelighter`);
+    initialise with
     `model.init(rng, input_image, target_image, train=False)`.
   """
   spec = spec_of(model_config.name)

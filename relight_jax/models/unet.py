@@ -206,6 +206,11 @@ class Decoder(nn.Module):
     bottleneck_convs: number of bottleneck convs (3 in the paper).
     disabled_skips: skip indices (0 = shallowest) that are not used; the convs that
       would have read them have correspondingly fewer input channels.
+    residual: decode a change of `base_image`'s logits (Relighter's attribute).
+    out_channels: channels of the output conv (3: an image).
+    linear_output: return the output conv's values as they are (float32, any range)
+      instead of an image in [0, 1]: for models whose output is not an image
+      (models/transport.py decodes log light transport).
     dtype: computation dtype.
     conv: the convolution module (see ConvBlock).
   """
@@ -214,6 +219,8 @@ class Decoder(nn.Module):
   bottleneck_convs: int = 3
   disabled_skips: Sequence[int] = ()
   residual: bool = False
+  out_channels: int = 3
+  linear_output: bool = False
   dtype: Any = jnp.float32
   conv: ModuleDef = nn.Conv
 
@@ -229,8 +236,13 @@ class Decoder(nn.Module):
       base_image: with `residual`, the image whose logits the output is added to.
 
     Returns:
-      float32 [batch, 2^(depth+1) s, 2^(depth+1) s, 3] in [0, 1].
+      float32 [batch, 2^(depth+1) s, 2^(depth+1) s, out_channels] in [0, 1] (any range
+      with `linear_output`).
     """
+    if self.residual and (self.linear_output or self.out_channels != 3):
+      raise ValueError("Decoder(residual=True) changes an image's logits: it needs "
+                       f"out_channels=3 and no linear_output, got out_channels="
+                       f"{self.out_channels}, linear_output={self.linear_output}")
     expected = num_skips(self.depth, self.bottleneck_convs)
     if len(skips) != expected:
       raise ValueError(f"Decoder expected {expected} skip links, got {len(skips)}")
@@ -260,11 +272,13 @@ class Decoder(nn.Module):
     # Residual output (our addition, not in the report): relit = sigmoid(logit(I) + delta)
     # with delta's conv zero-initialised, so training starts from the identity mapping and
     # only learns the change of light. The paper's direct output is the default.
-    x = self.conv(3, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+    x = self.conv(self.out_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 param_dtype=jnp.float32, name="output",
                 kernel_init=nn.initializers.zeros if self.residual else
                 nn.linear.default_kernel_init)(x)
     x = x.astype(jnp.float32)
+    if self.linear_output:
+      return x  # [b, S, S, out_channels]
     if self.residual:
       if base_image is None:
         raise ValueError("Decoder(residual=True) needs base_image")
