@@ -81,7 +81,7 @@ def evaluate_pairs(train_state, images, pairs, *, config, step_fn, put_batch,
     images: `scene_images.SceneImages` of the evaluation split.
     pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
     config: experiment config.
-    step_fn: jitted `eval_step` (see `make_eval_step`).
+    step_fn: from `make_eval_step`.
     put_batch: host batch -> global device batch.
     max_batches: stop after this many batches (periodic evaluation during training).
     progress: show a progress bar.
@@ -121,7 +121,7 @@ def evaluate_means(train_state, images, pairs, *, config, step_fn, put_batch, re
     images: `scene_images.SceneImages` of the evaluation split.
     pairs: int array [N, 4] from `input_pipeline.eval_pairs`.
     config: experiment config.
-    step_fn: jitted `eval_step` (see `make_eval_step`).
+    step_fn: from `make_eval_step`.
     put_batch: host batch -> global device batch.
     replicated: the sharding of the state (and of the averages).
 
@@ -152,13 +152,19 @@ def _averages_fns(replicated):
 
 
 def make_eval_step(config, with_lpips, replicated, batch_sharding, with_baselines=True):
-  """`step.eval_step` jitted over the mesh: state replicated, batch sharded on 'data'."""
-  return jax.jit(
+  """(state, batch) -> per-example metrics: `step.eval_step` jitted over the mesh (state
+  replicated, batch sharded on 'data'), and with `with_baselines` `step.baselines_step`'s
+  metrics merged in (its own program: the model's is the periodic evaluation's)."""
+  model_fn = jax.jit(
       functools.partial(step_lib.eval_step, model_name=config.model.name,
                         with_lpips=with_lpips,
-                        envmap_convention=config.model.envmap_convention,
-                        with_baselines=with_baselines),
+                        envmap_convention=config.model.envmap_convention),
       in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
+  if not with_baselines:
+    return model_fn
+  baselines_fn = jax.jit(functools.partial(step_lib.baselines_step, with_lpips=with_lpips),
+                         in_shardings=(batch_sharding,), out_shardings=batch_sharding)
+  return lambda train_state, batch: {**model_fn(train_state, batch), **baselines_fn(batch)}
 
 
 def sheet_indices(per_example, count):

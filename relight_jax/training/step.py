@@ -2,9 +2,9 @@
 
   train_step  one optimisation step on a global batch (what `train.train` jits over the
               `data` mesh and `bench/train_step.py` times);
-  eval_step   per-example metrics of the model, of the identity mapping and of the
-              baselines and oracles on a batch (the evaluation tables, report §3.5 and
-              §4.1);
+  eval_step   per-example metrics of the model and of the identity mapping on a batch
+              (the evaluation tables, report §3.5 and §4.1); `baselines_step` adds the
+              baselines' and oracles' (which need no model);
   predict     the model's outputs in inference mode (pictures).
 
 All three call the model through the state's `apply_fn` (never rebuilding it from the
@@ -209,14 +209,14 @@ def _light_metrics(model_name, encoded, batch, envmap_convention):
   return result
 
 
-def eval_step(train_state, batch, *, model_name, with_lpips, envmap_convention,
-              with_baselines=True):
-  """Per-example metrics of the model, the identity mapping and the baselines on one batch.
+def eval_step(train_state, batch, *, model_name, with_lpips, envmap_convention):
+  """Per-example metrics of the model and of the identity mapping on one batch.
 
   The image metrics (`metrics.candidate_metrics`) of the model's Ĝ have no prefix; those
-  of the identity Ĝ = I are under "identity/", those of the baselines and oracles
-  (`baselines.candidates`) under their prefixes ("colour_transfer/", "oracle_gain/",
-  "oracle_smooth/"). "change_fraction" is the share of pixels whose light changes.
+  of the identity Ĝ = I are under "identity/". "change_fraction" is the share of pixels
+  whose light changes. The baselines and oracles are `baselines_step`'s: they do not
+  change with training, and one program with them would be compiled twice in a run, for
+  the periodic evaluations without them and the final one with them.
 
   Args:
     train_state: `state.TrainState`; the model is its `apply_fn` (inference BatchNorm).
@@ -225,7 +225,6 @@ def eval_step(train_state, batch, *, model_name, with_lpips, envmap_convention,
     with_lpips: also compute LPIPS (slow on a CPU).
     envmap_convention: config.model.envmap_convention, the generated envmaps the model
       learned: how its envmaps' direction and colour are read (data/envmap.py).
-    with_baselines: also score the baselines and oracles.
 
   Returns:
     Dict of float32 [batch] arrays.
@@ -235,15 +234,10 @@ def eval_step(train_state, batch, *, model_name, with_lpips, envmap_convention,
   relit = train_state.apply_fn(model_variables, batch["input_image"], batch["target_image"],
                                train=False)["relit"]
   ground_truth, input_image = batch["ground_truth"], batch["input_image"]
-  candidates = {"": relit, "identity/": input_image}
-  if with_baselines:
-    candidates.update(baselines.candidates(input_image, batch["target_image"], ground_truth))
   mask = metrics.change_mask(input_image, ground_truth)
   results = {"change_fraction": jnp.mean(mask.reshape(mask.shape[0], -1), axis=-1)}
-  for prefix, candidate in candidates.items():
-    for key, value in metrics.candidate_metrics(input_image, ground_truth, candidate, mask,
-                                                with_lpips=with_lpips).items():
-      results[prefix + key] = value
+  results.update(_candidate_metrics({"": relit, "identity/": input_image}, batch, mask,
+                                    with_lpips))
   # Report §3.5: distances between the scene (light) latents of I, T, G and G_hat. One
   # encoder call over the four stacked images (inference BatchNorm: no cross-talk).
   stacked = jnp.concatenate([input_image, batch["target_image"], ground_truth, relit], axis=0)
@@ -263,6 +257,28 @@ def eval_step(train_state, batch, *, model_name, with_lpips, envmap_convention,
                                    role_batch, envmap_convention))
   for key in per_role[0]:
     results[f"light/{key}"] = sum(item[key] for item in per_role) / len(per_role)
+  return results
+
+
+def baselines_step(batch, *, with_lpips):
+  """Per-example metrics of the baselines and oracles (`baselines.candidates`) on one
+  batch, under their prefixes ("colour_transfer/", "oracle_gain/", "oracle_smooth/"),
+  as `eval_step` scores the model."""
+  batch = float_images(batch)
+  input_image, ground_truth = batch["input_image"], batch["ground_truth"]
+  return _candidate_metrics(
+      baselines.candidates(input_image, batch["target_image"], ground_truth), batch,
+      metrics.change_mask(input_image, ground_truth), with_lpips)
+
+
+def _candidate_metrics(candidates, batch, mask, with_lpips):
+  """{prefix + metric: [batch]} of each candidate Ĝ of {prefix: image} against G."""
+  results = {}
+  for prefix, candidate in candidates.items():
+    for key, value in metrics.candidate_metrics(batch["input_image"], batch["ground_truth"],
+                                                candidate, mask,
+                                                with_lpips=with_lpips).items():
+      results[prefix + key] = value
   return results
 
 

@@ -51,20 +51,33 @@ def cache(built, tmp_path, monkeypatch):
   return Cache(directory, library, manifest, json.loads(manifest.read_text())["key"])
 
 
-@pytest.fixture
-def compiles(monkeypatch):
-  """The compiler invocations that compile winograd_tiles.cc (not `--version`), from now."""
+def _counting_compiles(monkeypatch, built=None):
+  """The compiler invocations that compile winograd_tiles.cc (not `--version`), from now;
+  with `built`, each writes a copy of it instead of compiling (seconds each)."""
   commands = []
   run = native_tiles.subprocess.run
   def counting(command, *args, **kwargs):
-    if str(native_tiles._SOURCE) in command:
-      commands.append(command)
-    return run(command, *args, **kwargs)
+    if str(native_tiles._SOURCE) not in command:
+      return run(command, *args, **kwargs)
+    commands.append(command)
+    if built is None:
+      return run(command, *args, **kwargs)
+    shutil.copy(built, command[command.index("-o") + 1])
+    return native_tiles.subprocess.CompletedProcess(command, 0, "", "")
   monkeypatch.setattr(native_tiles.subprocess, "run", counting)
   return commands
 
 
-def test_build_is_cached_by_content(tmp_path, monkeypatch, compiles):
+@pytest.fixture
+def compiles(built, monkeypatch):
+  """The compilations of winograd_tiles.cc from now on, each standing in for the compiler
+  with a copy of the module's `built` library: the tests that use it check when the
+  library is rebuilt and what is loaded; test_build_is_cached_by_content compiles."""
+  return _counting_compiles(monkeypatch, built)
+
+
+def test_build_is_cached_by_content(tmp_path, monkeypatch):
+  compiles = _counting_compiles(monkeypatch)
   directory = tmp_path / "new" / "native"
   monkeypatch.setenv(native_tiles.ENV_DIR, str(directory))
   compiler = native_tiles._compiler()
