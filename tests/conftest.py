@@ -28,13 +28,11 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # removes it for its workers.)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE_DIR)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-# The commands tests start compile without LLVM's optimisation passes: they run a few steps
-# of smoke-size models, so compiling is most of their time (the distributed test's two
-# workers: 77 s -> 39 s on 2 cores). This process keeps XLA's defaults, because XLA reads
-# XLA_FLAGS once, at its first compilation, which is the one below.
-jax.jit(lambda x: x + 1)(0)
-os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+# The commands tests start compile with XLA's optimisation passes mostly off: they run a
+# few steps of smoke-size models, so compiling is most of their time (the distributed
+# test's two workers: 77 s -> 39 s on 2 cores). JAX read the variable when it was
+# imported above, so this process keeps its defaults (see `unoptimised_compiles`).
+os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
 
 import pytest  # noqa: E402
 
@@ -242,6 +240,15 @@ def trained_workdir(tiny_data_dir, tmp_path_factory):
 # compiles in about a third of the time (the geometry model's three loss gradients: 32 s
 # -> 9 s on 2 cores), and runs slower, which tests that run it once do not notice.
 UNOPTIMISED = {"xla_backend_optimization_level": 0}
+
+
+@pytest.fixture
+def unoptimised_compiles():
+  """Everything the test compiles in this process, as the commands tests start compile
+  (jax_disable_most_optimizations): for tests that train a few steps end to end."""
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", False)
 
 
 def unoptimised_jit(function, **jit_options):

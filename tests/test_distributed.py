@@ -125,7 +125,8 @@ def _events_files(workdir):
 
 
 @pytest.mark.xdist_group("processes")
-def test_two_processes_train_and_evaluate_as_one(tiny_data_dir, tmp_path):
+def test_two_processes_train_and_evaluate_as_one(tiny_data_dir, tmp_path,
+                                                 unoptimised_compiles):
   one, multi = tmp_path / "one", tmp_path / "multi"
   # Step 1 in this process (4 devices); the 2-process run resumes from its checkpoint.
   train.train(_config(tiny_data_dir, 1), one)

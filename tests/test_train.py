@@ -117,7 +117,7 @@ def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_di
   assert again["illumination_predictor"] == result["illumination_predictor"]
 
 
-def test_gan_variant_trains(tiny_data_dir, tmp_path):
+def test_gan_variant_trains(tiny_data_dir, tmp_path, unoptimised_compiles):
   config = _config("envmap", tiny_data_dir, "smoke,gan=True",
                    **{"train.num_steps": 2, "train.eval_every": 100})
   final_state = train.train(config, tmp_path)
