@@ -23,7 +23,8 @@ light instead of a target photo, in the syntax of `lights.LIGHT_SYNTAX` (docs/li
 W,3500 is one of the data's labels, which a model's spec turns into its light
 (models/registry.ModelSpec.label_source); other azimuths and temperatures, intensities,
 several lights and lights that keep part of the photo's own (W, 4200K, +800K) are mixed
-from the labels' outputs in linear light (inference/light_mix.py: an approximation).
+from the labels' outputs in linear light (inference/light_mix.py: an approximation), or,
+for a model that composes light itself (the transport model), composed exactly.
 --sweep=azimuth|kelvin writes --frames frames of the light orbiting the scene or its
 temperature running 2500 -> 6500 K as a GIF (or MP4, or a PNG strip; inference/sweep.py).
 
@@ -41,6 +42,10 @@ A photo relit to its own light comes back unchanged. --form=direct gives the net
 image itself, which re-renders the photo as the synthetic training scenes looked: their
 renderer's white is a 6500 K light, so a warm photo reads as lit by about 2500 K, and a
 "warm" 3500 K target then cools it (pretrained/MODEL_CARD.md); its exposure is the renders'.
+By a light, a model that composes light itself (the transport model) makes either form in
+one composition of its predicted transport: ratio, the input times (L_new + e) / (L_own + e)
+in linear light, L_own composed under its estimate of the input's light; direct, its
+absolute form.
 
 The network runs at a working resolution S (its training `data.image_size`, or `size`):
 the input and the target are reduced to S x S (box filter; non-square photos are
@@ -214,7 +219,7 @@ def relight_detailed(relighter, input_image, target_image=None, *, light=None, s
     light: instead of `target_image`, a light in the syntax of `lights.LIGHT_SYNTAX`
       ("W,3500", "200,4200,x1.5", "+800K", "90,3500;270,6500"), a `lights.Lighting` or a
       `LightLabel`; lights other than the labels are mixed from the labels' outputs
-      (inference/light_mix.py).
+      (inference/light_mix.py), or composed exactly by a model that composes light.
     size: working resolution (default the relighter's training resolution).
     upsample: 'guided' (guided_upsample.py) or 'bicubic' (the baseline).
     form: 'ratio' (the default: the photo's own colours and exposure kept, only the
@@ -258,6 +263,7 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample, f
   size = _working_size(relighter, size)
   height, width = input_full.shape[:2]
   input_low = _at_size(input_full, size)
+  in_form = False  # relit_low is already in the ratio form
   if light is None:
     target_low = _at_size(
         image_io.load_image(target_image, name=_name(target_image, "target")), size)
@@ -270,15 +276,19 @@ def _relight_codes(relighter, input_full, target_image, light, size, upsample, f
     # in the renderer's white (a camera white-balanced it; the model, trained on renders,
     # reads a warm photo's colours as a warm light), made like the target light: the
     # ratio is then the model's change between two lights of one kind, and exactly 1
-    # when the target is the input's own light.
-    mixer = light_mix.LightMixer(relighter, input_low, white=form == "ratio")
+    # when the target is the input's own light. A model that composes light itself makes
+    # the ratio form in its own composition, from its estimate of the input's light
+    # (light_mix.LightMixer.composes): nothing is clipped before the division.
+    mixer = light_mix.LightMixer(relighter, input_low, white=form == "ratio",
+                                 ratio=form == "ratio")
+    in_form = mixer.composes
     try:
       relit_low, target_low = mixer.relight(light)
-      if form == "ratio":
+      if form == "ratio" and not in_form:
         own_low = mixer.relight(mixer.own_lighting())[0][None]
     except ValueError as error:
       raise RelightError(str(error)) from None
-  if form == "ratio":
+  if form == "ratio" and not in_form:
     keep_colour = light is not None and all(
         term.temperature_k is None and not term.temperature_shift_k for term in light.terms)
     relit_low = guided_upsample_lib.ratio_relit(

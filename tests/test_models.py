@@ -87,8 +87,11 @@ def test_output_and_latent_shapes(name, size):
 def test_every_registered_model_has_its_whole_spec(name):
   """A spec with a part missing or wrong fails here, before any other module reads it."""
   spec = registry.SPECS[name]
+  # None is a valid answer for these: labels by reference images; a label model, whose
+  # lights are mixes of its labels' outputs.
+  may_be_none = ("label_light", "light_composition")
   for field in dataclasses.fields(registry.ModelSpec):
-    if field.name != "label_light":  # None is a valid answer: labels by reference images
+    if field.name not in may_be_none:
       assert getattr(spec, field.name) not in (None, ""), f"{name}: ModelSpec.{field.name}"
   assert spec.light_output in registry.LIGHT_OUTPUTS
   assert (spec.label_light is None) == (not spec.any_label_temperature)
@@ -101,6 +104,19 @@ def test_every_registered_model_has_its_whole_spec(name):
   if spec.label_light is not None:
     latent = np.asarray(spec.label_light(4500, 2, config.model.envmap_convention))
     assert latent.shape == (1, *encoded["light"].shape[1:]), "label latent != light latent"
+  if spec.light_composition is not None:
+    # Relit by coloured direction weights [b, 8, 3] in both forms; its own light estimate
+    # as 8 direction weights and a colour.
+    weights, colour = jax.eval_shape(spec.light_composition.own_light, encoded)
+    assert weights.shape == (2, 8) and colour.shape == (2, 3), f"{name}: own_light"
+    image = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+    coloured = jax.ShapeDtypeStruct((2, 8, 3), jnp.float32)
+    assert set(spec.light_composition.forms) == {"absolute", "ratio"}  # light_mix's
+    for form in spec.light_composition.forms:
+      relit = jax.eval_shape(lambda x, w, form=form: spec.light_composition.relight(
+          model, model.init(jax.random.key(0), x, x, train=False), x, w, form), image,
+          coloured)
+      assert relit.shape == (2, 32, 32, 3), f"{name}: relit by coloured weights ({form})"
   # The batch contract of objectives.py, as shapes: the terms are traced, not run.
   roles = ("input", "target", "ground_truth")
   batch = {"ground_truth": outputs["relit"]}

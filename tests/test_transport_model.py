@@ -1,5 +1,6 @@
 """The light-transport model (models/transport.py) and its data path (scene_images AOV
-"transport"): shapes, the two forms of Ĝ, the renderer's composition, the label light.
+"transport"): shapes, the two forms of Ĝ, the renderer's composition, the label light,
+and lights composed exactly from coloured direction weights (inference/light_mix.py).
 
 Its loss terms and their gradients are checked with every model's in tests/test_models.py
 (test_gradient_reaches_every_parameter_and_losses_are_finite[transport]).
@@ -15,6 +16,9 @@ from conftest import unoptimised_jit
 from relight_jax.data import input_pipeline
 from relight_jax.data import lights
 from relight_jax.datasets import scene_images
+from relight_jax.inference import guided_upsample
+from relight_jax.inference import light_mix
+from relight_jax.inference import trained_model
 from relight_jax.models import registry
 from relight_jax.models import transport
 from relight_jax.render import illumination
@@ -162,3 +166,116 @@ def test_the_transport_model_trains_and_evaluates(v2_tiny_data_dir, tmp_path):
   assert int(final_state.step) == 2
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(
       jax.device_get(final_state.params)))
+
+
+def _dimmed(variables):
+  # The output bias lowered by 3: at random parameters exp(raw) is about 1, and every
+  # composed pixel clips to white; at about e^-3 two lights, or one at x2, stay below the
+  # clip, and linear light reads back exactly through sRGB.
+  def shift(path, leaf):
+    keys = tuple(getattr(key, "key", None) for key in path)
+    return leaf - 3.0 if keys[-3:] == ("decoder", "output", "bias") else leaf
+  dimmed = jax.tree_util.tree_map_with_path(shift, variables)
+  assert not np.allclose(dimmed["params"]["decoder"]["output"]["bias"],
+                         variables["params"]["decoder"]["output"]["bias"])
+  return dimmed
+
+
+@pytest.fixture(scope="module")
+def composing():
+  """(InferenceModel of the smoke model at random parameters, its variables, its outputs
+  on (I, I), I)."""
+  config = load_config("transport", "smoke")
+  model = registry.create_model(config.model)
+  image = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype(np.float32)
+  variables = _dimmed(unoptimised_jit(
+      lambda x: model.init(jax.random.key(0), x, x, train=False))(image))
+  outputs = unoptimised_jit(lambda v, x: model.apply(v, x, x, train=False))(variables, image)
+  relighter = trained_model.from_model(model, variables, config.model, 32, config=config)
+  return relighter, variables, jax.device_get(outputs), image
+
+
+def _linear(image):
+  return guided_upsample.srgb_to_linear(image) / transport.exposure()
+
+
+def test_two_lights_compose_with_the_fixed_lights_once(composing):
+  relighter, _, outputs, image = composing
+  transport_maps, fixed = outputs["input_transport"], outputs["input_fixed_light"]
+  mixer = light_mix.LightMixer(relighter, image[0])
+  assert mixer.composes
+  coloured = np.zeros((8, 3), np.float32)
+  coloured[2], coloured[6] = transport.light_rgb(3500), transport.light_rgb(6500)
+  np.testing.assert_allclose(mixer.coloured_weights("90,3500;270,6500"), coloured, rtol=1e-6)
+  relit, picture = mixer.relight("90,3500;270,6500")
+  assert picture.shape == (16, 32, 3) and picture.max() > 0.5
+  expected = transport.compose_coloured_image(transport_maps, fixed, coloured[None])[0]
+  np.testing.assert_allclose(relit, expected, atol=1e-5)
+  assert _linear(relit).max() < 0.9  # nothing clipped: the comparisons see linear light
+  # The label models' mix sums two outputs that each hold F̂: F̂ twice.
+  labels = {(3500, 2): 1.0, (6500, 6): 1.0}
+  mixed = light_mix.mix({label: np.asarray(relighter.relight_light_fn(image, *label))[0]
+                         for label in labels}, labels)
+  np.testing.assert_allclose(_linear(mixed) - _linear(relit), fixed[0], atol=1e-4)
+  assert fixed.mean() > 1e-2
+  # The ratio form: I's pixels times the change from I's estimated light, in one composition.
+  ratio = light_mix.LightMixer(relighter, image[0], ratio=True)
+  own = transport.compose_linear(transport_maps, fixed, outputs["input_light"])
+  new = transport.compose_coloured(transport_maps, fixed, coloured[None])
+  change = (new + transport.EPSILON) / (own + transport.EPSILON)
+  np.testing.assert_allclose(ratio.relight("90,3500;270,6500")[0],
+                             transport.srgb_encode(transport.srgb_decode(image) * change)[0],
+                             atol=1e-5)
+  np.testing.assert_allclose(ratio.relight(ratio.own_lighting())[0], image[0], atol=1e-5)
+
+
+def test_intensity_multiplies_the_main_light_only(composing):
+  relighter, _, outputs, image = composing
+  mixer = light_mix.LightMixer(relighter, image[0])
+  np.testing.assert_allclose(mixer.coloured_weights("200,4200,x2"),
+                             2 * mixer.coloured_weights("200,4200"), rtol=1e-6)
+  fixed = outputs["input_fixed_light"][0]
+  once, twice = (_linear(mixer.relight(light)[0]) for light in ("200,4200", "200,4200,x2"))
+  assert twice.max() < 0.9
+  np.testing.assert_allclose(twice - fixed, 2 * (once - fixed), atol=1e-4)
+  assert not np.allclose(twice, 2 * once, atol=1e-3)  # F̂ is not doubled
+
+
+def test_a_light_without_a_direction_or_a_colour_keeps_the_estimated_one(composing):
+  relighter, _, outputs, image = composing
+  mixer = light_mix.LightMixer(relighter, image[0])
+  weights, colour = (np.asarray(part)[0] for part in transport.split_light(
+      outputs["input_light"]))
+  # A temperature alone keeps I's 8 estimated weights, not only their mean azimuth.
+  kept = mixer.coloured_weights("4200K")
+  np.testing.assert_allclose(kept, weights[:, None] * transport.light_rgb(4200), atol=1e-6)
+  azimuth = float(np.asarray(outputs["input_prediction"])[0, 0])
+  assert not np.allclose(kept, mixer.coloured_weights(f"{azimuth:.6g},4200"), atol=1e-3)
+  np.testing.assert_allclose(
+      mixer.relight("4200K")[0], transport.compose_coloured_image(
+          outputs["input_transport"], outputs["input_fixed_light"], kept[None])[0], atol=1e-5)
+  # A direction alone keeps I's estimated colour.
+  np.testing.assert_allclose(mixer.coloured_weights("W,x0.5"),
+                             0.5 * np.eye(8)[6][:, None] * colour, atol=1e-6)
+
+
+def test_the_light_vector_is_the_coloured_weights_of_one_light(composing):
+  relighter, variables, outputs, image = composing
+  # 76.5 deg at 4200 K, x1.5: 0.3 of NE and 0.7 of E, times 1.5.
+  light = np.zeros((1, 11), np.float32)
+  light[0, 1], light[0, 2] = 0.45, 1.05
+  light[0, 8:] = transport.light_rgb(4200)
+  coloured = light_mix.LightMixer(relighter, image[0]).coloured_weights("76.5,4200,x1.5")
+  np.testing.assert_allclose(coloured, np.asarray(transport.coloured_weights(light))[0],
+                             rtol=1e-6)
+  by_vector = unoptimised_jit(lambda v, x: [
+      model.apply(v, x, light, method="relight_with_light")
+      for model in (_model(), _model("ratio"))])(variables, image)
+  for form, relit in zip(("absolute", "ratio"), by_vector, strict=True):
+    np.testing.assert_allclose(relighter.relight_coloured_fn(image, coloured[None], form),
+                               relit, atol=1e-5)
+  # The vector's own formula: ĉ ⊙ Σ_d ŵ_d M̂_d + F̂.
+  main = np.einsum("d,bdhwc->bhwc", light[0, :8], outputs["input_transport"])
+  expected = transport.srgb_encode(
+      transport.exposure() * (light[0, 8:] * main + outputs["input_fixed_light"]))
+  np.testing.assert_allclose(by_vector[0], expected, atol=1e-5)

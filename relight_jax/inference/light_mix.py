@@ -22,8 +22,16 @@ summed, encoded again.
   * A field left out (lights.LightTerm) is read from the model's own estimate of the
     input's light (`InferenceModel.estimate_light_fn`).
 
-A model that predicts the scene's light transport itself would compose any of these
-exactly; for the label models this is an approximation of what they were trained to do.
+For the label models this is an approximation of what they were trained to do. A model
+that composes light itself (its spec's `light_composition`: the transport model, which
+predicts the scene's M̂_d and F̂) makes every light exactly instead, in one composition
+(`InferenceModel.relight_coloured_fn`): each light becomes coloured direction weights
+W [8, 3] (its direction split between the two basis directions around it as above, times
+the renderer's linear colour of its temperature and its intensity), the lights' weights
+are summed, and Ĝ_lin = Σ_d W_d ⊙ M̂_d + F̂ counts F once whatever the number of lights
+or their intensity, and clips only the sum. A field left out keeps that part of the
+model's own estimate of the input's light (`InferenceModel.estimate_coloured_fn`): a
+temperature alone keeps its 8 direction weights, a direction alone its colour.
 """
 
 import dataclasses
@@ -170,6 +178,73 @@ def mix(outputs, weights):
   return guided_upsample.linear_to_srgb(linear)  # clipped to [0, 1], as the renderer clips
 
 
+# Y of linear sRGB (BT.709); the renderer's light colours have Y = 1.
+_LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+
+
+def coloured_weights(lighting, estimate=None, own_light=None):
+  """The coloured direction weights [8, 3] of a lighting, for a model composing light.
+
+  Each light's direction weights (`direction_weights` of its azimuth: one basis direction,
+  or the linear split between the two around it) times its linear colour (the renderer's,
+  `illumination.light_rgb` of its temperature) times its intensity; the lights summed.
+
+  Args:
+    lighting: a `lights.Lighting` or its text.
+    estimate: (azimuth deg, kelvin) of the input's light, as `resolve` takes it: a
+      relative temperature counts from its kelvin.
+    own_light: (direction weights [8], linear colour [3]) of the input's light as the
+      model estimates it: a light without a direction keeps these weights (not only their
+      mean azimuth), one without a temperature keeps this colour.
+
+  Returns:
+    float32 [8, 3].
+
+  Raises:
+    LightMixError: as `resolve`, or a field left out and no `own_light`.
+  """
+  lighting = lights.parse_lighting(lighting)
+  resolved = resolve(lighting, estimate)
+  if lighting.needs_estimate and own_light is None:
+    raise LightMixError(f"light {lighting.text!r} keeps part of the input's own light, and "
+                        "this model cannot estimate it; give a direction and a temperature "
+                        "such as W,3500")
+  total = np.zeros((lights.NUM_DIRECTIONS, 3))
+  for term, light in zip(lighting.terms, resolved, strict=True):
+    if term.azimuth_deg is None:
+      directions = np.asarray(own_light[0], np.float64)
+    else:
+      directions = np.zeros(lights.NUM_DIRECTIONS)
+      for index, weight in direction_weights(light.azimuth_deg):
+        directions[index] += weight
+    if term.temperature_k is None and not term.temperature_shift_k:
+      colour = np.asarray(own_light[1], np.float64)
+    else:
+      colour = np.asarray(_linear_colour(light.temperature_k), np.float64)
+    total += light.intensity * directions[:, None] * colour[None, :]
+  return total.astype(np.float32)
+
+
+def coloured_picture(coloured):
+  """A picture of coloured direction weights [8, 3], [16, 32, 3] in [0, 1].
+
+  Each direction's light is drawn where a generated envmap draws that direction (in the
+  original's layout, as `envmap_picture`), in its colour (largest channel 1, sRGB) at
+  its luminance: a label's light looks like its envmap.
+  """
+  # Imported here: relighting by a target image never draws a light.
+  from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
+  picture = np.zeros((envmap.ENVMAP_HEIGHT, envmap.ENVMAP_WIDTH, 3))
+  for direction, weight in enumerate(np.asarray(coloured, np.float64)):
+    peak = weight.max()
+    if peak <= 0.0:
+      continue
+    colour = guided_upsample.linear_to_srgb(weight / peak)
+    bump = envmap.brightness(direction, envmap_convention="original")
+    picture += (weight @ _LUMINANCE) * bump[..., None] * colour
+  return np.clip(picture / envmap.ENVMAP_PEAK, 0.0, 1.0).astype(np.float32)
+
+
 def envmap_picture(weights, envmap_convention):
   """A picture of the mixed light: the labels' generated envmaps with the same weights,
   [16, 32, 3] in [0, 1] (what the side-by-side image shows as the target)."""
@@ -183,17 +258,22 @@ def envmap_picture(weights, envmap_convention):
 class LightMixer:
   """Relights one working-resolution input by lights, each label's output computed once.
 
-  A sweep over azimuths at one temperature needs only the 8 directions' outputs.
+  A sweep over azimuths at one temperature needs only the 8 directions' outputs. A model
+  that composes light itself (`composes`) is relit once per light, exactly (module
+  docstring).
   """
 
-  def __init__(self, relighter, input_low, *, white=False):
+  def __init__(self, relighter, input_low, *, white=False, ratio=False):
     """
     Args:
       relighter: a `trained_model.InferenceModel` that relights by light labels.
       input_low: [S, S, 3] float32 in [0, 1], the input at the working resolution.
       white: the input's own light is taken as white (the ratio form, relight.py): a
         light that keeps the input's colour is the renderer's white, and a relative
-        temperature counts from it.
+        temperature counts from it. A model composing light keeps its own estimate.
+      ratio: relight.py's ratio form is asked: a model composing light relights in its
+        own ratio form (the input times the change between the two composed lights);
+        for a label model the caller divides by the input's own light (`own_lighting`).
     """
     if relighter.relight_light_fn is None:
       raise LightMixError(f"{relighter.description} cannot relight by a light (an exported "
@@ -204,19 +284,46 @@ class LightMixer:
     self._outputs = {}
     self._estimate = None
     self._white = white
+    self._form = "ratio" if ratio else "absolute"
+    self._own_light = None
+
+  @property
+  def composes(self):
+    """Whether the model composes every light itself (relight() is then in the form
+    asked, ratio included)."""
+    return self.relighter.relight_coloured_fn is not None
 
   def estimate(self):
     """(azimuth deg, kelvin) of the input's light as the model estimates it, or None."""
     if self._estimate is None and self.relighter.estimate_light_fn is not None:
-      azimuths, kelvins = self.relighter.estimate_light_fn(self.input_low[None],
-                                                           white=self._white)
+      # A model composing light reads its own estimate in both forms: its ratio form
+      # divides by the light it composes from that estimate.
+      azimuths, kelvins = self.relighter.estimate_light_fn(
+          self.input_low[None], white=self._white and not self.composes)
       self._estimate = (float(np.asarray(azimuths)[0]), float(np.asarray(kelvins)[0]))
     return self._estimate
 
+  def own_light(self):
+    """(direction weights [8], linear colour [3]) of the input's light as a model
+    composing light estimates it."""
+    if self._own_light is None:
+      weights, colour = self.relighter.estimate_coloured_fn(self.input_low[None])
+      self._own_light = (np.asarray(weights)[0], np.asarray(colour)[0])
+    return self._own_light
+
   def own_lighting(self):
     """The input's own light as the model estimates it, as a `lights.Lighting`."""
+    if self.composes:
+      return lights.parse_lighting("x1")  # every field kept: the estimate itself, exactly
     azimuth, kelvin = self.estimate()
     return lights.parse_lighting(f"{azimuth % 360.0:.6g},{kelvin:.6g}K")
+
+  def coloured_weights(self, lighting):
+    """The coloured direction weights [8, 3] of a lighting for a model composing light."""
+    lighting = lights.parse_lighting(lighting)
+    if not lighting.needs_estimate:
+      return coloured_weights(lighting)
+    return coloured_weights(lighting, self.estimate(), self.own_light())
 
   def weights(self, lighting):
     """{(kelvin, direction_index): weight} of a lighting for this input and model."""
@@ -238,10 +345,18 @@ class LightMixer:
   def relight(self, lighting):
     """(relit [S, S, 3], picture of the light [16, 32, 3]) under a lighting.
 
+    For a model composing light, one composition of the lighting's coloured weights in
+    the form asked (`ratio`); for a label model, the mix of its labels' outputs.
+
     Raises:
       LightMixError: a light this model cannot make.
       ValueError: a malformed light (lights.parse_lighting).
     """
+    if self.composes:
+      coloured = self.coloured_weights(lighting)
+      relit = self.relighter.relight_coloured_fn(self.input_low[None], coloured[None],
+                                                 self._form)
+      return np.asarray(relit, np.float32)[0], coloured_picture(coloured)
     weights = self.weights(lighting)
     outputs = {label: self.output(*label) for label in weights}
     # The picture is for people: drawn in the original's layout (N in the middle, a light

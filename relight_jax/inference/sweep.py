@@ -5,8 +5,8 @@ own light by default): an azimuth sweep sets every light's azimuth to 0, 360/N, 
 (N first, clockwise seen from above), a kelvin sweep sets every light's temperature from
 2500 to 6500 K; the base's other fields stay. `sweep_frames` relights the photo under
 each (light_mix.LightMixer: each label's output is computed once, so an orbit at one
-temperature costs 8 network calls) and captions the frames; common/animation.py writes
-them.
+temperature costs 8 network calls; a model that composes light itself composes each frame
+exactly, one call each) and captions the frames; common/animation.py writes them.
 """
 
 import dataclasses

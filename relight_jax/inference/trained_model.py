@@ -15,6 +15,12 @@ decode the envmap generated for that light (envmap.py, the maps they learned to 
 report §3.4); a model without a generated form of a light (the IlluminationPredicter,
 whose light latent is a free feature map) uses the mean light latent of its training
 images under that light (the reference images' latent).
+
+A model that composes light itself (`ModelSpec.light_composition`: the transport model)
+also gets `InferenceModel.relight_coloured_fn`, relighting by coloured direction weights
+[B, 8, 3] in one composition, and `estimate_coloured_fn`, its estimate of an image's
+light as 8 direction weights and a colour: light_mix.LightMixer makes every light from
+them exactly, where it mixes a label model's outputs.
 """
 
 import dataclasses
@@ -65,6 +71,14 @@ class InferenceModel:
       prediction); with `white`, an envmap model's kelvin is the renderer's white
       (envmap.NEUTRAL_K): the input's own light in the ratio form (relight.py). None
       where the model cannot (an exported function).
+    relight_coloured_fn: (input_image [B, S, S, 3], coloured [B, 8, 3], form) -> relit
+      [B, S, S, 3]: relighting by coloured direction weights (each basis direction's
+      weight times its light's linear colour, lights summed), composed once by a model
+      that composes light itself, in form "absolute" (the network's image) or "ratio"
+      (the input times the change of light); None for a label model.
+    estimate_coloured_fn: (input_image [B, S, S, 3]) -> (direction weights [B, 8], linear
+      colour [B, 3]), such a model's estimate of an image's light; None where
+      `relight_coloured_fn` is.
   """
 
   relight_fn: Callable
@@ -76,6 +90,8 @@ class InferenceModel:
   any_label_temperature: bool = False
   envmap_convention: str = ""
   estimate_light_fn: Callable | None = None
+  relight_coloured_fn: Callable | None = None
+  estimate_coloured_fn: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +206,10 @@ class _LightRelighter:
     self.variables = variables
     self._references = {}
 
+  def encode(self, input_image):
+    """The model's encoding of images [B, S, S, 3] (its encode() outputs)."""
+    return self._encode(self.variables, np.asarray(input_image, np.float32))
+
   def light_latent(self, temperature_k, direction_index):
     """The light latent [1, ...] of a light (the model spec's `label_light`)."""
     if self.spec.label_light is not None:
@@ -228,7 +248,7 @@ class _LightRelighter:
     """
     # Imported here: relighting by a target image never reads an envmap.
     from relight_jax.data import envmap  # pylint: disable=g-import-not-at-top
-    encoded = self._encode(self.variables, np.asarray(input_image, np.float32))
+    encoded = self.encode(input_image)
     if self.spec.light_output == "prediction":
       prediction = np.asarray(encoded["prediction"], np.float64)  # [b, 2] (deg, K)
       azimuths, kelvins = prediction[:, 0] % 360.0, prediction[:, 1]
@@ -250,6 +270,34 @@ class _LightRelighter:
                        self._batch_latent(input_image, temperature_k, direction_index))
 
 
+class _ColouredRelighter:
+  """relight_coloured_fn of a model that composes light itself (its spec's
+  `light_composition`): coloured direction weights -> relit, one composition."""
+
+  def __init__(self, model, variables, composition, encode):
+    self.variables = variables
+    self.composition = composition
+    self._encode = encode
+    self._apply = jax.jit(
+        lambda variables, image, coloured, form: composition.relight(
+            model, variables, image, coloured, form), static_argnums=3)
+
+  def estimate(self, input_image):
+    """(direction weights [B, 8], linear colour [B, 3]) of each image's light."""
+    weights, colour = self.composition.own_light(self._encode(input_image))
+    return np.asarray(weights, np.float64), np.asarray(colour, np.float64)
+
+  def __call__(self, input_image, coloured, form="absolute"):
+    if form not in self.composition.forms:
+      raise ValueError(f"form={form!r}: expected one of {self.composition.forms}")
+    coloured = np.asarray(coloured, np.float32)
+    if coloured.shape != (np.shape(input_image)[0], lights.NUM_DIRECTIONS, 3):
+      raise ValueError(f"coloured weights of shape {coloured.shape}; expected "
+                       f"[{np.shape(input_image)[0]}, {lights.NUM_DIRECTIONS}, 3] (batch, "
+                       "directions, linear RGB)")
+    return self._apply(self.variables, np.asarray(input_image, np.float32), coloured, form)
+
+
 def from_model(model, variables, model_config, image_size, description="", config=None):
   """An `InferenceModel` from a model and its variables (tests, notebooks, `load_workdir`).
 
@@ -264,16 +312,21 @@ def from_model(model, variables, model_config, image_size, description="", confi
   """
   from relight_jax.models import registry  # pylint: disable=g-import-not-at-top
   spec = registry.spec_of(model_config.name)
-  light_fn, light_source = None, ""
+  light_fn, light_source, coloured_fn = None, "", None
   if config is not None and not tuple(model_config.target_skips):
     light_fn = _LightRelighter(model, variables, config, spec)
     light_source = spec.label_source
+    if spec.light_composition is not None:
+      coloured_fn = _ColouredRelighter(model, variables, spec.light_composition,
+                                       light_fn.encode)
   return InferenceModel(make_relight_fn(model, variables), int(image_size),
                         registry.encoder_downsampling(model_config), description,
                         relight_light_fn=light_fn, light_source=light_source,
                         any_label_temperature=spec.any_label_temperature,
                         envmap_convention=model_config.envmap_convention,
-                        estimate_light_fn=light_fn.estimate if light_fn else None)
+                        estimate_light_fn=light_fn.estimate if light_fn else None,
+                        relight_coloured_fn=coloured_fn,
+                        estimate_coloured_fn=coloured_fn.estimate if coloured_fn else None)
 
 
 def load_workdir(workdir, *, step=None, on_host=False):

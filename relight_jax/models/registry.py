@@ -39,6 +39,26 @@ LIGHT_OUTPUTS = ("envmap", "envmap_hsv", "prediction")
 
 
 @dataclasses.dataclass(frozen=True)
+class LightComposition:
+  """How a model that composes light itself is relit by coloured direction weights.
+
+  Attributes:
+    relight: (model, variables, input_image [b, S, S, 3], coloured [b, 8, 3], form) ->
+      relit [b, S, S, 3]: Σ_d W_d ⊙ M̂_d + F̂ composed once (W_d: basis direction d's
+      weight times its light's linear colour, lights summed), in `form` "absolute" (the
+      network's image) or "ratio" (I's pixels times the change of light).
+    own_light: (encoded) -> (direction weights [b, 8], linear colour [b, 3]): the light
+      an image's encoding (the model's encode() outputs) estimates, what a light that
+      leaves out its direction or its colour keeps.
+    forms: the forms `relight` takes.
+  """
+
+  relight: Callable
+  own_light: Callable
+  forms: tuple[str, ...] = ("absolute", "ratio")
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """Everything about one model that code outside models/ needs.
 
@@ -55,6 +75,10 @@ class ModelSpec:
       (model.envmap_convention); None when the model has no generated form of a light, and a label
       is read as the mean light latent of its training images under that light.
     label_source: how a label becomes its light latent, in words (logs, model cards).
+    light_composition: a `LightComposition` for a model that composes any light itself
+      (coloured direction weights: several lights, intensity, any azimuth, exactly);
+      None for a label model, whose lights other than its labels are mixes of its
+      outputs for labels (inference/light_mix.py, an approximation).
     config_file: the file of configs/ that declares it (checkpointing checks an old
       workdir's config.json against its keys).
   """
@@ -67,6 +91,7 @@ class ModelSpec:
   light_output: str
   label_light: Callable | None
   label_source: str
+  light_composition: LightComposition | None
   config_file: str
 
   @property
@@ -166,6 +191,20 @@ def _transport_light_of_label(temperature_k, direction_index, envmap_convention)
   return transport.label_light(temperature_k, direction_index)
 
 
+def _transport_relight_coloured(model, variables, input_image, coloured, form):
+  return model.apply(variables, input_image, coloured, form=form,
+                     method="relight_with_coloured_weights")
+
+
+def _transport_own_light(encoded):
+  return transport.split_light(encoded["light"])
+
+
+_TRANSPORT_COMPOSITION = LightComposition(relight=_transport_relight_coloured,
+                                          own_light=_transport_own_light,
+                                          forms=transport.FORMS)
+
+
 def _rgb_envmap_of_label(temperature_k, direction_index, envmap_convention):
   return envmap.envmap_rgb(temperature_k, direction_index, envmap_convention)[None]
 
@@ -185,12 +224,13 @@ SPECS: dict[str, ModelSpec] = {
         title="Envmap", in_report=True, build=_relighter(_envmap_head),
         loss_terms=loss_terms.envmap_terms, needs_ground_truth_latent=False,
         light_output="envmap", label_light=_rgb_envmap_of_label,
-        label_source=_RGB_ENVMAP_LABEL, config_file="envmap.py"),
+        label_source=_RGB_ENVMAP_LABEL, light_composition=None,
+        config_file="envmap.py"),
     "envmap_scene": ModelSpec(
         title="Envmap + scene", in_report=True, build=_relighter(_envmap_scene_head),
         loss_terms=loss_terms.envmap_scene_terms, needs_ground_truth_latent=False,
         light_output="envmap_hsv", label_light=_hsv_envmap_of_label,
-        label_source="generated HSV envmap (envmap.envmap_hsv)",
+        label_source="generated HSV envmap (envmap.envmap_hsv)", light_composition=None,
         config_file="envmap_scene.py"),
     # The original averaged Lc and Ld over I, T and G: its loss reads G's encoding.
     "illumination_predictor": ModelSpec(
@@ -199,19 +239,20 @@ SPECS: dict[str, ModelSpec] = {
         loss_terms=loss_terms.illumination_predictor_terms, needs_ground_truth_latent=True,
         light_output="prediction", label_light=None,
         label_source="mean light latent of the training images under that light",
-        config_file="illumination_predictor.py"),
+        light_composition=None, config_file="illumination_predictor.py"),
     "geometry_envmap": ModelSpec(
         title="Geometry Envmap", in_report=False, build=_geometry_relighter,
         loss_terms=loss_terms.geometry_envmap_terms, needs_ground_truth_latent=False,
         light_output="envmap", label_light=_rgb_envmap_of_label,
-        label_source=_RGB_ENVMAP_LABEL, config_file="geometry_envmap.py"),
+        label_source=_RGB_ENVMAP_LABEL, light_composition=None,
+        config_file="geometry_envmap.py"),
     "transport": ModelSpec(
         title="Transport", in_report=False, build=_transport_relighter,
         loss_terms=_transport_terms, needs_ground_truth_latent=False,
         light_output="prediction", label_light=_transport_light_of_label,
         label_source="one-hot direction weights and the renderer's linear colour of the "
                      "temperature (illumination.light_rgb)",
-        config_file="transport.py"),
+        light_composition=_TRANSPORT_COMPOSITION, config_file="transport.py"),
 }
 
 

@@ -18,11 +18,15 @@ numbers (any weights over the 8 azimuths, any colour, several lights, an intensi
      colour scaled to luminance 1, as the renderer's c_t are. Its light vector [b, 11] =
      (8 weights, 3 colour) is the model's light latent: `relight_with_light` takes one
      built from numbers (weights summing to more than 1 are a brighter light);
+     `relight_with_coloured_weights` takes the general light, coloured direction weights
+     W [b, 8, 3] (each basis direction's weight times its light's linear colour: several
+     lights of several colours, summed), of which the vector is the case W_d = w_d c;
   3. a U-Net decoder (`unet.Decoder` with 27 linear output channels) decodes I's latent
      and skip links into log M̂_d (8 x 3 channels) and log F̂ (3 channels);
   4. Ĝ is composed under T's estimated light (ŵ_T, ĉ_T), in one of two forms (FORMS,
      config `model.transport_form`):
        absolute  Ĝ = sRGB(clip(EXPOSURE * L_T)),  L = ĉ ⊙ Σ_d ŵ_d M̂_d + F̂
+                 (= Σ_d W_d ⊙ M̂_d + F̂ with coloured weights: F̂ once, whatever the lights)
        ratio     Ĝ = sRGB(clip(lin(I) * (L_T + ε) / (L_I + ε))), L_I composed under I's own
                  estimated light: every pixel of I is kept and only the change of light is
                  applied; when T's light equals I's estimate the ratio is 1 and Ĝ is I.
@@ -46,7 +50,10 @@ ratio applies only the change of light, smooth where the transport is, to the ph
 pixels. relight.py's default `--form=ratio` does this with any model, on top of the
 absolute Ĝ (by a target image, this model's ratio form but where a bright pixel clips);
 `model.transport_form="ratio"` builds it into the model itself (an exported function,
-an evaluation of the ratio form).
+an evaluation of the ratio form). By a light (relight.py's --light), either form is made
+in one composition of coloured weights (`relight_with_coloured_weights`, the spec's
+`light_composition`): --form=direct the absolute form, --form=ratio this model's ratio
+form, with nothing clipped before the division.
 
 Outputs of `TransportRelighter.__call__` (role = "input", "target", and "ground_truth"
 when G is given):
@@ -150,6 +157,41 @@ def transport_code(linear):
   return jnp.log(jnp.maximum(linear, 0.0) + EPSILON)
 
 
+def split_light(light):
+  """(direction weights [b, 8], linear colour [b, 3]) of light vectors [b, 11]."""
+  return light[:, :lights.NUM_DIRECTIONS], light[:, lights.NUM_DIRECTIONS:]
+
+
+def coloured_weights(light):
+  """Coloured direction weights [b, 8, 3] of light vectors [b, 11]: W_d = w_d c.
+
+  A light vector is one colour shared by every direction; coloured weights also hold
+  several lights of different colours (their sum), which is what light adds up to.
+  """
+  weights, colour = split_light(jnp.asarray(light, jnp.float32))
+  return weights[:, :, None] * colour[:, None, :]
+
+
+def compose_coloured(transport, fixed_light, coloured):
+  """Linear light of a scene under coloured direction weights: Σ_d W_d ⊙ M_d + F.
+
+  The main light is linear in the weights, so any number of lights, any colours and
+  intensities are one sum of coloured weights; the fixed lights F are the scene's and are
+  counted once, however many main lights shine.
+
+  Args:
+    transport: [b, 8, S, S, 3] main-light transport M_d.
+    fixed_light: [b, S, S, 3] fixed lights F.
+    coloured: [b, 8, 3] coloured direction weights W_d (linear RGB; `coloured_weights`).
+
+  Returns:
+    float32 [b, S, S, 3], before exposure.
+  """
+  main = jnp.einsum("bdc,bdhwc->bhwc", jnp.asarray(coloured, jnp.float32),
+                    transport.astype(jnp.float32))
+  return main + fixed_light.astype(jnp.float32)
+
+
 def compose_linear(transport, fixed_light, light):
   """Linear light of a scene under a light vector: ĉ ⊙ Σ_d ŵ_d M_d + F (before exposure).
 
@@ -161,15 +203,17 @@ def compose_linear(transport, fixed_light, light):
   Returns:
     float32 [b, S, S, 3].
   """
-  light = light.astype(jnp.float32)
-  weights, colour = light[:, :lights.NUM_DIRECTIONS], light[:, lights.NUM_DIRECTIONS:]
-  main = jnp.einsum("bd,bdhwc->bhwc", weights, transport.astype(jnp.float32))
-  return colour[:, None, None, :] * main + fixed_light.astype(jnp.float32)
+  return compose_coloured(transport, fixed_light, coloured_weights(light))
 
 
 def compose_image(transport, fixed_light, light):
   """The absolute form: sRGB(clip(EXPOSURE * (ĉ ⊙ Σ_d ŵ_d M_d + F))), [b, S, S, 3]."""
   return srgb_encode(exposure() * compose_linear(transport, fixed_light, light))
+
+
+def compose_coloured_image(transport, fixed_light, coloured):
+  """The absolute form under coloured weights: sRGB(clip(EXPOSURE * (Σ_d W_d ⊙ M_d + F)))."""
+  return srgb_encode(exposure() * compose_coloured(transport, fixed_light, coloured))
 
 
 def compose_all_lights(transport, fixed_light, rgbs):
@@ -197,8 +241,15 @@ def ratio_relight(input_image, transport, fixed_light, target_light, input_light
   Exposure cancels in the ratio; ε (EPSILON) keeps a pixel dark under I's estimated
   light from amplifying I's quantisation noise. Equal lights give a ratio of exactly 1.
   """
-  target = compose_linear(transport, fixed_light, target_light)
-  own = compose_linear(transport, fixed_light, input_light)
+  return ratio_relight_coloured(input_image, transport, fixed_light,
+                                coloured_weights(target_light), coloured_weights(input_light))
+
+
+def ratio_relight_coloured(input_image, transport, fixed_light, target_coloured,
+                           input_coloured):
+  """`ratio_relight` under coloured weights [b, 8, 3] (the target's, I's own estimate)."""
+  target = compose_coloured(transport, fixed_light, target_coloured)
+  own = compose_coloured(transport, fixed_light, input_coloured)
   return srgb_encode(srgb_decode(input_image.astype(jnp.float32))
                      * (target + EPSILON) / (own + EPSILON))
 
@@ -292,10 +343,12 @@ class TransportRelighter(nn.Module):
     light = self.light_head(latent)
     return {"light": light, "prediction": light_prediction(light)}
 
-  def _compose(self, input_image, transport, fixed_light, target_light, input_light):
-    if self.form == "ratio":
-      return ratio_relight(input_image, transport, fixed_light, target_light, input_light)
-    return compose_image(transport, fixed_light, target_light)
+  def _compose(self, input_image, transport, fixed_light, target_coloured, input_coloured,
+               form):
+    if form == "ratio":
+      return ratio_relight_coloured(input_image, transport, fixed_light, target_coloured,
+                                    input_coloured)
+    return compose_coloured_image(transport, fixed_light, target_coloured)
 
   def encode(self, image, *, train: bool):
     """Encodes one image: {"scene": None, "light" [b, 11], "prediction" [b, 2]}."""
@@ -327,23 +380,57 @@ class TransportRelighter(nn.Module):
                                              train=train)
     outputs.update(
         input_transport=transport, input_fixed_light=fixed_light,
-        relit=self._compose(input_image, transport, fixed_light, outputs["target_light"],
-                            outputs["input_light"]))
+        relit=self._compose(input_image, transport, fixed_light,
+                            coloured_weights(outputs["target_light"]),
+                            coloured_weights(outputs["input_light"]), self.form))
     return outputs
 
   def relight_with_light(self, input_image, target_light, *, train: bool = False):
     """Relights input_image under a light vector [batch, 11] (8 weights, RGB colour).
 
     The weights need not sum to 1 (their sum is the main light's intensity) nor be
-    one-hot (a light between the 8 azimuths, or several lights); the colour is linear
-    RGB (`light_rgb` of a temperature has luminance 1).
+    one-hot (a light between the 8 azimuths); the colour is linear RGB (`light_rgb` of a
+    temperature has luminance 1). The case W_d = w_d c of `relight_with_coloured_weights`,
+    in the model's form.
     """
-    relighter_lib.check_image("input_image", input_image, self.depth)
     target_light = jnp.asarray(target_light, jnp.float32)
     if target_light.ndim != 2 or target_light.shape[-1] != LIGHT_SIZE:
       raise ValueError(f"TransportRelighter: target_light must be [batch, {LIGHT_SIZE}] "
                        f"(8 direction weights, RGB colour), got {target_light.shape}")
+    return self.relight_with_coloured_weights(input_image, coloured_weights(target_light),
+                                              train=train)
+
+  def relight_with_coloured_weights(self, input_image, coloured, *, form=None,
+                                    train: bool = False):
+    """Relights input_image under coloured direction weights, composed once.
+
+    W_d [3] is basis direction d's weight times its light's linear colour and intensity:
+    several lights are the sum of their weights, a light between two azimuths splits its
+    weight between them, and Ĝ_lin = Σ_d W_d ⊙ M̂_d + F̂ counts the
+    fixed lights once however many main lights shine (module docstring).
+
+    Args:
+      input_image: float [batch, S, S, 3] in [0, 1].
+      coloured: [batch, 8, 3] coloured weights, linear RGB (`coloured_weights` of a light
+        vector; a temperature's `light_rgb` has luminance 1).
+      form: one of FORMS; default the model's (`model.transport_form`). The ratio form
+        composes L_I under I's own estimated light (the light head's).
+      train: BatchNorm mode.
+
+    Returns:
+      float32 [batch, S, S, 3] in [0, 1].
+    """
+    form = self.form if form is None else form
+    if form not in FORMS:
+      raise ValueError(f"TransportRelighter: form={form!r} is not one of {FORMS}")
+    relighter_lib.check_image("input_image", input_image, self.depth)
+    coloured = jnp.asarray(coloured, jnp.float32)
+    expected = (input_image.shape[0], lights.NUM_DIRECTIONS, 3)
+    if coloured.shape != expected:
+      raise ValueError(f"TransportRelighter: coloured weights must be {list(expected)} "
+                       "(batch, 8 directions, linear RGB), got "
+                       f"{list(coloured.shape)}")
     latent, skips = self.encoder(input_image, train=train)
     transport, fixed_light = self._transport(latent, skips, train=train)
-    return self._compose(input_image, transport, fixed_light, target_light,
-                         self.light_head(latent))
+    own = coloured_weights(self.light_head(latent)) if form == "ratio" else None
+    return self._compose(input_image, transport, fixed_light, coloured, own, form)
