@@ -32,16 +32,11 @@ def get_config(arg=None):
   config.loss = defaults.loss_section("l1", envmap_weight=1.0, normals_weight=1.0,
                                       depth_weight=1.0, shading_weight=1.0,
                                       relit_shading_weight=1.0)
-  if not config_utils.parse_arg(arg).data:
-    # The presets' datasets are v1's; the shading maps are v2's: the same size in v2.
-    preset = config_utils.parse_arg(arg).preset
-    arg = f"{arg or ''},data={V2_DATA[preset]}"
-  return config_utils.finalize(config, arg, REPORT)
+  # The shading maps are v2's: the preset's v2 dataset by default.
+  return config_utils.finalize(config, config_utils.with_v2_data(arg), REPORT)
 
 
 # Not the report's model: trained as its Envmap model, for comparison.
 REPORT = defaults.ReportTraining(batch_size=25, num_steps=120_000,
                                  pairing=defaults.REPORT_RULE)
 
-
-V2_DATA = {"smoke": "synthetic_v2_tiny", "cpu": "synthetic_v2_small", "paper": "synthetic_v2"}

@@ -258,6 +258,19 @@ def validate(config):
   return config
 
 
+# The v2 synthetic dataset of each preset's size (the presets' own datasets are v1's), for
+# the models that read v2's maps (shading, light transport).
+V2_DATA = {"smoke": "synthetic_v2_tiny", "cpu": "synthetic_v2_small", "paper": "synthetic_v2"}
+
+
+def with_v2_data(arg):
+  """`arg` with its preset's v2 dataset (V2_DATA) as `data=` unless it names a dataset."""
+  parsed = parse_arg(arg)
+  if parsed.data:
+    return arg
+  return f"{arg or ''},data={V2_DATA[parsed.preset]}"
+
+
 def finalize(config, arg, report):
   """Applies the config string `arg` to a full config, validates it and locks it.
 
