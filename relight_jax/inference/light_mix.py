@@ -178,10 +178,6 @@ def mix(outputs, weights):
   return guided_upsample.linear_to_srgb(linear)  # clipped to [0, 1], as the renderer clips
 
 
-# Y of linear sRGB (BT.709); the renderer's light colours have Y = 1.
-_LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
-
-
 def coloured_weights(lighting, estimate=None, own_light=None):
   """The coloured direction weights [8, 3] of a lighting, for a model composing light.
 
@@ -241,7 +237,8 @@ def coloured_picture(coloured):
       continue
     colour = guided_upsample.linear_to_srgb(weight / peak)
     bump = envmap.brightness(direction, envmap_convention="original")
-    picture += (weight @ _LUMINANCE) * bump[..., None] * colour
+    # Y of the linear weights (the renderer's light colours have Y = 1).
+    picture += guided_upsample.luminance(weight) * bump[..., None] * colour
   return np.clip(picture / envmap.ENVMAP_PEAK, 0.0, 1.0).astype(np.float32)
 
 
