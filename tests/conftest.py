@@ -23,6 +23,10 @@ jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# Keys the tests make are "rbg" keys, as the library's initialisation key is
+# (training/state.init_key): a jitted U-Net initialisation compiles several times faster
+# than with threefry, and an eager one compiles each initialiser per parameter shape.
+jax.config.update("jax_default_prng_impl", "rbg")
 # The commands tests start (relight_jax.main, figures, the CLIs) share the cache too: a
 # test that runs one command three times compiles once. (tests/test_distributed.py
 # removes it for its workers.)

@@ -101,7 +101,7 @@ def test_parameters_are_the_envmap_models_plus_the_geometry_head():
   assert _count(ours) == _count(theirs) + _count(ours["geometry_head"]) + extra == 5_779_606
 
 
-def test_inference_needs_only_rgb():
+def test_inference_needs_only_rgb(unoptimised_compiles):
   config = load_config("geometry_envmap", "smoke")
   model = registry.create_model(config.model)
   first, second = _images(size=32)

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import checkpointed_workdir
+from conftest import unoptimised_jit
 from PIL import Image
 
 from relight_jax import relight
@@ -174,7 +175,9 @@ def test_relight_function_replays_the_winograd_kernels():
   model = registry.create_model(config, conv=functools.partial(
       nn.Conv, conv_general_dilated=winograd.conv_function("winograd", "winograd")))
   images = [jax.random.uniform(jax.random.key(k), (2, 32, 32, 3)) for k in (1, 2)]
-  variables = model.init(jax.random.key(0), *images, train=False)
+  # Initialised in one program: eagerly, each initialiser compiles per parameter shape.
+  variables = unoptimised_jit(lambda x, t: model.init(jax.random.key(0), x, t, train=False))(
+      *images)
   relight_fn = trained_model.make_relight_fn(model, variables)
   kernels = relight_fn.kernels(*images)
   # Every stride-1 conv of this U-Net: the encoder's 3 and its space-to-depth stem, the

@@ -76,7 +76,8 @@ def test_presets_choose_their_schedule(tiny_data_dir):
       [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)]), rtol=1e-4)
 
 
-def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_dir, tmp_path):
+def test_reproduce_smoke_trains_evaluates_on_test_and_writes_table1(tiny_data_dir, tmp_path,
+                                                                   unoptimised_compiles):
   from relight_jax import reproduce
   # Two of the three report models: the envmap model's loop and evaluation (light
   # estimates from envmaps) and the IlluminationPredicter's (from latents, batch 8). The
@@ -240,7 +241,8 @@ def test_tensorboard_events_hold_scalars_and_images(trained_workdir):
   assert width == 4 * config.data.image_size and height > 0
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data_dir, tmp_path):
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data_dir, tmp_path,
+                                                             unoptimised_compiles):
   config = _config("envmap", tiny_data_dir, **{
       "train.learning_rate": float("nan"), "train.log_every": 1, "train.checkpoint_every": 1,
       "train.eval_every": 100, "train.image_every": 100})

@@ -182,7 +182,7 @@ def _saved_steps(path):
 
 
 def test_sigterm_saves_the_step_and_the_resumed_run_matches(tiny_data_dir, tmp_path,
-                                                            monkeypatch):
+                                                            monkeypatch, unoptimised_compiles):
   config = _config(tiny_data_dir)
   reference = _arrays(train.train(config, tmp_path / "reference"))
   path = tmp_path / "interrupted"
@@ -202,7 +202,8 @@ def test_sigterm_saves_the_step_and_the_resumed_run_matches(tiny_data_dir, tmp_p
     np.testing.assert_array_equal(actual, expected)
 
 
-def test_sigint_on_a_checkpoint_step_saves_it_once(tiny_data_dir, tmp_path, monkeypatch):
+def test_sigint_on_a_checkpoint_step_saves_it_once(tiny_data_dir, tmp_path, monkeypatch,
+                                                    unoptimised_compiles):
   config = _config(tiny_data_dir)
   stopped = _train_until_signal(config, tmp_path, monkeypatch, signal.SIGINT, after_step=3)
   assert (stopped.step, stopped.signum, stopped.exit_status) == (3, signal.SIGINT, 130)
