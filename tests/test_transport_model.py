@@ -13,6 +13,7 @@ import pytest
 from conftest import load_config
 from conftest import unoptimised_jit
 
+from relight_jax.common import srgb
 from relight_jax.data import input_pipeline
 from relight_jax.data import lights
 from relight_jax.datasets import scene_images
@@ -229,7 +230,7 @@ def test_two_lights_compose_with_the_fixed_lights_once(composing):
   new = transport.compose_coloured(transport_maps, fixed, coloured[None])
   change = (new + transport.EPSILON) / (own + transport.EPSILON)
   np.testing.assert_allclose(ratio.relight("90,3500;270,6500")[0],
-                             transport.srgb_encode(transport.srgb_decode(image) * change)[0],
+                             srgb.to_srgb(srgb.to_linear(image) * change)[0],
                              atol=1e-5)
   np.testing.assert_allclose(ratio.relight(ratio.own_lighting())[0], image[0], atol=1e-5)
 
@@ -281,6 +282,6 @@ def test_the_light_vector_is_the_coloured_weights_of_one_light(composing):
                                relit, atol=1e-5)
   # The vector's own formula: ĉ ⊙ Σ_d ŵ_d M̂_d + F̂.
   main = np.einsum("d,bdhwc->bhwc", light[0, :8], outputs["input_transport"])
-  expected = transport.srgb_encode(
+  expected = srgb.to_srgb(
       transport.exposure() * (light[0, 8:] * main + outputs["input_fixed_light"]))
   np.testing.assert_allclose(by_vector[0], expected, atol=1e-5)

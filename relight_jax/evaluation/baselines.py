@@ -23,7 +23,7 @@ Every candidate is clipped to [0, 1], the range of the images it is compared wit
 
 import jax.numpy as jnp
 
-from relight_jax.evaluation import metrics
+from relight_jax.common import srgb
 
 # σ of the smooth gain field's blur at 64 px; it scales with the image side.
 SMOOTH_SIGMA_AT_64 = 8.0
@@ -64,15 +64,15 @@ def gaussian_blur(image, sigma):
 
 def colour_transfer(input_image, target_image):
   """I with T's per-channel mean and standard deviation in linear RGB, [batch, H, W, 3]."""
-  source = metrics.srgb_to_linear(input_image)
-  reference = metrics.srgb_to_linear(target_image)
+  source = srgb.to_linear(jnp.asarray(input_image))
+  reference = srgb.to_linear(jnp.asarray(target_image))
   source_mean = jnp.mean(source, axis=(1, 2), keepdims=True)
   source_std = jnp.std(source, axis=(1, 2), keepdims=True)
   reference_mean = jnp.mean(reference, axis=(1, 2), keepdims=True)
   reference_std = jnp.std(reference, axis=(1, 2), keepdims=True)
   moved = ((source - source_mean) / jnp.maximum(source_std, _STD_EPSILON) * reference_std
            + reference_mean)
-  return metrics.linear_to_srgb(jnp.clip(moved, 0.0, 1.0))
+  return srgb.to_srgb(moved)
 
 
 def oracle_gain(input_image, ground_truth):

@@ -46,6 +46,7 @@ import dm_pix
 import jax
 import jax.numpy as jnp
 
+from relight_jax.common import srgb
 from relight_jax.training import losses
 
 # A perfect reconstruction gives ℓ2 = 0; bound Score and PSNR instead of dividing by 0.
@@ -105,8 +106,7 @@ def score_terms(input_image, ground_truth, relit):
 
 
 # Images are stored sRGB-encoded (rendered PNGs, VIDIT's photographs): light adds up in
-# linear RGB, where a luminance ratio is a ratio of light.
-LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # Y of linear sRGB (ITU-R BT.709)
+# linear RGB, where a luminance ratio is a ratio of light (common/srgb.py).
 # ε of the log luminance: about sRGB 25/255. A one-step 8-bit change near black is a large
 # ratio of tiny values; ε keeps such quantisation and render noise out of the change mask
 # (0 -> 10/255 moves log(Y + ε) by 0.27 < log 1.5), while a shadow edge (Y 0.3 -> 0.03)
@@ -121,23 +121,9 @@ CHANGE_THRESHOLD = 0.4054651  # log(1.5)
 CORRELATION_MIN_VARIANCE = 1e-6
 
 
-def srgb_to_linear(image):
-  """The sRGB transfer function undone (IEC 61966-2-1), elementwise on [0, 1] values."""
-  image = jnp.clip(image.astype(jnp.float32), 0.0, 1.0)
-  return jnp.where(image <= 0.04045, image / 12.92,
-                   jnp.power((image + 0.055) / 1.055, 2.4))
-
-
-def linear_to_srgb(image):
-  """The sRGB transfer function (IEC 61966-2-1), elementwise on [0, 1] linear values."""
-  image = jnp.clip(image.astype(jnp.float32), 0.0, 1.0)
-  return jnp.where(image <= 0.0031308, image * 12.92,
-                   1.055 * jnp.power(jnp.maximum(image, 0.0031308), 1.0 / 2.4) - 0.055)
-
-
 def luminance(image):
   """Relative luminance Y of sRGB-encoded images [batch, H, W, 3], [batch, H, W]."""
-  return srgb_to_linear(image) @ jnp.asarray(LUMINANCE_WEIGHTS, jnp.float32)
+  return srgb.to_linear(jnp.asarray(image)) @ jnp.asarray(srgb.LUMINANCE_WEIGHTS, jnp.float32)
 
 
 def log_luminance(image):

@@ -45,6 +45,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from relight_jax.common import srgb
+
 # Small explicit registry of resampling filters (PIL antialiases when reducing).
 RESAMPLING = {
     "area": Image.Resampling.BOX,
@@ -54,7 +56,7 @@ RESAMPLING = {
 }
 
 # Rec. 709 / sRGB luminance weights: the guide is the input's luminance.
-_LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)
+_LUMINANCE = np.asarray(srgb.LUMINANCE_WEIGHTS, np.float32)
 
 
 def resize(image, height, width, method="area"):
@@ -135,17 +137,13 @@ def _box_bounds(size_in, size_out):
 
 
 def srgb_to_linear(image):
-  """The sRGB transfer function undone (IEC 61966-2-1), float in [0, 1]."""
-  image = np.asarray(image, np.float32)
-  return np.where(image <= 0.04045, image / 12.92,
-                  ((np.maximum(image, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+  """`srgb.to_linear` on the host: NumPy float32, whatever array it is given."""
+  return srgb.to_linear(np.asarray(image))
 
 
 def linear_to_srgb(image):
-  """The sRGB transfer function (IEC 61966-2-1); input clipped to [0, 1]."""
-  image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-  return np.where(image <= 0.0031308, image * 12.92,
-                  1.055 * np.maximum(image, 0.0031308) ** (1 / 2.4) - 0.055).astype(np.float32)
+  """`srgb.to_srgb` on the host: NumPy float32 in [0, 1], whatever array it is given."""
+  return srgb.to_srgb(np.asarray(image))
 
 
 def ratio_relit(input_low, relit_low, own_low, ratio_epsilon=0.01, *, keep_colour=False):

@@ -74,6 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from relight_jax.common import srgb
 from relight_jax.data import lights
 from relight_jax.models import relighter as relighter_lib
 from relight_jax.models import unet
@@ -86,7 +87,7 @@ EPSILON = 1e-3
 # exp() of the network's output is capped here (e^8 ~ 3000, far above any clipped pixel):
 # only a guard against overflow, never reached by a trained model.
 _LOG_MAX = 8.0
-_LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Y of linear sRGB (BT.709)
+_LUMINANCE = np.asarray(srgb.LUMINANCE_WEIGHTS, np.float32)
 # The temperature of an estimated colour is read on the renderer's curve at this step.
 _CURVE_STEP_K = 20
 
@@ -134,22 +135,6 @@ def label_light(temperature_k, direction_index):
   weights = np.zeros(lights.NUM_DIRECTIONS, np.float32)
   weights[int(direction_index)] = 1.0
   return np.concatenate([weights, light_rgb(temperature_k)])[None]
-
-
-def srgb_encode(linear):
-  """Linear light -> sRGB in [0, 1] (clipped first, as the renderer's srgb_uint8)."""
-  linear = jnp.clip(linear, 0.0, 1.0)
-  # The power's argument is kept off 0, where its gradient is infinite (and would give
-  # NaN through jnp.where even though that branch is not taken).
-  curve = 1.055 * jnp.power(jnp.maximum(linear, 0.0031308), 1 / 2.4) - 0.055
-  return jnp.where(linear <= 0.0031308, 12.92 * linear, curve)
-
-
-def srgb_decode(image):
-  """sRGB in [0, 1] -> linear light (the inverse of `srgb_encode` on [0, 1])."""
-  image = jnp.clip(image, 0.0, 1.0)
-  curve = jnp.power((jnp.maximum(image, 0.04045) + 0.055) / 1.055, 2.4)
-  return jnp.where(image <= 0.04045, image / 12.92, curve)
 
 
 def transport_code(linear):
@@ -208,12 +193,12 @@ def compose_linear(transport, fixed_light, light):
 
 def compose_image(transport, fixed_light, light):
   """The absolute form: sRGB(clip(EXPOSURE * (ĉ ⊙ Σ_d ŵ_d M_d + F))), [b, S, S, 3]."""
-  return srgb_encode(exposure() * compose_linear(transport, fixed_light, light))
+  return srgb.to_srgb(exposure() * compose_linear(transport, fixed_light, light))
 
 
 def compose_coloured_image(transport, fixed_light, coloured):
   """The absolute form under coloured weights: sRGB(clip(EXPOSURE * (Σ_d W_d ⊙ M_d + F)))."""
-  return srgb_encode(exposure() * compose_coloured(transport, fixed_light, coloured))
+  return srgb.to_srgb(exposure() * compose_coloured(transport, fixed_light, coloured))
 
 
 def compose_all_lights(transport, fixed_light, rgbs):
@@ -231,7 +216,7 @@ def compose_all_lights(transport, fixed_light, rgbs):
   rgbs = jnp.asarray(rgbs, jnp.float32)
   linear = (rgbs[None, :, None, None, None, :] * transport.astype(jnp.float32)[:, None]
             + fixed_light.astype(jnp.float32)[:, None, None])  # [b, n, 8, S, S, 3]
-  images = srgb_encode(exposure() * linear)
+  images = srgb.to_srgb(exposure() * linear)
   return images.reshape((images.shape[0], -1) + images.shape[3:])
 
 
@@ -250,8 +235,8 @@ def ratio_relight_coloured(input_image, transport, fixed_light, target_coloured,
   """`ratio_relight` under coloured weights [b, 8, 3] (the target's, I's own estimate)."""
   target = compose_coloured(transport, fixed_light, target_coloured)
   own = compose_coloured(transport, fixed_light, input_coloured)
-  return srgb_encode(srgb_decode(input_image.astype(jnp.float32))
-                     * (target + EPSILON) / (own + EPSILON))
+  return srgb.to_srgb(srgb.to_linear(input_image.astype(jnp.float32))
+                      * (target + EPSILON) / (own + EPSILON))
 
 
 def light_prediction(light):

@@ -12,13 +12,14 @@ renderer inputs:
 import colour
 import numpy as np
 
+from relight_jax.common import srgb
 from relight_jax.data import lights
 
 # Kang et al. (2002) follows the Planckian locus over 1667-25000 K; colour-science's default
 # (CIE D series) is only defined from 4000 K and would be extrapolated at 2500/3500 K.
 # A black body is also the better model of VIDIT's lamps (Unreal's temperature is Planckian).
 CCT_METHOD = "Kang 2002"
-_LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722])  # Y of linear sRGB (ITU-R BT.709)
+_LUMINANCE_WEIGHTS = np.asarray(srgb.LUMINANCE_WEIGHTS)
 
 
 def light_rgb(temperature_k):
