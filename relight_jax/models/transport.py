@@ -235,8 +235,7 @@ def ratio_relight_coloured(input_image, transport, fixed_light, target_coloured,
   """`ratio_relight` under coloured weights [b, 8, 3] (the target's, I's own estimate)."""
   target = compose_coloured(transport, fixed_light, target_coloured)
   own = compose_coloured(transport, fixed_light, input_coloured)
-  return srgb.to_srgb(srgb.to_linear(input_image.astype(jnp.float32))
-                      * (target + EPSILON) / (own + EPSILON))
+  return srgb.to_srgb(srgb.to_linear(input_image) * (target + EPSILON) / (own + EPSILON))
 
 
 def light_prediction(light):
