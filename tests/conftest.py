@@ -137,8 +137,11 @@ def pytest_collection_modifyitems(config, items):
       item.add_marker(pytest.mark.xdist_group(item.path.stem))
   # The longest tests first, then the other integration tests, then the fast tier: xdist
   # hands tests out in this order as workers free up, so the short ones fill in at the
-  # end instead of one long test running alone.
-  items.sort(key=lambda item: (item.get_closest_marker("integration") is None,
+  # end instead of one long test running alone. A ONE_WORKER module stays in one piece
+  # with the integration tests: pytest tears a module fixture down when the next test is
+  # another module's, and would build its expensive one again for the fast ones.
+  items.sort(key=lambda item: (item.get_closest_marker("integration") is None
+                               and item.path.name not in ONE_WORKER,
                                _START_FIRST.index(item.originalname)
                                if item.originalname in _START_FIRST else len(_START_FIRST)))
 
